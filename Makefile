@@ -1,0 +1,31 @@
+# fn's build, test and benchmark entry points. `make test` is the test command CI runs.
+GO      ?= go
+MODULES := . runtime examples/hello examples/echo-event examples/typed
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X fnkit.dev/fn/internal/cli.version=$(VERSION)
+
+.PHONY: build test test-short lint bench clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
+test: lint
+	cd runtime && $(GO) test -race -count=1 ./...
+	$(GO) test -count=1 ./...
+	for m in examples/*/; do (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
+
+## test-short: the fast unit tests only.
+test-short:
+	for m in $(MODULES); do (cd $$m && $(GO) test -short ./...) || exit 1; done
+
+lint:
+	@out=$$(gofmt -l $(MODULES) templates); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+## bench: the benchmarks of bench/, each against a baseline run side by side.
+bench: build
+	$(GO) run ./bench/runtime
+
+clean:
+	rm -rf bin/

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"fnkit.dev/fn/builder"
+	"fnkit.dev/fn/templates"
+)
+
+type initOptions struct {
+	template string
+	module   string
+	out      outputFlag
+}
+
+func newInitCommand(s IOStreams) *cobra.Command {
+	o := &initOptions{}
+	c := &cobra.Command{
+		Use:   "init DIR",
+		Short: "Write a new function project into DIR",
+		Example: `  fn init hello
+  fn init orders --template typed --module example.com/orders`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.out.validate(); err != nil {
+				return err
+			}
+			return o.run(s, args[0])
+		},
+	}
+	c.Flags().StringVarP(&o.template, "template", "t", "http", "starter: "+strings.Join(templates.Names(), ", "))
+	c.Flags().StringVar(&o.module, "module", "", "Go module path of the new project (default: the directory's name)")
+	o.out.add(c)
+	return c
+}
+
+func (o *initOptions) run(s IOStreams, dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	name := filepath.Base(abs)
+	if err := builder.ValidateName(name); err != nil {
+		return err
+	}
+	module := o.module
+	if module == "" {
+		module = name
+	}
+	files, err := templates.Write(abs, o.template, module)
+	if err != nil {
+		return err
+	}
+	if o.out.json() {
+		return printJSON(s.Out, map[string]any{"name": name, "dir": abs, "template": o.template, "module": module, "files": files})
+	}
+	fmt.Fprintf(s.ErrOut, "Created %s function %s in %s\nNext: fn run %s   (then, in another terminal: fn invoke --url http://localhost:8080)\n", o.template, name, dir, dir)
+	fmt.Fprintln(s.Out, abs)
+	return nil
+}

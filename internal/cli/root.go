@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+)
+
+// IOStreams are the command's standard streams; tests replace them.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer // results
+	ErrOut io.Writer // progress, logs and errors
+}
+
+// SystemStreams are the process's standard streams.
+func SystemStreams() IOStreams { return IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+
+// version is set at link time (-X fnkit.dev/fn/internal/cli.version=...).
+var version = ""
+
+// Version reports fn's version: the link-time version, else the VCS revision it was built from.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+// NewRootCommand returns the fn command.
+func NewRootCommand(s IOStreams) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "fn",
+		Short: "Turn a Go function into a running, autoscaled service",
+		Long: `fn turns a plain Go function into a running service: fn init writes one, fn run serves it
+on this machine, fn invoke calls it over HTTP or as a CloudEvent.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.ErrOut)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+	})
+	root.AddCommand(
+		newInitCommand(s),
+		newRunCommand(s),
+		newInvokeCommand(s),
+		newVersionCommand(s),
+	)
+	return root
+}
+
+// UsageError is a command line that cannot be run as given; fn exits 2 for it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// Main runs fn with args and returns the process exit code.
+func Main(args []string, s IOStreams) int {
+	root := NewRootCommand(s)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(s.ErrOut, "fn: %v\n", err)
+	var ue *UsageError
+	var ee *exitError
+	switch {
+	case errors.As(err, &ue):
+		return 2
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return 1
+}
+
+// exitError carries an exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// cacheDir is where fn keeps generated build modules and unpacked runtime source.
+func cacheDir() (string, error) {
+	if d := os.Getenv("FN_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding a cache directory: %w (set FN_CACHE_DIR)", err)
+	}
+	return filepath.Join(d, "fn"), nil
+}
+
+// outputFlag is the -o flag of commands with structured output.
+type outputFlag struct{ format string }
+
+func (o *outputFlag) add(c *cobra.Command) {
+	c.Flags().StringVarP(&o.format, "output", "o", "", "output format: json (default: human-readable)")
+}
+
+func (o *outputFlag) validate() error {
+	switch o.format {
+	case "", "json":
+		return nil
+	}
+	return &UsageError{fmt.Errorf("unknown output format %q: use -o json", o.format)}
+}
+
+func (o *outputFlag) json() bool { return o.format == "json" }
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newVersionCommand(s IOStreams) *cobra.Command {
+	var out outputFlag
+	c := &cobra.Command{
+		Use:   "version",
+		Short: "Print fn's version",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := out.validate(); err != nil {
+				return err
+			}
+			v := map[string]string{"version": Version(), "go": goVersion()}
+			if out.json() {
+				return printJSON(s.Out, v)
+			}
+			fmt.Fprintf(s.Out, "fn %s (%s)\n", v["version"], v["go"])
+			return nil
+		},
+	}
+	out.add(c)
+	return c
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}
