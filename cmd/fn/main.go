@@ -2,11 +2,12 @@
 package main
 
 import (
+	"context"
 	"os"
 
 	"fnkit.dev/fn/internal/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args[1:], cli.SystemStreams()))
+	os.Exit(cli.Main(context.Background(), os.Args[1:], cli.SystemStreams()))
 }

@@ -232,7 +232,15 @@ func (o *invokeOptions) request(ctx context.Context, data []byte) (*http.Request
 	e.SetSource(o.ceSource)
 	e.SetTime(time.Now())
 	if len(data) > 0 {
-		if err := e.SetData(contentType, data); err != nil {
+		// JSON and text travel as themselves in structured mode; other bytes as base64.
+		var v any = data
+		switch {
+		case strings.Contains(contentType, "json") && json.Valid(data):
+			v = json.RawMessage(data)
+		case strings.HasPrefix(contentType, "text/"):
+			v = string(data)
+		}
+		if err := e.SetData(contentType, v); err != nil {
 			return nil, fmt.Errorf("event data: %w", err)
 		}
 	}

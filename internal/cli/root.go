@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,10 +76,10 @@ func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // Main runs fn with args and returns the process exit code.
-func Main(args []string, s IOStreams) int {
+func Main(ctx context.Context, args []string, s IOStreams) int {
 	root := NewRootCommand(s)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

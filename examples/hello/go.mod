@@ -1,0 +1,3 @@
+module fnkit.dev/fn/examples/hello
+
+go 1.24

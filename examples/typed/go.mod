@@ -1,0 +1,3 @@
+module fnkit.dev/fn/examples/typed
+
+go 1.24

@@ -1,0 +1,2 @@
+// Package templates holds the starter projects fn init writes.
+package templates
