@@ -4,10 +4,14 @@ MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X fnkit.dev/fn/internal/cli.version=$(VERSION)
 
-.PHONY: build test test-short lint bench clean
+.PHONY: build demo test test-short lint bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+## demo: fn's main job on this machine: serve the examples with fn run and invoke them.
+demo:
+	hack/demo.sh
 
 ## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
 test: lint

@@ -14,10 +14,12 @@ type responseWriter struct {
 	header  http.Header
 	guarded bool
 
-	mu     sync.Mutex
-	status int
-	wrote  bool
-	closed bool
+	mu       sync.Mutex
+	status   int
+	wrote    bool
+	closed   bool // the deadline passed: the handler's writes fail
+	answered bool // the deadline passed and the runtime answered 504
+	sealed   bool // the handler returned: the deadline no longer applies
 }
 
 var writerPool = sync.Pool{New: func() any { return new(responseWriter) }}
@@ -105,18 +107,36 @@ func (w *responseWriter) written() (bool, int) {
 	return w.wrote, w.status
 }
 
-// expire is called at the request's deadline. It answers 504 when the handler has written
-// nothing yet, and reports whether it could; either way the handler's later writes fail.
-func (w *responseWriter) expire(msg string) bool {
+// expire is called at the request's deadline, on another goroutine than the handler's. Unless
+// the handler has returned, it makes the handler's further writes fail and, when nothing was
+// written yet, answers 504 and flushes it, so the client has its answer even while the handler
+// keeps running.
+func (w *responseWriter) expire(msg string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.sealed {
+		return
+	}
 	w.closed = true
 	if w.wrote {
-		return false
+		return
 	}
-	w.wrote, w.status = true, http.StatusGatewayTimeout
+	w.wrote, w.status, w.answered = true, http.StatusGatewayTimeout, true
+	// The handler may still hold this connection: don't let the client queue requests behind it.
+	w.rw.Header().Set("Connection", "close")
 	writePlain(w.rw, http.StatusGatewayTimeout, msg)
-	return true
+	if f, ok := w.rw.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// seal is called when the handler returned. It reports whether the deadline had passed, and if
+// so whether a 504 was answered (else part of the handler's response was already out).
+func (w *responseWriter) seal() (timedOut, answered bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.sealed = true
+	return w.closed, w.answered
 }
 
 // writePlain writes a short text/plain response on w.
