@@ -2,7 +2,7 @@
 GO      ?= go
 MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS := -X fnkit.dev/fn/internal/cli.version=$(VERSION)
+LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 
 .PHONY: build demo test test-short lint bench clean
 

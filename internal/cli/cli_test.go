@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -299,4 +300,64 @@ func readAll(t *testing.T, resp *http.Response) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+func TestBuildAndRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds an image")
+	}
+	t.Setenv("FN_CACHE_DIR", cacheForTests(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	var regOut, regErr syncBuffer
+	done := make(chan int, 1)
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	go func() {
+		done <- Main(ctx, []string{"registry", "--addr", addr, "--root", t.TempDir()}, IOStreams{In: strings.NewReader(""), Out: &regOut, ErrOut: &regErr})
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("fn registry exited %d: %s", code, regErr.String())
+		}
+	}()
+	for i := 0; strings.TrimSpace(regOut.String()) != addr; i++ {
+		if i > 200 {
+			t.Fatalf("fn registry printed %q, want %q; stderr %s", regOut.String(), addr, regErr.String())
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+
+	t.Setenv("FN_REGISTRY", addr+"/fns")
+	code, out, stderr := fn(t, "build", "../../examples/hello")
+	if code != 0 || !regexp.MustCompile(`^`+regexp.QuoteMeta(addr)+`/fns/hello@sha256:[0-9a-f]{64}\n$`).MatchString(out) {
+		t.Fatalf("fn build: exit %d, stdout %q (want exactly one line REPO/hello@sha256:...), stderr %s", code, out, stderr)
+	}
+	if !strings.Contains(stderr, "Building hello") || !strings.Contains(stderr, "Pushing to") {
+		t.Errorf("fn build shows no progress on stderr: %q", stderr)
+	}
+	code, again, _ := fn(t, "build", "../../examples/hello", "-o", "json")
+	var res buildResult
+	if code != 0 || json.Unmarshal([]byte(again), &res) != nil || res.Image != strings.TrimSpace(out) || res.Size <= 0 {
+		t.Errorf("fn build -o json: exit %d, %q; want the same image %s", code, again, out)
+	}
+
+	layoutDir := filepath.Join(t.TempDir(), "oci")
+	code, out, stderr = fn(t, "build", "../../examples/hello", "--push=false", "--output", layoutDir)
+	if code != 0 || !strings.HasPrefix(out, layoutDir+"@sha256:") {
+		t.Errorf("fn build --push=false --output: exit %d, stdout %q, stderr %s", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(layoutDir, "index.json")); err != nil {
+		t.Errorf("no OCI layout written: %v", err)
+	}
+
+	code, _, stderr = fn(t, "build", "../../examples/hello", "--registry", fmt.Sprintf("127.0.0.1:%d/fns", freePort(t)))
+	if code != 1 || !strings.Contains(stderr, "is unreachable") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("fn build to an unreachable registry: exit %d, stderr %q", code, stderr)
+	}
+	t.Setenv("FN_REGISTRY", "")
+	t.Setenv("KO_DOCKER_REPO", "")
+	code, _, stderr = fn(t, "build", "../../examples/hello")
+	if code != 2 || !strings.Contains(stderr, "no registry to push to") {
+		t.Errorf("fn build without a registry: exit %d, stderr %q", code, stderr)
+	}
 }

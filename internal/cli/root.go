@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"runtime/debug"
 
+	"fnkit.dev/fn/builder"
+
 	"github.com/spf13/cobra"
 )
 
@@ -23,26 +25,8 @@ type IOStreams struct {
 // SystemStreams are the process's standard streams.
 func SystemStreams() IOStreams { return IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
 
-// version is set at link time (-X fnkit.dev/fn/internal/cli.version=...).
-var version = ""
-
-// Version reports fn's version: the link-time version, else the VCS revision it was built from.
-func Version() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			return bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "devel-" + s.Value[:12]
-			}
-		}
-	}
-	return "devel"
-}
+// Version reports fn's version.
+func Version() string { return builder.Version() }
 
 // NewRootCommand returns the fn command.
 func NewRootCommand(s IOStreams) *cobra.Command {
@@ -62,7 +46,9 @@ on this machine, fn invoke calls it over HTTP or as a CloudEvent.`,
 	})
 	root.AddCommand(
 		newInitCommand(s),
+		newBuildCommand(s),
 		newRunCommand(s),
+		newRegistryCommand(s),
 		newInvokeCommand(s),
 		newVersionCommand(s),
 	)

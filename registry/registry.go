@@ -1,0 +1,118 @@
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the storage driver
+	"github.com/sirupsen/logrus"
+)
+
+// Registry is an OCI registry storing blobs and manifests under a root directory.
+type Registry struct {
+	root string
+	app  *handlers.App
+}
+
+// New returns a registry storing its data under root, which is created if missing.
+func New(ctx context.Context, root string) (*Registry, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("registry root %s: %w", root, err)
+	}
+	// distribution logs through logrus, at error level for every 4xx answer, which a push
+	// meets by design (HEAD of blobs not yet there): keep warnings and server errors only.
+	logrus.SetLevel(logrus.WarnLevel)
+	logrus.SetOutput(&clientErrorFilter{w: os.Stderr})
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	cfg := &configuration.Configuration{
+		Version: "0.1",
+		Storage: configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": root},
+			"delete":     configuration.Parameters{"enabled": true},
+			"cache":      configuration.Parameters{"blobdescriptor": "inmemory"},
+		},
+	}
+	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	cfg.Log.Level = "warn"
+	var app *handlers.App
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("%v", p)
+			}
+		}()
+		app = handlers.NewApp(ctx, cfg)
+		return nil
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("starting registry on %s: %w", root, err)
+	}
+	return &Registry{root: root, app: app}, nil
+}
+
+// Handler is the registry's HTTP API (/v2/...).
+func (r *Registry) Handler() http.Handler { return r.app }
+
+// Close stops the registry's background work.
+func (r *Registry) Close() error { return r.app.Shutdown() }
+
+// Serve serves the registry on ln until ctx is done.
+func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: r.app, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// IsLoopback reports whether addr (host:port) listens on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+var _ io.Closer = (*Registry)(nil)
+
+// clientErrorFilter drops distribution's log lines about requests answered with a 4xx status.
+type clientErrorFilter struct{ w io.Writer }
+
+var clientErrorRE = regexp.MustCompile(`http\.response\.status=4\d\d\b`)
+
+func (f *clientErrorFilter) Write(p []byte) (int, error) {
+	if clientErrorRE.Match(p) {
+		return len(p), nil
+	}
+	return f.w.Write(p)
+}
