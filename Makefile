@@ -29,6 +29,7 @@ lint:
 
 ## bench: the benchmarks of bench/, each against a baseline run side by side.
 bench: build
+	$(GO) run ./bench/build
 	$(GO) run ./bench/runtime
 
 clean:
