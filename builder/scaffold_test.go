@@ -200,3 +200,34 @@ func TestCompileError(t *testing.T) {
 		t.Errorf("compile error shows generated paths or package headers:\n%s", ce)
 	}
 }
+
+// TestRuntimeRequirements guards what every function build inherits: the runtime's go.mod may
+// require only modules its own (non-test) packages use.
+func TestRuntimeRequirements(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs go list")
+	}
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", ".")
+	cmd.Dir, cmd.Env = "../runtime", BuildEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	used := map[string]bool{}
+	for _, m := range strings.Fields(string(out)) {
+		used[m] = true
+	}
+	data, err := os.ReadFile("../runtime/go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := modfile.Parse("go.mod", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mf.Require {
+		if !used[r.Mod.Path] {
+			t.Errorf("runtime/go.mod requires %s, which no runtime package imports: every function build would inherit it", r.Mod.Path)
+		}
+	}
+}

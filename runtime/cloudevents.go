@@ -65,6 +65,10 @@ func decodeEvent(ctx context.Context, r *http.Request) (*event.Event, bool, erro
 	if enc == binding.EncodingUnknown {
 		return nil, false, errorf(http.StatusBadRequest, "request is not a CloudEvent: send ce-specversion, ce-id, ce-type and ce-source headers (binary mode) or a body of Content-Type application/cloudevents+json (structured mode)")
 	}
+	if _, ok := r.Header["Ce-"]; ok && enc == binding.EncodingBinary {
+		// The SDK would index past the end of this header's name, and panic.
+		return nil, false, errorf(http.StatusBadRequest, "malformed CloudEvent: header ce- names no attribute")
+	}
 	if enc == binding.EncodingBatch {
 		return nil, false, errorf(http.StatusBadRequest, "batched CloudEvents are not supported: send one event per request")
 	}

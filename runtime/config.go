@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -88,20 +89,29 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 30 * time.Second
-		if c.Timeout > 0 {
-			c.DrainTimeout = c.Timeout + 5*time.Second
-		}
-	}
+	c.DrainTimeout = c.drainTimeout()
 	return c, nil
+}
+
+// drainTimeout returns DrainTimeout, or its default when it is not set.
+func (c Config) drainTimeout() time.Duration {
+	switch {
+	case c.DrainTimeout > 0:
+		return c.DrainTimeout
+	case c.Timeout > 0:
+		return c.Timeout + 5*time.Second
+	}
+	return 30 * time.Second
 }
 
 // parseDuration accepts a Go duration ("30s", "1m30s") or a plain number of seconds ("30").
 func parseDuration(v string) (time.Duration, error) {
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs < 0 {
+		if !(secs >= 0) { // also rejects NaN
 			return 0, fmt.Errorf("want a duration >= 0")
+		}
+		if secs >= float64(math.MaxInt64)/float64(time.Second) { // also rejects +Inf
+			return 0, fmt.Errorf("want a duration of at most %v", time.Duration(math.MaxInt64))
 		}
 		return time.Duration(secs * float64(time.Second)), nil
 	}
@@ -125,7 +135,7 @@ func parseBytes(v string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
 		return 0, fmt.Errorf("want a size in bytes such as 1048576 or 1Mi")
 	}
 	return n * mult, nil

@@ -33,6 +33,8 @@ func Main(f Function) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// Once draining, a second signal stops the process at once, as it would without the runtime.
+	context.AfterFunc(ctx, stop)
 	if err := New(f, cfg).Run(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "fn: %v\n", err)
 		os.Exit(1)
@@ -149,8 +151,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("shutting down: not ready, still serving", "delay", d.String())
 		time.Sleep(d)
 	}
-	s.log.Info("shutting down: draining in-flight requests", "in_flight", s.inflight.Load(), "timeout", s.cfg.DrainTimeout.String())
-	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	drain := s.cfg.drainTimeout()
+	s.log.Info("shutting down: draining in-flight requests", "in_flight", s.inflight.Load(), "timeout", drain.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(drainCtx); err != nil {
 		s.log.Warn("drain timeout reached: closing remaining connections", "in_flight", s.inflight.Load())
@@ -204,10 +207,17 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 	rw := newResponseWriter(w, true)
 	stop := context.AfterFunc(ctx, func() {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
-			rw.expire("function did not answer within its timeout of " + s.cfg.Timeout.String() + " (FN_TIMEOUT)")
+			rw.expire(s.timeoutMessage())
 		}
 	})
 	res := s.call(ctx, rw, r)
+	if ctx.Err() != nil && r.Context().Err() == nil {
+		if wrote, _ := rw.written(); !wrote {
+			// The handler returned at its deadline without answering (say with ctx.Err()), perhaps
+			// before the callback ran: that is a timeout too, not its error or an empty 200.
+			rw.expire(s.timeoutMessage())
+		}
+	}
 	if stop() {
 		// The callback never ran and never will: rw is ours alone again.
 		defer rw.release()
@@ -217,6 +227,10 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 		return http.StatusGatewayTimeout, !answered
 	}
 	return s.finish(rw, r, res)
+}
+
+func (s *Server) timeoutMessage() string {
+	return "function did not answer within its timeout of " + s.cfg.Timeout.String() + " (FN_TIMEOUT)"
 }
 
 type result struct {

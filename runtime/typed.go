@@ -19,6 +19,10 @@ func serveTyped[In, Out any](ctx context.Context, h func(context.Context, In) (O
 	}
 	out, err := h(ctx, in)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The request's deadline passed (or its client left): the runtime answers, 504.
+			return err
+		}
 		writeJSON(w, statusOf(err, http.StatusInternalServerError), map[string]string{"error": err.Error()})
 		return err
 	}

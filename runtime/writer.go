@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"net/http"
+	"strconv"
 	"sync"
 )
 
@@ -124,6 +125,9 @@ func (w *responseWriter) expire(msg string) {
 	w.wrote, w.status, w.answered = true, http.StatusGatewayTimeout, true
 	// The handler may still hold this connection: don't let the client queue requests behind it.
 	w.rw.Header().Set("Connection", "close")
+	// With its length known, the client has the whole answer now: a chunked one would end only
+	// when the handler returns.
+	w.rw.Header().Set("Content-Length", strconv.Itoa(len(msg)+1))
 	writePlain(w.rw, http.StatusGatewayTimeout, msg)
 	if f, ok := w.rw.(http.Flusher); ok {
 		f.Flush()
