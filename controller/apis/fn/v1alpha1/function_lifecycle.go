@@ -1,0 +1,129 @@
+package v1alpha1
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+)
+
+// The Function's conditions: Ready summarizes one condition per child.
+const (
+	// FunctionConditionReady is true when the function can serve.
+	FunctionConditionReady = apis.ConditionReady
+	// FunctionConditionDeploymentReady is true when the Deployment has its minimum of available replicas.
+	FunctionConditionDeploymentReady apis.ConditionType = "DeploymentReady"
+	// FunctionConditionServiceReady is true when the Service exists as desired.
+	FunctionConditionServiceReady apis.ConditionType = "ServiceReady"
+	// FunctionConditionAutoscalerReady is true when the autoscaler (a HorizontalPodAutoscaler for
+	// metric cpu) exists as desired.
+	FunctionConditionAutoscalerReady apis.ConditionType = "AutoscalerReady"
+)
+
+var functionCondSet = apis.NewLivingConditionSet(
+	FunctionConditionDeploymentReady,
+	FunctionConditionServiceReady,
+	FunctionConditionAutoscalerReady,
+)
+
+// GetConditionSet implements duckv1.KRShaped.
+func (*Function) GetConditionSet() apis.ConditionSet { return functionCondSet }
+
+// InitializeConditions sets unknown conditions to Unknown.
+func (s *FunctionStatus) InitializeConditions() { functionCondSet.Manage(s).InitializeConditions() }
+
+// IsReady reports whether the function can serve.
+func (s *FunctionStatus) IsReady() bool { return functionCondSet.Manage(s).IsHappy() }
+
+// GetCondition returns the condition of type t, if any.
+func (s *FunctionStatus) GetCondition(t apis.ConditionType) *apis.Condition {
+	return functionCondSet.Manage(s).GetCondition(t)
+}
+
+// PropagateDeploymentStatus reflects the Deployment's status: replicas and availability, and
+// the reason when it cannot progress.
+func (s *FunctionStatus) PropagateDeploymentStatus(d *appsv1.DeploymentStatus) {
+	s.Replicas, s.ReadyReplicas = d.Replicas, d.ReadyReplicas
+	var available, progressing *appsv1.DeploymentCondition
+	for i := range d.Conditions {
+		switch c := &d.Conditions[i]; c.Type {
+		case appsv1.DeploymentAvailable:
+			available = c
+		case appsv1.DeploymentProgressing:
+			progressing = c
+		case appsv1.DeploymentReplicaFailure:
+			if c.Status == corev1.ConditionTrue {
+				functionCondSet.Manage(s).MarkFalse(FunctionConditionDeploymentReady, c.Reason, "%s", c.Message)
+				return
+			}
+		}
+	}
+	switch {
+	case progressing != nil && progressing.Status == corev1.ConditionFalse:
+		functionCondSet.Manage(s).MarkFalse(FunctionConditionDeploymentReady, progressing.Reason, "%s", progressing.Message)
+	case available != nil && available.Status == corev1.ConditionTrue:
+		functionCondSet.Manage(s).MarkTrue(FunctionConditionDeploymentReady)
+	case available != nil && available.Status == corev1.ConditionFalse:
+		functionCondSet.Manage(s).MarkUnknown(FunctionConditionDeploymentReady, available.Reason, "%s", available.Message)
+	default:
+		functionCondSet.Manage(s).MarkUnknown(FunctionConditionDeploymentReady, "Deploying", "waiting for the Deployment to report its status")
+	}
+}
+
+// MarkScaledToZero marks the Deployment ready at zero replicas, as the autoscaler wants it.
+func (s *FunctionStatus) MarkScaledToZero() {
+	s.Replicas, s.ReadyReplicas = 0, 0
+	functionCondSet.Manage(s).MarkTrue(FunctionConditionDeploymentReady)
+}
+
+// MarkDeploymentNotOwned reports a Deployment of the function's name that the Function does not own.
+func (s *FunctionStatus) MarkDeploymentNotOwned(name string) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionDeploymentReady, "NotOwned",
+		"there is already a Deployment %q that this Function does not own: delete or rename it", name)
+}
+
+// MarkDeploymentFailed reports a failure to create or update the Deployment.
+func (s *FunctionStatus) MarkDeploymentFailed(reason string, err error) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionDeploymentReady, reason, "%v", err)
+}
+
+// MarkServiceReady marks the Service as desired.
+func (s *FunctionStatus) MarkServiceReady() {
+	functionCondSet.Manage(s).MarkTrue(FunctionConditionServiceReady)
+}
+
+// MarkServiceNotOwned reports a Service of the function's name that the Function does not own.
+func (s *FunctionStatus) MarkServiceNotOwned(name string) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionServiceReady, "NotOwned",
+		"there is already a Service %q that this Function does not own: delete or rename it", name)
+}
+
+// MarkServiceFailed reports a failure to create or update the Service.
+func (s *FunctionStatus) MarkServiceFailed(reason string, err error) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionServiceReady, reason, "%v", err)
+}
+
+// MarkAutoscalerReady marks the autoscaler as desired.
+func (s *FunctionStatus) MarkAutoscalerReady() {
+	functionCondSet.Manage(s).MarkTrue(FunctionConditionAutoscalerReady)
+}
+
+// MarkAutoscalerNotOwned reports a HorizontalPodAutoscaler of the function's name it does not own.
+func (s *FunctionStatus) MarkAutoscalerNotOwned(name string) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionAutoscalerReady, "NotOwned",
+		"there is already a HorizontalPodAutoscaler %q that this Function does not own: delete or rename it", name)
+}
+
+// MarkAutoscalerFailed reports a failure to create, update or delete the autoscaler.
+func (s *FunctionStatus) MarkAutoscalerFailed(reason string, err error) {
+	functionCondSet.Manage(s).MarkFalse(FunctionConditionAutoscalerReady, reason, "%v", err)
+}
+
+// SetAddress records the function's in-cluster address and its URL through the gateway.
+func (s *FunctionStatus) SetAddress(cluster, gateway *apis.URL) {
+	s.Address = nil
+	if cluster != nil {
+		s.Address = &duckv1.Addressable{URL: cluster}
+	}
+	s.URL = gateway
+}

@@ -1,0 +1,191 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+	"knative.dev/pkg/kmeta"
+)
+
+// Function is a Go function served on Kubernetes: fn's controller runs its image as a
+// Deployment behind a Service, scaled by an autoscaler.
+//
+// +genclient
+// +genreconciler
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:path=functions,singular=function,shortName=fns,categories=all;fn
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Function struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   FunctionSpec   `json:"spec,omitempty"`
+	Status FunctionStatus `json:"status,omitempty"`
+}
+
+var (
+	_ apis.Validatable   = (*Function)(nil)
+	_ apis.Defaultable   = (*Function)(nil)
+	_ kmeta.OwnerRefable = (*Function)(nil)
+	_ duckv1.KRShaped    = (*Function)(nil)
+)
+
+// FunctionSpec is what the user asks for.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.timeout) || duration(self.timeout) > duration('0s')",message="must be a duration > 0",fieldPath=".timeout"
+type FunctionSpec struct {
+	// Image is the function's image, pinned by digest (fn deploy and git builds set it).
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*)*(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`
+	Image string `json:"image"`
+
+	// Source names what git builds watch and build into Image.
+	// +optional
+	Source *Source `json:"source,omitempty"`
+
+	// Env are environment variables of the function's container.
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// EnvFrom fills the environment from ConfigMaps and Secrets.
+	// +optional
+	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
+
+	// Resources are the container's compute resource requests and limits.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Timeout is the per-request deadline (default 30s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// Concurrency is the maximum number of in-flight requests per replica; 0 means unlimited.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Concurrency *int32 `json:"concurrency,omitempty"`
+
+	// Scale bounds and drives the number of replicas.
+	// +optional
+	Scale *Scale `json:"scale,omitempty"`
+}
+
+// Source is where a function's code lives.
+type Source struct {
+	// Git is a git repository.
+	// +optional
+	Git *GitSource `json:"git,omitempty"`
+}
+
+// GitSource is a directory of a branch of a git repository.
+type GitSource struct {
+	// URL is the repository's clone URL.
+	// +kubebuilder:validation:MinLength=1
+	URL string `json:"url"`
+	// Ref is the branch to follow (default main).
+	// +optional
+	Ref string `json:"ref,omitempty"`
+	// Path is the function's directory in the repository (default the root).
+	// +optional
+	Path string `json:"path,omitempty"`
+	// SecretRef names a Secret holding the credentials to clone with.
+	// +optional
+	SecretRef *corev1.LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// ScaleMetric is what the autoscaler scales on.
+//
+// +kubebuilder:validation:Enum=concurrency;rps;cpu
+type ScaleMetric string
+
+const (
+	// MetricConcurrency scales on in-flight requests per replica.
+	MetricConcurrency ScaleMetric = "concurrency"
+	// MetricRPS scales on requests per second per replica.
+	MetricRPS ScaleMetric = "rps"
+	// MetricCPU scales on CPU use, with a HorizontalPodAutoscaler.
+	MetricCPU ScaleMetric = "cpu"
+)
+
+// Scale bounds and drives the number of replicas.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="must be at most max",fieldPath=".min"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaleDownDelay) || duration(self.scaleDownDelay) >= duration('0s')",message="must be a duration >= 0",fieldPath=".scaleDownDelay"
+type Scale struct {
+	// Min is the minimum number of replicas; 0 lets the function scale to zero (default 0).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Min *int32 `json:"min,omitempty"`
+	// Max is the maximum number of replicas (default 10).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Max *int32 `json:"max,omitempty"`
+	// Target is the metric's target per replica: in-flight requests, requests per second, or
+	// percent of requested CPU (default 10 for concurrency, 100 for rps, 80 for cpu).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Target *int32 `json:"target,omitempty"`
+	// Metric is what to scale on: concurrency (default), rps or cpu.
+	// +optional
+	Metric ScaleMetric `json:"metric,omitempty"`
+	// ScaleDownDelay is how long traffic must have stopped before scaling to zero (default 30s).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
+}
+
+// FunctionStatus is what the controller observed.
+type FunctionStatus struct {
+	duckv1.Status `json:",inline"`
+
+	// URL is where the function answers, through the fn gateway.
+	// +optional
+	URL *apis.URL `json:"url,omitempty"`
+
+	// Address is the function's in-cluster address (its Service).
+	// +optional
+	Address *duckv1.Addressable `json:"address,omitempty"`
+
+	// Image is the image the function runs, resolved to a digest.
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Replicas is the number of replicas of the function's Deployment.
+	// +optional
+	Replicas int32 `json:"replicas"`
+
+	// ReadyReplicas is the number of those replicas that are ready.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas"`
+}
+
+// FunctionList is a list of Functions.
+//
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+type FunctionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata"`
+
+	Items []Function `json:"items"`
+}
+
+// GetGroupVersionKind implements kmeta.OwnerRefable.
+func (*Function) GetGroupVersionKind() schema.GroupVersionKind {
+	return SchemeGroupVersion.WithKind("Function")
+}
+
+// GetStatus implements duckv1.KRShaped.
+func (f *Function) GetStatus() *duckv1.Status { return &f.Status.Status }

@@ -1,0 +1,70 @@
+package v1alpha1
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"knative.dev/pkg/apis"
+)
+
+// ImageReferencePattern matches an image reference (registry/repository[:tag][@digest]), as the
+// CRD's schema checks it too.
+const ImageReferencePattern = `^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*)*(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`
+
+var imageRE = regexp.MustCompile(ImageReferencePattern)
+
+// Validate checks the Function, with field paths in its errors.
+func (f *Function) Validate(ctx context.Context) *apis.FieldError {
+	return f.Spec.Validate(ctx).ViaField("spec")
+}
+
+// Validate checks the spec.
+func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
+	var errs *apis.FieldError
+	switch {
+	case s.Image == "":
+		errs = errs.Also(apis.ErrMissingField("image"))
+	case !imageRE.MatchString(s.Image):
+		errs = errs.Also(apis.ErrInvalidValue(s.Image, "image", "want an image reference such as registry.example/team/hello@sha256:<64 hex digits>"))
+	}
+	if s.Timeout != nil && s.Timeout.Duration <= 0 {
+		errs = errs.Also(apis.ErrInvalidValue(s.Timeout.Duration.String(), "timeout", "want a duration > 0"))
+	}
+	if s.Concurrency != nil && *s.Concurrency < 0 {
+		errs = errs.Also(apis.ErrInvalidValue(*s.Concurrency, "concurrency", "want 0 (unlimited) or more"))
+	}
+	if s.Scale != nil {
+		errs = errs.Also(s.Scale.Validate().ViaField("scale"))
+	}
+	if s.Source != nil && s.Source.Git != nil && s.Source.Git.URL == "" {
+		errs = errs.Also(apis.ErrMissingField("url").ViaField("source", "git"))
+	}
+	return errs
+}
+
+// Validate checks the scale bounds and metric.
+func (sc *Scale) Validate() *apis.FieldError {
+	var errs *apis.FieldError
+	if sc.Min != nil && *sc.Min < 0 {
+		errs = errs.Also(apis.ErrInvalidValue(*sc.Min, "min", "want 0 or more"))
+	}
+	if sc.Max != nil && *sc.Max < 1 {
+		errs = errs.Also(apis.ErrInvalidValue(*sc.Max, "max", "want 1 or more"))
+	}
+	if sc.Min != nil && sc.Max != nil && *sc.Min > *sc.Max {
+		errs = errs.Also(apis.ErrInvalidValue(*sc.Min, "min", fmt.Sprintf("want at most max (%d)", *sc.Max)))
+	}
+	if sc.Target != nil && *sc.Target < 1 {
+		errs = errs.Also(apis.ErrInvalidValue(*sc.Target, "target", "want 1 or more"))
+	}
+	switch sc.Metric {
+	case "", MetricConcurrency, MetricRPS, MetricCPU:
+	default:
+		errs = errs.Also(apis.ErrInvalidValue(sc.Metric, "metric", "want concurrency, rps or cpu"))
+	}
+	if sc.ScaleDownDelay != nil && sc.ScaleDownDelay.Duration < 0 {
+		errs = errs.Also(apis.ErrInvalidValue(sc.ScaleDownDelay.Duration.String(), "scaleDownDelay", "want a duration >= 0"))
+	}
+	return errs
+}

@@ -1,0 +1,61 @@
+package function
+
+import (
+	"context"
+	"os"
+
+	"k8s.io/client-go/tools/cache"
+	kubeclient "knative.dev/pkg/client/injection/kube/client"
+	deploymentinformer "knative.dev/pkg/client/injection/kube/informers/apps/v1/deployment"
+	hpainformer "knative.dev/pkg/client/injection/kube/informers/autoscaling/v2/horizontalpodautoscaler"
+	serviceinformer "knative.dev/pkg/client/injection/kube/informers/core/v1/service"
+	"knative.dev/pkg/configmap"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/logging"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	functioninformer "fnkit.dev/fn/controller/client/injection/informers/fn/v1alpha1/function"
+	functionreconciler "fnkit.dev/fn/controller/client/injection/reconciler/fn/v1alpha1/function"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+)
+
+// NewController wires the Function reconciler to its informers: Functions, and the
+// Deployments, Services and HorizontalPodAutoscalers that Functions own. The gateway's domain and
+// URL come from FN_DOMAIN and FN_GATEWAY_URL.
+func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
+	cfg := resources.DefaultConfig
+	if d := os.Getenv("FN_DOMAIN"); d != "" {
+		cfg.Domain = d
+	}
+	cfg.GatewayURL = os.Getenv("FN_GATEWAY_URL")
+	return newController(ctx, cfg)
+}
+
+func newController(ctx context.Context, cfg resources.Config) *controller.Impl {
+	deployments := deploymentinformer.Get(ctx)
+	services := serviceinformer.Get(ctx)
+	hpas := hpainformer.Get(ctx)
+	r := &Reconciler{
+		kube:             kubeclient.Get(ctx),
+		deploymentLister: deployments.Lister(),
+		serviceLister:    services.Lister(),
+		hpaLister:        hpas.Lister(),
+		cfg:              cfg,
+	}
+	impl := functionreconciler.NewImpl(ctx, r)
+
+	logger := logging.FromContext(ctx)
+	if _, err := functioninformer.Get(ctx).Informer().AddEventHandler(controller.HandleAll(impl.Enqueue)); err != nil {
+		logger.Fatalw("watching Functions", "error", err)
+	}
+	owned := cache.FilteringResourceEventHandler{
+		FilterFunc: controller.FilterController(&v1alpha1.Function{}),
+		Handler:    controller.HandleAll(impl.EnqueueControllerOf),
+	}
+	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer()} {
+		if _, err := inf.AddEventHandler(owned); err != nil {
+			logger.Fatalw("watching the children of Functions", "error", err)
+		}
+	}
+	return impl
+}

@@ -1,0 +1,255 @@
+package function
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	fakekubeclientset "k8s.io/client-go/kubernetes/fake"
+	appsv1listers "k8s.io/client-go/listers/apps/v1"
+	autoscalingv2listers "k8s.io/client-go/listers/autoscaling/v2"
+	corev1listers "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+	"knative.dev/pkg/apis"
+	fakekubeclient "knative.dev/pkg/client/injection/kube/client/fake"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/logging"
+	logtesting "knative.dev/pkg/logging/testing"
+	pkgreconciler "knative.dev/pkg/reconciler"
+	rtesting "knative.dev/pkg/reconciler/testing"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	fakefnclientset "fnkit.dev/fn/controller/client/clientset/versioned/fake"
+	fakefnclient "fnkit.dev/fn/controller/client/injection/client/fake"
+	functionreconciler "fnkit.dev/fn/controller/client/injection/reconciler/fn/v1alpha1/function"
+	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+)
+
+const (
+	image  = "registry.test/fns/hello@sha256:0000000000000000000000000000000000000000000000000000000000000001"
+	image2 = "registry.test/fns/hello@sha256:0000000000000000000000000000000000000000000000000000000000000002"
+)
+
+var testConfig = resources.Config{Port: 8080, Domain: "fn.test"}
+
+// FunctionOption changes a test Function.
+type FunctionOption func(*v1alpha1.Function)
+
+// Function returns a Function as a user would write it, with the options applied.
+func Function(name, namespace string, opts ...FunctionOption) *v1alpha1.Function {
+	f := &v1alpha1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, UID: types.UID("uid-" + name), Generation: 1},
+		Spec:       v1alpha1.FunctionSpec{Image: image},
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
+}
+
+func WithImage(img string) FunctionOption { return func(f *v1alpha1.Function) { f.Spec.Image = img } }
+
+func WithMinScale(n int32) FunctionOption {
+	return func(f *v1alpha1.Function) { scale(f).Min = ptr.To(n) }
+}
+
+func WithMetric(m v1alpha1.ScaleMetric) FunctionOption {
+	return func(f *v1alpha1.Function) { scale(f).Metric = m }
+}
+
+func scale(f *v1alpha1.Function) *v1alpha1.Scale {
+	if f.Spec.Scale == nil {
+		f.Spec.Scale = &v1alpha1.Scale{}
+	}
+	return f.Spec.Scale
+}
+
+// WithDefaults applies the spec defaults, as the reconciler does before building children.
+func WithDefaults(f *v1alpha1.Function) { f.SetDefaults(context.Background()) }
+
+// WithStatus sets the status fields every reconciled Function has.
+func WithStatus(f *v1alpha1.Function) {
+	f.Status.InitializeConditions()
+	f.Status.Image = f.Spec.Image
+	f.Status.ObservedGeneration = f.Generation
+	f.Status.SetAddress(apis.HTTP(f.Name+"."+f.Namespace+".svc.cluster.local"), apis.HTTP(f.Name+"."+f.Namespace+".fn.test"))
+	f.Status.MarkServiceReady()
+	f.Status.MarkAutoscalerReady()
+}
+
+// WithDeploying marks the Deployment as not yet reporting.
+func WithDeploying(f *v1alpha1.Function) {
+	f.Status.PropagateDeploymentStatus(&appsv1.DeploymentStatus{})
+}
+
+// WithDeploymentStatus propagates a Deployment status.
+func WithDeploymentStatus(s appsv1.DeploymentStatus) FunctionOption {
+	return func(f *v1alpha1.Function) { f.Status.PropagateDeploymentStatus(&s) }
+}
+
+func withCondition(t apis.ConditionType, status corev1.ConditionStatus, reason, msg string) FunctionOption {
+	return func(f *v1alpha1.Function) {
+		for i, c := range f.Status.Conditions {
+			if c.Type == t {
+				f.Status.Conditions[i].Status, f.Status.Conditions[i].Reason, f.Status.Conditions[i].Message = status, reason, msg
+			}
+		}
+		// Ready follows the children's conditions.
+		ready := corev1.ConditionTrue
+		var why, whyMsg string
+		for _, c := range f.Status.Conditions {
+			if c.Type != apis.ConditionReady && c.Status != corev1.ConditionTrue {
+				if ready != corev1.ConditionFalse {
+					ready, why, whyMsg = c.Status, c.Reason, c.Message
+				}
+			}
+		}
+		for i, c := range f.Status.Conditions {
+			if c.Type == apis.ConditionReady {
+				f.Status.Conditions[i].Status, f.Status.Conditions[i].Reason, f.Status.Conditions[i].Message = ready, why, whyMsg
+			}
+		}
+	}
+}
+
+func available() appsv1.DeploymentStatus {
+	return appsv1.DeploymentStatus{
+		Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
+		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}},
+	}
+}
+
+// DeploymentOption changes a test Deployment.
+type DeploymentOption func(*appsv1.Deployment)
+
+func deployment(f *v1alpha1.Function, opts ...DeploymentOption) *appsv1.Deployment {
+	f = f.DeepCopy()
+	f.SetDefaults(context.Background())
+	d := resources.MakeDeployment(f, testConfig)
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+func withDeploymentStatus(s appsv1.DeploymentStatus) DeploymentOption {
+	return func(d *appsv1.Deployment) { d.Status = s }
+}
+
+func withReplicas(n int32) DeploymentOption {
+	return func(d *appsv1.Deployment) { d.Spec.Replicas = ptr.To(n) }
+}
+
+func withContainerImage(img string) DeploymentOption {
+	return func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].Image = img }
+}
+
+// withServerDefaults sets fields the API server defaults and other tools add, which the
+// reconciler must leave alone.
+func withServerDefaults(d *appsv1.Deployment) {
+	withOutsideDefaults(d)
+	c := &d.Spec.Template.Spec.Containers[0]
+	c.ImagePullPolicy = corev1.PullIfNotPresent
+	c.TerminationMessagePath = "/dev/termination-log"
+	c.ReadinessProbe.TimeoutSeconds, c.ReadinessProbe.SuccessThreshold = 1, 1
+}
+
+// withOutsideDefaults is withServerDefaults but for the container's: an update replaces the
+// containers list whole (the server defaults it again), and keeps everything else.
+func withOutsideDefaults(d *appsv1.Deployment) {
+	d.Spec.ProgressDeadlineSeconds = ptr.To(int32(600))
+	d.Spec.RevisionHistoryLimit = ptr.To(int32(10))
+	d.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	d.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst
+	d.Spec.Template.Spec.SchedulerName = "default-scheduler"
+	d.Labels["team"] = "payments"
+	d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "3"}
+}
+
+func withoutOwner(d *appsv1.Deployment) { d.OwnerReferences = nil }
+
+func service(f *v1alpha1.Function) *corev1.Service {
+	s := resources.MakeService(f)
+	s.Spec.ClusterIP, s.Spec.Type, s.Spec.SessionAffinity = "10.0.0.7", corev1.ServiceTypeClusterIP, corev1.ServiceAffinityNone
+	return s
+}
+
+func hpa(f *v1alpha1.Function) *autoscalingv2.HorizontalPodAutoscaler {
+	f = f.DeepCopy()
+	f.SetDefaults(context.Background())
+	return resources.MakeHPA(f)
+}
+
+// listers serve the table row's objects to the reconciler, as informers would.
+type listers struct{ sorter rtesting.ObjectSorter }
+
+func newListers(objs []runtime.Object) listers {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{fakekubeclientset.AddToScheme, fakefnclientset.AddToScheme} {
+		if err := add(scheme); err != nil {
+			panic(err)
+		}
+	}
+	l := listers{sorter: rtesting.NewObjectSorter(scheme)}
+	l.sorter.AddObjects(objs...)
+	return l
+}
+
+func (l listers) kubeObjects() []runtime.Object {
+	return l.sorter.ObjectsForSchemeFunc(fakekubeclientset.AddToScheme)
+}
+
+func (l listers) fnObjects() []runtime.Object {
+	return l.sorter.ObjectsForSchemeFunc(fakefnclientset.AddToScheme)
+}
+
+// makeFactory builds the generated reconciler around ours with fake clients holding the row's objects.
+func makeFactory() rtesting.Factory {
+	return func(t *testing.T, row *rtesting.TableRow) (controller.Reconciler, rtesting.ActionRecorderList, rtesting.EventList) {
+		ls := newListers(row.Objects)
+		ctx := row.Ctx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		ctx = logging.WithLogger(ctx, logtesting.TestLogger(t))
+		ctx, kube := fakekubeclient.With(ctx, ls.kubeObjects()...)
+		ctx, fns := fakefnclient.With(ctx, ls.fnObjects()...)
+		recorder := record.NewFakeRecorder(20)
+		ctx = controller.WithEventRecorder(ctx, recorder)
+		for _, reactor := range row.WithReactors {
+			kube.PrependReactor("*", "*", reactor)
+			fns.PrependReactor("*", "*", reactor)
+		}
+		r := &Reconciler{
+			kube:             kube,
+			deploymentLister: appsv1listers.NewDeploymentLister(ls.sorter.IndexerForObjectType(&appsv1.Deployment{})),
+			serviceLister:    corev1listers.NewServiceLister(ls.sorter.IndexerForObjectType(&corev1.Service{})),
+			hpaLister:        autoscalingv2listers.NewHorizontalPodAutoscalerLister(ls.sorter.IndexerForObjectType(&autoscalingv2.HorizontalPodAutoscaler{})),
+			cfg:              testConfig,
+		}
+		functions := fnlisters.NewFunctionLister(ls.sorter.IndexerForObjectType(&v1alpha1.Function{}))
+		c := functionreconciler.NewReconciler(ctx, logging.FromContext(ctx), fns, functions, recorder, r)
+		// The generated reconciler works only as the leader of its buckets.
+		if la, ok := c.(pkgreconciler.LeaderAware); ok {
+			if err := la.Promote(pkgreconciler.UniversalBucket(), func(pkgreconciler.Bucket, types.NamespacedName) {}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c, rtesting.ActionRecorderList{fns, kube}, rtesting.EventList{Recorder: recorder}
+	}
+}
+
+var hpaResource = autoscalingv2.SchemeGroupVersion.WithResource("horizontalpodautoscalers")
+
+// errInduced is the error rtesting.InduceFailure returns.
+func errInduced(verb, resource string) error {
+	return fmt.Errorf("inducing failure for %s %s", verb, resource)
+}

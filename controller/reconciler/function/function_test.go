@@ -1,0 +1,230 @@
+package function
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgotesting "k8s.io/client-go/testing"
+	rtesting "knative.dev/pkg/reconciler/testing"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+)
+
+func TestReconcile(t *testing.T) {
+	hello := func(opts ...FunctionOption) *v1alpha1.Function { return Function("hello", "default", opts...) }
+	// ready is the status of a Function whose children are all there and available.
+	ready := []FunctionOption{WithStatus, WithDeploymentStatus(available())}
+	with := func(base []FunctionOption, more ...FunctionOption) []FunctionOption {
+		return append(append([]FunctionOption(nil), base...), more...)
+	}
+
+	table := rtesting.TableTest{{
+		Name: "bad key",
+		Key:  "too/many/parts",
+	}, {
+		Name: "gone",
+		Key:  "default/hello",
+	}, {
+		Name:    "create children",
+		Objects: []runtime.Object{hello()},
+		Key:     "default/hello",
+		WantCreates: []runtime.Object{
+			deployment(hello()),
+			resources.MakeService(hello()),
+		},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(WithStatus, WithDeploying),
+		}},
+		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Deployment "hello"`),
+			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Service "hello"`),
+		},
+	}, {
+		Name: "steady state: no writes, though the server defaulted fields and others added some",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available()), withServerDefaults),
+			service(hello()),
+		},
+		Key: "default/hello",
+	}, {
+		Name: "deployment becomes available: ready",
+		Objects: []runtime.Object{
+			hello(WithStatus, WithDeploying),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(ready...),
+		}},
+	}, {
+		Name: "image changed: deployment updated",
+		Objects: []runtime.Object{
+			hello(with(ready, WithImage(image2))...),
+			deployment(hello(), withDeploymentStatus(available()), withServerDefaults),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: deployment(hello(), withDeploymentStatus(available()), withOutsideDefaults, withContainerImage(image2)),
+		}},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) { f.Status.Image = image2 })...),
+		}},
+		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Updated", `Updated Deployment "hello"`)},
+	}, {
+		Name: "drift: someone changed the deployment's image, it is put back",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available()), withContainerImage("registry.test/other:latest")),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: deployment(hello(), withDeploymentStatus(available())),
+		}},
+		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Updated", `Updated Deployment "hello"`)},
+	}, {
+		Name: "the autoscaler's replicas are left alone",
+		Objects: []runtime.Object{
+			hello(with(ready, WithDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5,
+				Conditions: available().Conditions}))...),
+			deployment(hello(), withReplicas(5), withDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5,
+				Conditions: available().Conditions})),
+			service(hello()),
+		},
+		Key: "default/hello",
+	}, {
+		Name: "scaled to zero is ready",
+		Objects: []runtime.Object{
+			hello(with(ready, WithMinScale(0))...),
+			deployment(hello(), withReplicas(0)),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) { f.Status.MarkScaledToZero() })...),
+		}},
+	}, {
+		Name: "a deployment of that name not owned by the function is reported, not taken over",
+		Objects: []runtime.Object{
+			hello(),
+			deployment(hello(), withoutOwner),
+		},
+		Key:     "default/hello",
+		WantErr: true,
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(func(f *v1alpha1.Function) {
+				f.Status.InitializeConditions()
+				f.Status.Image = f.Spec.Image
+				f.Status.ObservedGeneration = f.Generation
+				f.Status.MarkDeploymentNotOwned("hello")
+			}),
+		}},
+		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "function hello does not own Deployment hello"),
+		},
+	}, {
+		Name:         "deployment create fails",
+		Objects:      []runtime.Object{hello()},
+		Key:          "default/hello",
+		WithReactors: []clientgotesting.ReactionFunc{rtesting.InduceFailure("create", "deployments")},
+		WantErr:      true,
+		WantCreates:  []runtime.Object{deployment(hello())},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(func(f *v1alpha1.Function) {
+				f.Status.InitializeConditions()
+				f.Status.Image = f.Spec.Image
+				f.Status.ObservedGeneration = f.Generation
+				f.Status.MarkDeploymentFailed("CreateFailed", errInduced("create", "deployments"))
+			}),
+		}},
+		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "creating Deployment hello: inducing failure for create deployments"),
+		},
+	}, {
+		Name: "deployment update fails",
+		Objects: []runtime.Object{
+			hello(with(ready, WithImage(image2))...),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+		},
+		Key:          "default/hello",
+		WithReactors: []clientgotesting.ReactionFunc{rtesting.InduceFailure("update", "deployments")},
+		WantErr:      true,
+		WantUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: deployment(hello(), withDeploymentStatus(available()), withContainerImage(image2)),
+		}},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) {
+				f.Status.Image = image2
+				f.Status.MarkDeploymentFailed("UpdateFailed", errInduced("update", "deployments"))
+			})...),
+		}},
+		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "updating Deployment hello: inducing failure for update deployments"),
+		},
+	}, {
+		Name: "service create fails",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available())),
+		},
+		Key:          "default/hello",
+		WithReactors: []clientgotesting.ReactionFunc{rtesting.InduceFailure("create", "services")},
+		WantErr:      true,
+		WantCreates:  []runtime.Object{resources.MakeService(hello())},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, func(f *v1alpha1.Function) {
+				f.Status.MarkServiceFailed("CreateFailed", errInduced("create", "services"))
+			})...),
+		}},
+		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "creating Service hello: inducing failure for create services"),
+		},
+	}, {
+		Name: "deployment cannot progress: the reason surfaces",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(appsv1.DeploymentStatus{Conditions: []appsv1.DeploymentCondition{{
+				Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+				Message: `ReplicaSet "hello-7d9" has timed out progressing.`,
+			}}})),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithDeploymentStatus(appsv1.DeploymentStatus{Conditions: []appsv1.DeploymentCondition{{
+				Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+				Message: `ReplicaSet "hello-7d9" has timed out progressing.`,
+			}}}))...),
+		}},
+	}, {
+		Name:    "metric cpu: an HPA is created",
+		Objects: []runtime.Object{hello(with(ready, WithMetric(v1alpha1.MetricCPU))...), deployment(hello(WithMetric(v1alpha1.MetricCPU)), withDeploymentStatus(available())), service(hello())},
+		Key:     "default/hello",
+		WantCreates: []runtime.Object{
+			hpa(hello(WithMetric(v1alpha1.MetricCPU))),
+		},
+		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created HorizontalPodAutoscaler "hello"`)},
+	}, {
+		Name: "metric back to concurrency: the HPA is deleted",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+			hpa(hello(WithMetric(v1alpha1.MetricCPU))),
+		},
+		Key: "default/hello",
+		WantDeletes: []clientgotesting.DeleteActionImpl{{
+			ActionImpl: clientgotesting.ActionImpl{Namespace: "default", Verb: "delete", Resource: hpaResource},
+			Name:       "hello",
+		}},
+		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Deleted", `Deleted HorizontalPodAutoscaler "hello": metric is concurrency`)},
+	}}
+	table.Test(t, makeFactory())
+}
