@@ -4,7 +4,7 @@ MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 
-.PHONY: build demo test test-short lint bench clean
+.PHONY: build demo test test-short lint bench clean generate verify k8s
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -12,6 +12,18 @@ build:
 ## demo: fn's main job on this machine: serve the examples with fn run and invoke them.
 demo:
 	hack/demo.sh
+
+## generate: regenerate every generated file (clients, injection, deepcopy, CRD schema).
+generate:
+	hack/update-codegen.sh
+
+## verify: regenerate and fail if anything differs from what is committed.
+verify:
+	hack/verify-codegen.sh
+
+## k8s: build (once, cached under ~/.cache/fn/k8s) the Kubernetes binaries integration tests use.
+k8s:
+	hack/k8s-binaries.sh
 
 ## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
 test: lint
