@@ -28,10 +28,11 @@ func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 		cfg.Domain = d
 	}
 	cfg.GatewayURL = os.Getenv("FN_GATEWAY_URL")
-	return newController(ctx, cfg)
+	return NewControllerWithConfig(ctx, nil, cfg)
 }
 
-func newController(ctx context.Context, cfg resources.Config) *controller.Impl {
+// NewControllerWithConfig is NewController with the children's configuration given.
+func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resources.Config) *controller.Impl {
 	deployments := deploymentinformer.Get(ctx)
 	services := serviceinformer.Get(ctx)
 	hpas := hpainformer.Get(ctx)

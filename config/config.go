@@ -1,0 +1,13 @@
+// Package config holds fn's install manifests (the Function CRD, RBAC, configuration and the
+// controller's Deployment), embedded for the CLI and tests.
+package config
+
+import "embed"
+
+// Manifests are the YAML files of this directory; the CRD is crd/fnkit.dev_functions.yaml.
+//
+//go:embed *.yaml crd/*.yaml
+var Manifests embed.FS
+
+// FunctionCRD is the path of the Function CRD in Manifests.
+const FunctionCRD = "crd/fnkit.dev_functions.yaml"

@@ -1,0 +1,107 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrs "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"knative.dev/pkg/configmap"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/injection"
+	"knative.dev/pkg/logging"
+	"sigs.k8s.io/yaml"
+
+	"fnkit.dev/fn/config"
+	"fnkit.dev/fn/controller/reconciler/function"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+)
+
+// Options configure an in-process controller.
+type Options struct {
+	// Config shapes the Functions' children; zero fields take resources.DefaultConfig's.
+	Config resources.Config
+	// Logger receives the controller's logs (default: none).
+	Logger *zap.SugaredLogger
+	// Workers is the number of concurrent reconciles (default 8).
+	Workers int
+}
+
+// Run runs the Function controller against the cluster of cfg until ctx is done: the same
+// controller as cmd/fn-controller, for the local platform and tests. It returns once informers
+// are synced and the controller runs; errors after that are logged.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop().Sugar()
+	}
+	if o.Workers == 0 {
+		o.Workers = 8
+	}
+	c := resources.DefaultConfig
+	if o.Config.Port != 0 {
+		c.Port = o.Config.Port
+	}
+	if o.Config.Domain != "" {
+		c.Domain = o.Config.Domain
+	}
+	c.GatewayURL = o.Config.GatewayURL
+
+	ctx = logging.WithLogger(ctx, o.Logger)
+	ctx, informers := injection.Default.SetupInformers(ctx, cfg)
+	impl := function.NewControllerWithConfig(ctx, configmap.NewStaticWatcher(), c)
+	if err := controller.StartInformers(ctx.Done(), informers...); err != nil {
+		return fmt.Errorf("starting informers: %w", err)
+	}
+	go func() {
+		if err := impl.RunContext(ctx, o.Workers); err != nil {
+			o.Logger.Errorw("function controller stopped", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// InstallCRD creates or updates the Function CRD and waits until the API server serves it.
+func InstallCRD(ctx context.Context, cfg *rest.Config) error {
+	data, err := config.Manifests.ReadFile(config.FunctionCRD)
+	if err != nil {
+		return err
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(data, &crd); err != nil {
+		return fmt.Errorf("parsing the Function CRD: %w", err)
+	}
+	client, err := apiextensionsclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	crds := client.ApiextensionsV1().CustomResourceDefinitions()
+	have, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+	switch {
+	case apierrs.IsNotFound(err):
+		_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
+	case err == nil:
+		crd.ResourceVersion = have.ResourceVersion
+		_, err = crds.Update(ctx, &crd, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("installing the Function CRD: %w", err)
+	}
+	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}

@@ -1,0 +1,299 @@
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Options configure a control plane.
+type Options struct {
+	// Dir holds its state: certificates, etcd's data, logs, the kubeconfig. Reusing a Dir keeps
+	// the cluster's data across restarts.
+	Dir string
+	// BinDir holds the etcd, kube-apiserver, kube-controller-manager and kube-scheduler binaries.
+	BinDir string
+	// Controllers is kube-controller-manager's --controllers list; empty runs no controller
+	// manager. "*" runs them all.
+	Controllers []string
+	// Scheduler runs kube-scheduler.
+	Scheduler bool
+	// Ports, when set, are the apiserver's port and etcd's client and peer ports; otherwise free
+	// ports are picked.
+	APIServerPort, EtcdPort, EtcdPeerPort int
+	// ServiceCIDR is the range of ClusterIPs (default 10.0.0.0/24).
+	ServiceCIDR string
+	// Progress receives one line per step (default: discarded).
+	Progress io.Writer
+}
+
+// ControlPlane is a running control plane.
+type ControlPlane struct {
+	opts       Options
+	pki        pki
+	procs      []*process
+	apiPort    int
+	kubeconfig string
+}
+
+// component is one of the control plane's processes.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// Start starts etcd and kube-apiserver, waits until the API server is ready, then starts the
+// controller manager and scheduler asked for. On error, whatever started is stopped.
+func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.ServiceCIDR == "" {
+		o.ServiceCIDR = "10.0.0.0/24"
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("control plane binary %s missing in %s: build them with hack/k8s-binaries.sh (make k8s)", b, o.BinDir)
+		}
+	}
+	cp = &ControlPlane{opts: o, pki: pki{dir: filepath.Join(o.Dir, "pki")}}
+	defer func() {
+		if err != nil {
+			_ = cp.Stop()
+		}
+	}()
+	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := cp.pki.generate(); err != nil {
+		return nil, fmt.Errorf("generating certificates: %w", err)
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	pick := func(p, free int) int {
+		if p != 0 {
+			return p
+		}
+		return free
+	}
+	cp.apiPort = pick(o.APIServerPort, ports[0])
+	etcdPort, peerPort := pick(o.EtcdPort, ports[1]), pick(o.EtcdPeerPort, ports[2])
+
+	fmt.Fprintf(o.Progress, "starting etcd on 127.0.0.1:%d\n", etcdPort)
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	if err := cp.start("etcd",
+		"--name=fn", "--data-dir="+filepath.Join(o.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=fn="+peerURL, "--listen-metrics-urls=http://127.0.0.1:0",
+		"--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
+	); err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(o.Progress, "starting kube-apiserver on https://127.0.0.1:%d\n", cp.apiPort)
+	p := cp.pki.path
+	if err := cp.start("kube-apiserver",
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
+		"--secure-port="+strconv.Itoa(cp.apiPort), "--etcd-servers="+etcdURL,
+		"--tls-cert-file="+p("apiserver.crt"), "--tls-private-key-file="+p("apiserver.key"),
+		"--client-ca-file="+p("ca.crt"),
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
+		"--authorization-mode=RBAC", "--service-cluster-ip-range="+o.ServiceCIDR,
+		"--allow-privileged=true", "--profiling=false", "--v=0",
+	); err != nil {
+		return nil, err
+	}
+	if err := cp.writeKubeconfig(); err != nil {
+		return nil, err
+	}
+	if err := cp.waitReady(ctx); err != nil {
+		return nil, err
+	}
+
+	if len(o.Controllers) > 0 {
+		port, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Progress, "starting kube-controller-manager (%s)\n", strings.Join(o.Controllers, ","))
+		if err := cp.start("kube-controller-manager",
+			"--kubeconfig="+cp.kubeconfig, "--authentication-kubeconfig="+cp.kubeconfig, "--authorization-kubeconfig="+cp.kubeconfig,
+			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port[0]),
+			"--service-account-private-key-file="+p("sa.key"), "--root-ca-file="+p("ca.crt"),
+			"--use-service-account-credentials=true",
+			"--cluster-signing-cert-file="+p("ca.crt"), "--cluster-signing-key-file="+p("ca.key"),
+			"--controllers="+strings.Join(o.Controllers, ","), "--concurrent-gc-syncs=20", "--v=0",
+		); err != nil {
+			return nil, err
+		}
+	}
+	if o.Scheduler {
+		port, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(o.Progress, "starting kube-scheduler")
+		if err := cp.start("kube-scheduler",
+			"--kubeconfig="+cp.kubeconfig, "--authentication-kubeconfig="+cp.kubeconfig, "--authorization-kubeconfig="+cp.kubeconfig,
+			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port[0]), "--v=0",
+		); err != nil {
+			return nil, err
+		}
+	}
+	return cp, nil
+}
+
+// start launches a component with its output in logs/NAME.log. It gets SIGKILL if this process
+// dies, so no component outlives its parent.
+func (cp *ControlPlane) start(name string, args ...string) error {
+	logf, err := os.OpenFile(filepath.Join(cp.opts.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(cp.opts.BinDir, name), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
+	pr := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		pr.err = cmd.Wait()
+		logf.Close()
+		close(pr.done)
+	}()
+	cp.procs = append(cp.procs, pr)
+	return nil
+}
+
+// waitReady polls the API server's /readyz until it answers ok, a component exits, or a minute passes.
+func (cp *ControlPlane) waitReady(ctx context.Context) error {
+	cfg := cp.RESTConfig()
+	tlsCfg, err := rest.TLSConfigFor(cfg)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsCfg}, Timeout: 2 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		for _, pr := range cp.procs {
+			select {
+			case <-pr.done:
+				return fmt.Errorf("%s exited during start (%v): see %s", pr.name, pr.err, filepath.Join(cp.opts.Dir, "logs", pr.name+".log"))
+			default:
+			}
+		}
+		resp, err := client.Get(cfg.Host + "/readyz")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "ok" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("kube-apiserver not ready after 1m: see %s", filepath.Join(cp.opts.Dir, "logs", "kube-apiserver.log"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (cp *ControlPlane) writeKubeconfig() error {
+	cp.kubeconfig = filepath.Join(cp.opts.Dir, "kubeconfig")
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["fn"] = &clientcmdapi.Cluster{Server: cp.Host(), CertificateAuthority: cp.pki.path("ca.crt")}
+	cfg.AuthInfos["fn-admin"] = &clientcmdapi.AuthInfo{ClientCertificate: cp.pki.path("admin.crt"), ClientKey: cp.pki.path("admin.key")}
+	cfg.Contexts["fn"] = &clientcmdapi.Context{Cluster: "fn", AuthInfo: "fn-admin", Namespace: "default"}
+	cfg.CurrentContext = "fn"
+	return clientcmd.WriteToFile(*cfg, cp.kubeconfig)
+}
+
+// Host is the API server's URL.
+func (cp *ControlPlane) Host() string { return fmt.Sprintf("https://127.0.0.1:%d", cp.apiPort) }
+
+// KubeconfigPath is the path of an admin kubeconfig for the control plane.
+func (cp *ControlPlane) KubeconfigPath() string { return cp.kubeconfig }
+
+// RESTConfig is an admin client configuration for the control plane.
+func (cp *ControlPlane) RESTConfig() *rest.Config {
+	return &rest.Config{
+		Host: cp.Host(),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAFile: cp.pki.path("ca.crt"), CertFile: cp.pki.path("admin.crt"), KeyFile: cp.pki.path("admin.key"),
+		},
+		QPS: 200, Burst: 400,
+	}
+}
+
+// Pids are the process ids of the running components.
+func (cp *ControlPlane) Pids() map[string]int {
+	m := map[string]int{}
+	for _, pr := range cp.procs {
+		m[pr.name] = pr.cmd.Process.Pid
+	}
+	return m
+}
+
+// Stop stops the components in reverse order: SIGTERM, then SIGKILL after 10 seconds.
+func (cp *ControlPlane) Stop() error {
+	var errs []error
+	for i := len(cp.procs) - 1; i >= 0; i-- {
+		pr := cp.procs[i]
+		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-pr.done:
+		case <-time.After(10 * time.Second):
+			_ = pr.cmd.Process.Kill()
+			<-pr.done
+			errs = append(errs, fmt.Errorf("%s did not stop within 10s of SIGTERM and was killed", pr.name))
+		}
+	}
+	cp.procs = nil
+	return errors.Join(errs...)
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	var lns []net.Listener
+	defer func() {
+		for _, l := range lns {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
