@@ -296,4 +296,3 @@ func freePorts(n int) ([]int, error) {
 	}
 	return ports, nil
 }
-
