@@ -35,7 +35,7 @@ type Options struct {
 	// Ports, when set, are the apiserver's port and etcd's client and peer ports; otherwise free
 	// ports are picked.
 	APIServerPort, EtcdPort, EtcdPeerPort int
-	// ServiceCIDR is the range of ClusterIPs (default 10.0.0.0/24).
+	// ServiceCIDR is the range of ClusterIPs (default 10.96.0.0/16).
 	ServiceCIDR string
 	// Progress receives one line per step (default: discarded).
 	Progress io.Writer
@@ -65,7 +65,7 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		o.Progress = io.Discard
 	}
 	if o.ServiceCIDR == "" {
-		o.ServiceCIDR = "10.0.0.0/24"
+		o.ServiceCIDR = "10.96.0.0/16"
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
