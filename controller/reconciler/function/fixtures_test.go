@@ -122,7 +122,7 @@ func withCondition(t apis.ConditionType, status corev1.ConditionStatus, reason, 
 
 func available() appsv1.DeploymentStatus {
 	return appsv1.DeploymentStatus{
-		Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1,
+		Replicas: 1, ReadyReplicas: 1, AvailableReplicas: 1, UpdatedReplicas: 1,
 		Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}},
 	}
 }

@@ -82,10 +82,20 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Functi
 			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Updated", "Updated Deployment %q", want.Name)
 		}
 	}
-	if have.Spec.Replicas != nil && *have.Spec.Replicas == 0 && have.Status.Replicas == 0 {
+	desired := int32(1)
+	if have.Spec.Replicas != nil {
+		desired = *have.Spec.Replicas
+	}
+	switch {
+	case desired == 0 && have.Status.Replicas == 0:
 		f.Status.MarkScaledToZero()
-	} else {
+	default:
 		f.Status.PropagateDeploymentStatus(&have.Status)
+		ready := f.Status.GetCondition(v1alpha1.FunctionConditionDeploymentReady)
+		rolling := have.Status.ObservedGeneration < have.Generation || have.Status.UpdatedReplicas < desired
+		if rolling && ready != nil && ready.Status == corev1.ConditionTrue {
+			f.Status.MarkDeploymentRollingOut(have.Status.UpdatedReplicas, desired)
+		}
 	}
 	return nil
 }

@@ -91,9 +91,9 @@ func TestReconcile(t *testing.T) {
 	}, {
 		Name: "the autoscaler's replicas are left alone",
 		Objects: []runtime.Object{
-			hello(with(ready, WithDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5,
+			hello(with(ready, WithDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5, UpdatedReplicas: 5,
 				Conditions: available().Conditions}))...),
-			deployment(hello(), withReplicas(5), withDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5,
+			deployment(hello(), withReplicas(5), withDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5, UpdatedReplicas: 5,
 				Conditions: available().Conditions})),
 			service(hello()),
 		},
@@ -202,6 +202,21 @@ func TestReconcile(t *testing.T) {
 				Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
 				Message: `ReplicaSet "hello-7d9" has timed out progressing.`,
 			}}}))...),
+		}},
+	}, {
+		Name: "rolling out: not ready until every replica runs the current version",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withReplicas(2), withDeploymentStatus(appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 1,
+				Conditions: available().Conditions})),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, func(f *v1alpha1.Function) {
+				f.Status.PropagateDeploymentStatus(&appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 1, Conditions: available().Conditions})
+				f.Status.MarkDeploymentRollingOut(1, 2)
+			})...),
 		}},
 	}, {
 		Name:    "metric cpu: an HPA is created",

@@ -70,6 +70,13 @@ func (s *FunctionStatus) PropagateDeploymentStatus(d *appsv1.DeploymentStatus) {
 	}
 }
 
+// MarkDeploymentRollingOut reports a rollout in progress: the function serves, from old or new
+// replicas, but not all replicas run the current spec yet.
+func (s *FunctionStatus) MarkDeploymentRollingOut(updated, desired int32) {
+	functionCondSet.Manage(s).MarkUnknown(FunctionConditionDeploymentReady, "RollingOut",
+		"%d of %d replicas run the current version", updated, desired)
+}
+
 // MarkScaledToZero marks the Deployment ready at zero replicas, as the autoscaler wants it.
 func (s *FunctionStatus) MarkScaledToZero() {
 	s.Replicas, s.ReadyReplicas = 0, 0

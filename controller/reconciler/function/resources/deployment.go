@@ -29,6 +29,10 @@ type Config struct {
 // DefaultConfig is the configuration used when none is given.
 var DefaultConfig = Config{Port: 8080, Domain: "fn.local"}
 
+// ShutdownDelay is how long a function keeps serving after SIGTERM, reporting not ready, so that
+// load balancers stop sending it requests before it stops accepting them.
+const ShutdownDelay = 2 * time.Second
+
 // ContainerName is the name of the function's container.
 const ContainerName = "function"
 
@@ -59,13 +63,15 @@ func MakeDeployment(f *v1alpha1.Function, cfg Config) *appsv1.Deployment {
 		{Name: "PORT", Value: strconv.Itoa(int(cfg.Port))},
 		{Name: "FN_TIMEOUT", Value: timeout.String()},
 		{Name: "FN_CONCURRENCY", Value: strconv.Itoa(int(concurrency))},
+		// Keep serving, while not ready, until endpoints drop the pod: no request is refused in a rollout.
+		{Name: "FN_SHUTDOWN_DELAY", Value: ShutdownDelay.String()},
 		{Name: "FN_NAME", Value: f.Name},
 		{Name: "FN_NAMESPACE", Value: f.Namespace},
 	}
 	env = append(env, f.Spec.Env...) // the user's come last, so they win
 
 	// Room for the longest request to drain, plus the runtime's own shutdown.
-	grace := int64(math.Ceil((timeout + 10*time.Second).Seconds()))
+	grace := int64(math.Ceil((timeout + ShutdownDelay + 10*time.Second).Seconds()))
 	return &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            DeploymentName(f),

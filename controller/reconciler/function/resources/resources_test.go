@@ -60,8 +60,8 @@ func TestMakeDeployment(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Path != "/_fn/ready" || c.LivenessProbe.HTTPGet.Path != "/_fn/live" {
 		t.Errorf("probes: %v %v", c.ReadinessProbe.HTTPGet, c.LivenessProbe.HTTPGet)
 	}
-	if g := *d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != 55 {
-		t.Errorf("grace period %ds, want the timeout plus 10s = 55s", g)
+	if g := *d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != 57 {
+		t.Errorf("grace period %ds, want the timeout plus the shutdown delay plus 10s = 57s", g)
 	}
 	if d.Spec.Strategy.RollingUpdate.MaxUnavailable.IntValue() != 0 {
 		t.Errorf("rollouts may drop capacity: %v", d.Spec.Strategy)
