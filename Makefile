@@ -43,6 +43,7 @@ lint:
 bench: build
 	$(GO) run ./bench/build
 	$(GO) run ./bench/runtime
+	$(GO) run ./bench/controller
 
 clean:
 	rm -rf bin/

@@ -1,11 +1,15 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
 	fncontroller "fnkit.dev/fn/controller"
@@ -280,4 +286,60 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestControllerBinary starts the real fn-controller binary (knative's shared main, leader
+// election, the configuration watchers) against the control plane and checks it comes up and
+// stays up.
+func TestControllerBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane")
+	}
+	ctx := context.Background()
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fn-system"}}, metav1.CreateOptions{}); err != nil && !apierrs.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fn-controller")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/fn-controller")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building fn-controller: %v\n%s", err, out)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := writeKubeconfig(kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig)
+	cmd.Env = append(os.Environ(), "SYSTEM_NAMESPACE=fn-system")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		t.Fatalf("fn-controller exited at start: %v\n%s", err, logs.String())
+	case <-time.After(5 * time.Second):
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Errorf("fn-controller did not stop within 20s of SIGTERM")
+	}
+	if !strings.Contains(logs.String(), "Starting controllers") || strings.Contains(logs.String(), "panic") {
+		t.Errorf("fn-controller's log:\n%s", logs.String())
+	}
+}
+
+func writeKubeconfig(path string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["it"] = &clientcmdapi.Cluster{Server: restConfig.Host, CertificateAuthority: restConfig.CAFile}
+	cfg.AuthInfos["it"] = &clientcmdapi.AuthInfo{ClientCertificate: restConfig.CertFile, ClientKey: restConfig.KeyFile}
+	cfg.Contexts["it"] = &clientcmdapi.Context{Cluster: "it", AuthInfo: "it"}
+	cfg.CurrentContext = "it"
+	return clientcmd.WriteToFile(*cfg, path)
 }
