@@ -220,9 +220,15 @@ func countWrites(ctx context.Context, kube kubernetes.Interface, fns fnclient.In
 	opts := metav1.ListOptions{}
 	var watchers []watch.Interface
 	for _, open := range []func() (watch.Interface, error){
-		func() (watch.Interface, error) { return fns.FnkitV1alpha1().Functions("bench").Watch(ctx, listNow(ctx, kube, opts)) },
-		func() (watch.Interface, error) { return kube.AppsV1().Deployments("bench").Watch(ctx, listNow(ctx, kube, opts)) },
-		func() (watch.Interface, error) { return kube.CoreV1().Services("bench").Watch(ctx, listNow(ctx, kube, opts)) },
+		func() (watch.Interface, error) {
+			return fns.FnkitV1alpha1().Functions("bench").Watch(ctx, listNow(ctx, kube, opts))
+		},
+		func() (watch.Interface, error) {
+			return kube.AppsV1().Deployments("bench").Watch(ctx, listNow(ctx, kube, opts))
+		},
+		func() (watch.Interface, error) {
+			return kube.CoreV1().Services("bench").Watch(ctx, listNow(ctx, kube, opts))
+		},
 	} {
 		w, err := open()
 		if err != nil {

@@ -158,7 +158,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"run", "--port", "0"}, "--port 0 is not a TCP port"},
 		{[]string{"run", "--nope"}, "unknown flag: --nope (see fn run --help)"},
-		{[]string{"invoke"}, "give the function's address with --url"},
+		{[]string{"invoke"}, "give the function's name (fn invoke NAME) or its address with --url"},
 		{[]string{"invoke", "--url", "http://x", "--data", "a", "--file", "b"}, "use one"},
 		{[]string{"invoke", "--url", "http://x", "--mode", "batch"}, `--mode "batch"`},
 		{[]string{"version", "-o", "xml"}, `unknown output format "xml"`},

@@ -36,17 +36,20 @@ type invokeOptions struct {
 	ceID       string
 	mode       string
 
-	out outputFlag
+	out     outputFlag
+	cluster clusterFlags
+	name    string
 }
 
 func newInvokeCommand(s IOStreams) *cobra.Command {
 	o := &invokeOptions{}
 	c := &cobra.Command{
-		Use:   "invoke --url URL",
+		Use:   "invoke [NAME | --url URL]",
 		Short: "Call a function over HTTP or with a CloudEvent",
 		Long: `Call a function and print its answer: the response body, or the reply event as JSON for a
 CloudEvent. Exits non-zero when the function answers with an error status.`,
-		Example: `  fn invoke --url http://localhost:8080 --data '{"name":"fn"}'
+		Example: `  fn invoke hello
+  fn invoke --url http://localhost:8080 --data '{"name":"fn"}'
   fn invoke --url http://localhost:8080 --cloudevent --type com.example.ping --source me --data '{}'
   fn invoke --url http://localhost:8080 --cloudevent --mode structured --file event-data.json -o json`,
 		Args: cobra.MaximumNArgs(1),
@@ -71,6 +74,7 @@ CloudEvent. Exits non-zero when the function answers with an error status.`,
 	f.StringVar(&o.ceID, "id", "", "CloudEvent id (default: random)")
 	f.StringVar(&o.mode, "mode", "binary", "CloudEvent content mode: binary or structured")
 	o.out.add(c)
+	o.cluster.add(c)
 	return c
 }
 
@@ -78,11 +82,13 @@ func (o *invokeOptions) validate(args []string) error {
 	if err := o.out.validate(); err != nil {
 		return err
 	}
-	if len(args) == 1 && o.url == "" {
-		return &UsageError{fmt.Errorf("invoking %s by name needs the fn gateway of a platform: pass --url with the function's address", args[0])}
-	}
-	if o.url == "" {
-		return &UsageError{fmt.Errorf("give the function's address with --url")}
+	switch {
+	case len(args) == 1 && o.url != "":
+		return &UsageError{fmt.Errorf("give the function by NAME or by --url, not both")}
+	case len(args) == 1:
+		o.name = args[0]
+	case o.url == "":
+		return &UsageError{fmt.Errorf("give the function's name (fn invoke NAME) or its address with --url")}
 	}
 	if o.data != "" && o.file != "" {
 		return &UsageError{fmt.Errorf("--data and --file both give the body: use one")}
@@ -126,6 +132,21 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	if o.name != "" {
+		// By name: through the gateway, at the URL the Function's status gives.
+		cl, err := o.cluster.connect()
+		if err != nil {
+			return err
+		}
+		f, err := getFunction(ctx, cl, o.name)
+		if err != nil {
+			return err
+		}
+		if f.Status.URL == nil {
+			return fmt.Errorf("function %s has no URL yet: see fn describe %s", o.name, o.name)
+		}
+		o.url = f.Status.URL.String()
+	}
 	data, err := o.body(s)
 	if err != nil {
 		return err

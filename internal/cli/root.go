@@ -51,6 +51,14 @@ on this machine, fn invoke calls it over HTTP or as a CloudEvent.`,
 		newRegistryCommand(s),
 		newInvokeCommand(s),
 		newVersionCommand(s),
+		newUpCommand(s),
+		newDownCommand(s),
+		newDeployCommand(s),
+		newListCommand(s),
+		newDescribeCommand(s),
+		newLogsCommand(s),
+		newDeleteCommand(s),
+		newInternalCommand(s),
 	)
 	return root
 }

@@ -1,0 +1,312 @@
+// Command gateway benchmarks the fn gateway: a real function process (examples/hello) called
+// directly and through the gateway, interleaved in the same run, at a fixed moderate rate
+// (open loop, latency added) and at saturation (wrk, throughput ratio).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"fnkit.dev/fn/bench"
+	"fnkit.dev/fn/builder"
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	fnfake "fnkit.dev/fn/controller/client/clientset/versioned/fake"
+	"fnkit.dev/fn/gateway"
+)
+
+// Goals.
+const (
+	goalP50     = 300 * time.Microsecond // added at the median, at 1,000 req/s
+	goalP99     = 2 * time.Millisecond   // added at the 99th percentile, at 1,000 req/s
+	goalRatio   = 0.5                    // of direct throughput at saturation
+	helloAnswer = "Hello, world!\n"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 3, "interleaved rounds per target")
+	rate := flag.Int("rate", 1000, "requests per second of the open-loop runs")
+	rateDur := flag.Duration("rate-duration", 10*time.Second, "duration of each open-loop run")
+	wrkDur := flag.Duration("wrk-duration", 5*time.Second, "duration of each wrk run")
+	conns := flag.Int("connections", 50, "wrk connections")
+	results := flag.String("results", "bench/results/gateway.md", "file to record the results in (empty: none)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway's process to this file")
+	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if err := run(*rounds, *rate, *rateDur, *wrkDur, *conns, *results); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+type target struct {
+	name    string
+	url     string
+	latency []bench.Latencies // open-loop rounds
+	wrk     []bench.Result    // saturation rounds
+}
+
+func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile string) error {
+	wrk, err := bench.EnsureWrk()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "fn-bench-gateway-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	// The function: examples/hello as fn builds it, in its own process.
+	fn, err := builder.Scaffold("examples/hello", "", filepath.Join(tmp, "cache"))
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(tmp, fn.Name)
+	fmt.Fprintln(os.Stderr, "building examples/hello...")
+	if err := fn.BuildBinary(ctx, bin); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	proc := exec.Command(bin)
+	proc.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
+	proc.Stderr = os.Stderr
+	if err := proc.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = proc.Process.Kill()
+		_, _ = proc.Process.Wait()
+	}()
+	direct := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	if err := waitUp(direct); err != nil {
+		return err
+	}
+
+	// The gateway, in this process, over fake clientsets that hold the function's Function and
+	// EndpointSlice; its access log goes to a file, as it would to a container's log.
+	logFile, err := os.Create(filepath.Join(tmp, "access.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	kube := kubefake.NewClientset(&discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "hello-1", Namespace: "bench", Labels: map[string]string{discoveryv1.LabelServiceName: "hello"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"127.0.0.1"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	})
+	fns := fnfake.NewSimpleClientset(&v1alpha1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "bench"},
+		Spec:       v1alpha1.FunctionSpec{Image: "registry.test/hello", Timeout: &metav1.Duration{Duration: 30 * time.Second}},
+	})
+	gw, err := gateway.NewFromClients(ctx, kube, fns, gateway.Options{Logger: slog.New(slog.NewJSONHandler(logFile, nil))})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- gateway.ServeListener(ctx, ln, gw) }()
+	through := "http://" + ln.Addr().String() + "/f/bench/hello/"
+	if err := waitUp(through); err != nil {
+		return err
+	}
+
+	targets := []*target{{name: "direct", url: direct}, {name: "gateway", url: through}}
+	client := bench.NewClient()
+	fmt.Fprintln(os.Stderr, "warming up...")
+	for _, t := range targets {
+		if _, err := bench.OpenLoop(ctx, client, t.url, rate, time.Second); err != nil {
+			return err
+		}
+		if _, err := bench.Wrk(ctx, wrk, t.url, conns, time.Second, ""); err != nil {
+			return err
+		}
+	}
+	for r := range rounds {
+		for i := range targets {
+			t := targets[(i+r)%len(targets)] // rotate the order so no target always runs first
+			fmt.Fprintf(os.Stderr, "round %d/%d: %s at %d req/s for %s...\n", r+1, rounds, t.name, rate, rateDur)
+			l, err := bench.OpenLoop(ctx, client, t.url, rate, rateDur)
+			if err != nil {
+				return err
+			}
+			if l.Errors > 0 {
+				return fmt.Errorf("%s: %d errors at %d req/s, the first: %s", t.name, l.Errors, rate, l.FirstError)
+			}
+			t.latency = append(t.latency, l)
+		}
+		client.CloseIdleConnections()
+		for i := range targets {
+			t := targets[(i+r)%len(targets)]
+			fmt.Fprintf(os.Stderr, "round %d/%d: %s with wrk -c%d for %s...\n", r+1, rounds, t.name, conns, wrkDur)
+			res, err := bench.Wrk(ctx, wrk, t.url, conns, wrkDur, "")
+			if err != nil {
+				return err
+			}
+			if res.Errors > 0 {
+				return fmt.Errorf("%s: %d errors under wrk", t.name, res.Errors)
+			}
+			t.wrk = append(t.wrk, res)
+		}
+	}
+	cancel()
+	if err := <-served; err != nil {
+		return err
+	}
+
+	report := table(targets[0], targets[1], rate, conns)
+	fmt.Print(report)
+	if resultsFile != "" {
+		header := fmt.Sprintf("# Gateway benchmark\n\nRecorded %s on %s, %s, %s/%s.\n"+
+			"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log to a file), "+
+			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
+			"Load generators, gateway and function share the machine.\n\n```\n",
+			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH,
+			rounds, rate, rateDur, conns, wrkDur)
+		if err := os.WriteFile(resultsFile, []byte(header+report+"```\n"), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
+	}
+	return nil
+}
+
+// table renders per round and median figures: latencies at the fixed rate and the latency the
+// gateway adds (median over paired rounds), then throughput at saturation and its ratio.
+func table(direct, gw *target, rate, conns int) string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "scenario\ttarget\tper round\tmedian\tgateway adds\tgoal")
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
+	for _, q := range []struct {
+		name string
+		p    float64
+		goal time.Duration
+	}{{"p50", 0.50, goalP50}, {"p99", 0.99, goalP99}} {
+		var added []float64
+		for _, t := range []*target{direct, gw} {
+			var per []string
+			var vals []float64
+			for i, l := range t.latency {
+				v := l.Percentile(q.p)
+				per = append(per, us(v))
+				vals = append(vals, float64(v))
+				if t == gw {
+					added = append(added, float64(v-direct.latency[i].Percentile(q.p)))
+				}
+			}
+			add, goal := "", ""
+			if t == gw {
+				a := time.Duration(median(added))
+				verdict := "met"
+				if a > q.goal {
+					verdict = "MISSED"
+				}
+				add, goal = "+"+us(a), fmt.Sprintf("<= +%s %s", us(q.goal), verdict)
+			}
+			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(time.Duration(median(vals))), add, goal)
+		}
+	}
+	var ratios []float64
+	for _, t := range []*target{direct, gw} {
+		var per []string
+		var rps, p50, p99 []float64
+		for i, r := range t.wrk {
+			per = append(per, fmt.Sprintf("%.0f", r.RPS))
+			rps = append(rps, r.RPS)
+			p50 = append(p50, float64(r.P50))
+			p99 = append(p99, float64(r.P99))
+			if t == gw {
+				ratios = append(ratios, r.RPS/direct.wrk[i].RPS)
+			}
+		}
+		ratio, goal := "", ""
+		if t == gw {
+			m := median(ratios)
+			verdict := "met"
+			if m < goalRatio {
+				verdict = "MISSED"
+			}
+			ratio, goal = fmt.Sprintf("%.2fx throughput", m), fmt.Sprintf(">= %.1fx %s", goalRatio, verdict)
+		}
+		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), median(rps),
+			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), ratio, goal)
+	}
+	w.Flush()
+	return b.String()
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitUp waits until url answers the hello function's greeting.
+func waitUp(url string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not answer 200 within 30s", url)
+}

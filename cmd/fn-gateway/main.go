@@ -1,0 +1,63 @@
+// Command fn-gateway is the one HTTP entry for all functions: it routes requests to functions'
+// pods by their EndpointSlices.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"fnkit.dev/fn/gateway"
+)
+
+func main() {
+	addr := flag.String("addr", ":8080", "address to serve on")
+	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: the in-cluster config, else $KUBECONFIG or ~/.kube/config)")
+	domain := flag.String("domain", "fn.local", "domain of functions' host names: NAME.NAMESPACE.DOMAIN")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(ctx, *addr, *kubeconfig, *domain, log); err != nil {
+		fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, addr, kubeconfig, domain string, log *slog.Logger) error {
+	cfg, err := restConfig(kubeconfig)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.New(ctx, cfg, gateway.Options{Domain: domain, Logger: log})
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "addr", addr, "domain", domain)
+	return gateway.Serve(ctx, addr, g)
+}
+
+// restConfig is the kubeconfig file's config when one is named, else the in-cluster config, else
+// the one of $KUBECONFIG or ~/.kube/config.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if cfg, err := rest.InClusterConfig(); err == nil {
+			return cfg, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster to watch: not in a cluster, and no kubeconfig (--kubeconfig or $KUBECONFIG): %w", err)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,455 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/client/clientset/versioned"
+	fninformers "fnkit.dev/fn/controller/client/informers/externalversions"
+	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
+)
+
+const (
+	// timeoutGrace is added to a function's timeout at the gateway, so the runtime, which keeps
+	// the function's own deadline, answers 504 itself first.
+	timeoutGrace = time.Second
+	// syncTimeout bounds the wait for the first list of Functions and EndpointSlices.
+	syncTimeout = time.Minute
+)
+
+// Options configure a Gateway.
+type Options struct {
+	// Domain is the domain of functions' host names: NAME.NAMESPACE.DOMAIN (default "fn.local").
+	Domain string
+	// Logger receives one line per request and every error (default: JSON lines on stderr).
+	// Requests log at Info, failures of the gateway (502, 503, 504) at Error.
+	Logger *slog.Logger
+	// DefaultTimeout is the timeout of a Function without spec.timeout (default 30s).
+	DefaultTimeout time.Duration
+	// Activator, when set, is asked to start functions that have no ready endpoint, and the
+	// gateway holds their requests until one is ready or the request's timeout passes. Without
+	// it such requests are answered 503 at once.
+	Activator Activator
+}
+
+// Activator starts functions scaled to zero: it is where scale from zero plugs into the gateway.
+type Activator interface {
+	// Activate asks for the function to get a ready endpoint. It is called on a request's path
+	// and should return quickly: the gateway itself waits for the endpoint to show up in the
+	// function's EndpointSlices, or for ctx to be done.
+	Activate(ctx context.Context, namespace, name string)
+}
+
+// Gateway routes requests to functions. It is an http.Handler.
+type Gateway struct {
+	opts       Options
+	log        *slog.Logger
+	hostSuffix string // "." + Domain
+
+	fnLister fnlisters.FunctionLister
+	slices   cache.Indexer
+
+	table atomic.Pointer[table]
+	mu    sync.Mutex
+	dirty map[key]struct{}
+	kick  chan struct{}
+
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+	unrouted  atomic.Uint64
+}
+
+// New starts a Gateway for the cluster of cfg: it watches Functions and EndpointSlices in all
+// namespaces until ctx is done, and returns once it has listed them.
+func New(ctx context.Context, cfg *rest.Config, o Options) (*Gateway, error) {
+	cfg = rest.AddUserAgent(rest.CopyConfig(cfg), "fn-gateway")
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Kubernetes client: %w", err)
+	}
+	fns, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating the Function client: %w", err)
+	}
+	return NewFromClients(ctx, kube, fns, o)
+}
+
+// NewFromClients is New with given clients, such as fake clientsets in tests.
+func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versioned.Interface, o Options) (*Gateway, error) {
+	if o.Domain == "" {
+		o.Domain = "fn.local"
+	}
+	o.Domain = strings.ToLower(strings.Trim(o.Domain, "."))
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = v1alpha1.DefaultTimeout
+	}
+	g := &Gateway{
+		opts:       o,
+		log:        o.Logger,
+		hostSuffix: "." + o.Domain,
+		dirty:      map[key]struct{}{},
+		kick:       make(chan struct{}, 1),
+		transport:  newTransport(),
+	}
+	g.table.Store(&table{routes: map[key]*route{}})
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:      g.rewrite,
+		Transport:    g.transport,
+		BufferPool:   bufferPool{},
+		ErrorHandler: g.proxyError,
+		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+
+	kubeInformers := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = discoveryv1.LabelServiceName }),
+		informers.WithTransform(stripManagedFields))
+	fnInformers := fninformers.NewSharedInformerFactoryWithOptions(fns, 0, fninformers.WithTransform(stripManagedFields))
+	sliceInformer := kubeInformers.Discovery().V1().EndpointSlices().Informer()
+	if err := sliceInformer.AddIndexers(cache.Indexers{serviceIndex: sliceService}); err != nil {
+		return nil, err
+	}
+	fnInformer := fnInformers.Fnkit().V1alpha1().Functions()
+	g.fnLister = fnInformer.Lister()
+	g.slices = sliceInformer.GetIndexer()
+	if _, err := sliceInformer.AddEventHandler(g.handler(sliceKey)); err != nil {
+		return nil, err
+	}
+	if _, err := fnInformer.Informer().AddEventHandler(g.handler(functionKey)); err != nil {
+		return nil, err
+	}
+	kubeInformers.Start(ctx.Done())
+	fnInformers.Start(ctx.Done())
+	wctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(wctx.Done(), sliceInformer.HasSynced, fnInformer.Informer().HasSynced) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("listing Functions and EndpointSlices: not done within %s: check the gateway's access to them (RBAC) and the API server", syncTimeout)
+	}
+
+	all, err := g.fnLister.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	keys := make(map[key]struct{}, len(all))
+	for _, f := range all {
+		keys[key{f.Namespace, f.Name}] = struct{}{}
+	}
+	g.update(keys)
+	go g.syncRoutes(ctx.Done())
+	go func() {
+		<-ctx.Done()
+		g.transport.CloseIdleConnections()
+	}()
+	return g, nil
+}
+
+// InFlight is the number of requests to function namespace/name in flight through the gateway,
+// including those held while it starts.
+func (g *Gateway) InFlight(namespace, name string) int64 {
+	if rt := g.table.Load().routes[key{namespace, name}]; rt != nil {
+		return rt.stats.inflight.Load()
+	}
+	return 0
+}
+
+// target is the function a request is for, and how to forward its path.
+type target struct {
+	key
+	// strip is set for path routing: the path forwarded is path (and rawPath, when the request's
+	// path had a non-default escaping), without prefix /f/NAMESPACE/NAME.
+	strip         bool
+	path, rawPath string
+	prefix        string
+}
+
+// match finds the function a request is for: by host NAME.NAMESPACE.DOMAIN, else by path
+// /f/NAMESPACE/NAME/.
+func (g *Gateway) match(r *http.Request) (target, bool) {
+	host := r.Host
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.ToLower(host)
+	if len(host) > len(g.hostSuffix) && strings.HasSuffix(host, g.hostSuffix) {
+		nn := host[:len(host)-len(g.hostSuffix)]
+		if i := strings.IndexByte(nn, '.'); i > 0 && i < len(nn)-1 && strings.IndexByte(nn[i+1:], '.') < 0 {
+			return target{key: key{ns: nn[i+1:], name: nn[:i]}}, true
+		}
+	}
+
+	p := r.URL.Path
+	if !strings.HasPrefix(p, "/f/") {
+		return target{}, false
+	}
+	rest := p[len("/f/"):]
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return target{}, false
+	}
+	ns, name := rest[:i], rest[i+1:]
+	if j := strings.IndexByte(name, '/'); j >= 0 {
+		name = name[:j]
+	}
+	if name == "" {
+		return target{}, false
+	}
+	t := target{key: key{ns, name}, strip: true, prefix: p[:len("/f/")+len(ns)+1+len(name)]}
+	t.path = p[len(t.prefix):]
+	if t.path == "" {
+		t.path = "/"
+	}
+	if raw := r.URL.RawPath; raw != "" && strings.HasPrefix(raw, t.prefix) {
+		t.rawPath = raw[len(t.prefix):]
+		if t.rawPath == "" {
+			t.rawPath = "/"
+		}
+	}
+	return t, true
+}
+
+// call is one proxied request. It is the request's context, so the proxy's hooks find it.
+type call struct {
+	context.Context // the client's, with the function's deadline
+	parent          context.Context
+	target
+	rt  *route
+	ep  *endpoint
+	rw  statusWriter
+	err error // why the gateway failed the request
+}
+
+type callKey struct{}
+
+// Value implements context.Context.
+func (c *call) Value(k any) any {
+	if _, ok := k.(callKey); ok {
+		return c
+	}
+	return c.Context.Value(k)
+}
+
+// ServeHTTP routes a request to its function.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	t, ok := g.match(r)
+	if !ok {
+		switch r.URL.Path {
+		case "/_gw/health":
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		case "/_gw/metrics":
+			g.serveMetrics(w)
+			return
+		}
+		g.unrouted.Add(1)
+		http.Error(w, "no function named in this request: use the path /f/NAMESPACE/NAME/ or the host NAME.NAMESPACE."+g.opts.Domain, http.StatusNotFound)
+		g.logRequest(r, key{}, http.StatusNotFound, time.Since(start), "", nil)
+		return
+	}
+	rt := g.table.Load().routes[t.key]
+	if rt == nil {
+		g.unrouted.Add(1)
+		http.Error(w, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", t.name, t.ns), http.StatusNotFound)
+		g.logRequest(r, t.key, http.StatusNotFound, time.Since(start), "", nil)
+		return
+	}
+
+	st := rt.stats
+	st.inflight.Add(1)
+	c := &call{parent: r.Context(), target: t, rt: rt}
+	c.rw.ResponseWriter = w
+	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+	c.Context = ctx
+	defer func() { // deferred, so it also runs when the proxy aborts a response (panic)
+		cancel()
+		if c.ep != nil {
+			c.ep.inflight.Add(-1)
+		}
+		st.inflight.Add(-1)
+		d := time.Since(start)
+		status := c.rw.status
+		if status == 0 {
+			status = http.StatusOK // nothing written yet: the server answers 200
+			if c.parent.Err() != nil {
+				status = statusClientClosed
+			}
+		}
+		st.observe(status, d)
+		upstream := ""
+		if c.ep != nil {
+			upstream = c.ep.addr
+		}
+		g.logRequest(r, t.key, status, d, upstream, c.err)
+	}()
+
+	ep := rt.pick()
+	if ep == nil {
+		ep = g.await(c)
+		if ep == nil {
+			return // answered
+		}
+	}
+	ep.inflight.Add(1)
+	c.ep = ep
+	g.proxy.ServeHTTP(&c.rw, r.WithContext(c))
+}
+
+// statusClientClosed is the status recorded for requests whose client went away first.
+const statusClientClosed = 499
+
+// await is the path of a request for a function without a ready endpoint: with an Activator,
+// hold it until an endpoint is ready; otherwise, or when none gets ready in time, answer it.
+func (g *Gateway) await(c *call) *endpoint {
+	if g.opts.Activator != nil {
+		g.opts.Activator.Activate(c, c.ns, c.name)
+		rt := c.rt
+		for rt != nil && rt.ready != nil {
+			select {
+			case <-rt.ready:
+			case <-c.Done():
+				rt = nil
+				continue
+			}
+			rt = g.table.Load().routes[c.key]
+			if rt == nil {
+				c.err = errors.New("function deleted")
+				http.Error(&c.rw, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", c.name, c.ns), http.StatusNotFound)
+				return nil
+			}
+			if ep := rt.pick(); ep != nil {
+				return ep
+			}
+		}
+	}
+	if c.parent.Err() != nil {
+		c.err = c.parent.Err()
+		c.rw.status = statusClientClosed
+		return nil
+	}
+	c.err = errors.New("no ready endpoint")
+	c.rw.Header().Set("Retry-After", "1")
+	http.Error(&c.rw, fmt.Sprintf("function %q in namespace %q has no ready endpoint: retry shortly; fn describe %s -n %s shows why", c.name, c.ns, c.name, c.ns), http.StatusServiceUnavailable)
+	return nil
+}
+
+// logRequest writes the access log line of a request.
+func (g *Gateway) logRequest(r *http.Request, k key, status int, d time.Duration, upstream string, err error) {
+	level := slog.LevelInfo
+	if err != nil && status >= 500 {
+		level = slog.LevelError
+	}
+	ctx := r.Context()
+	if !g.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := [...]slog.Attr{
+		slog.String("namespace", k.ns),
+		slog.String("function", k.name),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+		slog.String("upstream", upstream),
+		{},
+	}
+	n := len(attrs) - 1
+	if err != nil {
+		attrs[n] = slog.String("error", err.Error())
+		n++
+	}
+	g.log.LogAttrs(ctx, level, "request", attrs[:n]...)
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends buffered data to the client, for streamed responses.
+func (w *statusWriter) Flush() {
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection (for upgrades).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Serve serves g on addr until ctx is done, then shuts down gracefully: it stops accepting
+// connections and waits for requests in flight (up to 25 s) before returning.
+func Serve(ctx context.Context, addr string, g *Gateway) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return ServeListener(ctx, ln, g)
+}
+
+// shutdownTimeout bounds the wait for requests in flight at shutdown: below Kubernetes' default
+// grace period of 30 s.
+const shutdownTimeout = 25 * time.Second
+
+// ServeListener is Serve on a listener of the caller's.
+func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc
+	if err != nil {
+		_ = srv.Close()
+		return fmt.Errorf("shutting down: requests still in flight after %s: %w", shutdownTimeout, err)
+	}
+	return nil
+}

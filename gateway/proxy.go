@@ -1,0 +1,81 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+// newTransport is the one transport to every function's pods: connections are kept alive and
+// reused, nothing is proxied further, bodies pass through as they are.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // pods are reached directly, whatever HTTP_PROXY says
+		DialContext: (&net.Dialer{
+			Timeout:   2 * time.Second, // a pod that does not accept within 2 s is not there
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // never re-encode: the client asked for what it asked for
+		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       16 << 10,
+	}
+}
+
+// rewrite makes the request to the function's endpoint: the endpoint's address, the path without
+// /f/NAMESPACE/NAME for path routing, the client's Host, and X-Forwarded-* headers. Headers and
+// body pass untouched otherwise (CloudEvents' ce-* headers included).
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	c := pr.In.Context().Value(callKey{}).(*call)
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.URL.Host = c.ep.addr
+	if c.strip {
+		out.URL.Path, out.URL.RawPath = c.path, c.rawPath
+		out.Header.Set("X-Forwarded-Prefix", c.prefix)
+	}
+	out.Host = pr.In.Host
+	// The gateway runs behind the cluster's ingress or load balancer: extend its forwarding
+	// headers rather than replace them.
+	if prior, ok := pr.In.Header["X-Forwarded-For"]; ok {
+		out.Header["X-Forwarded-For"] = prior
+	}
+	pr.SetXForwarded()
+	for _, h := range [...]string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if v := pr.In.Header[h]; len(v) > 0 {
+			out.Header[h] = v
+		}
+	}
+}
+
+// proxyError answers a request the function's endpoint did not answer: 504 when the function's
+// timeout passed, 502 otherwise, nothing when the client has gone.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	c := r.Context().Value(callKey{}).(*call)
+	c.err = err
+	switch {
+	case c.parent.Err() != nil:
+		c.rw.status = statusClientClosed
+	case errors.Is(c.Context.Err(), context.DeadlineExceeded):
+		http.Error(w, fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", c.name, c.ns, c.rt.fnTimeout), http.StatusGatewayTimeout)
+	default:
+		http.Error(w, fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", c.name, c.ns, c.name, c.ns), http.StatusBadGateway)
+	}
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte { return *buffers.Get().(*[]byte) }
+
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }

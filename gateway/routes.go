@@ -1,0 +1,282 @@
+package gateway
+
+import (
+	"maps"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/tools/cache"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+)
+
+// key names a function.
+type key struct{ ns, name string }
+
+// table is an immutable routing table: a new one replaces it on every change, so requests read
+// it without locks.
+type table struct {
+	routes map[key]*route
+}
+
+// route is where one function's requests go.
+type route struct {
+	key
+	// timeout is the whole request's deadline at the gateway: the function's timeout plus grace.
+	timeout time.Duration
+	// fnTimeout is the function's own timeout, for messages.
+	fnTimeout time.Duration
+	// eps are the ready endpoints, sorted by address.
+	eps []*endpoint
+	// ready, set when eps is empty, is closed once the function has a ready endpoint again or
+	// goes away: requests held for scale from zero wait on it.
+	ready chan struct{}
+	// stats outlive routes: a route rebuilt for the same function keeps them.
+	stats *stats
+}
+
+// endpoint is one ready pod of a function. It outlives routes while the pod stays in the
+// function's EndpointSlices, so its in-flight count stays right across updates.
+type endpoint struct {
+	addr     string // host:port
+	inflight atomic.Int64
+}
+
+// pick chooses an endpoint by the power of two choices: of two distinct random endpoints, the one
+// with fewer requests in flight. It returns nil when there is none.
+func (rt *route) pick() *endpoint {
+	eps := rt.eps
+	switch len(eps) {
+	case 0:
+		return nil
+	case 1:
+		return eps[0]
+	}
+	i := rand.IntN(len(eps))
+	j := rand.IntN(len(eps) - 1)
+	if j >= i {
+		j++
+	}
+	a, b := eps[i], eps[j]
+	if b.inflight.Load() < a.inflight.Load() {
+		return b
+	}
+	return a
+}
+
+// serviceIndex indexes EndpointSlices by "NAMESPACE/SERVICE".
+const serviceIndex = "service"
+
+func sliceService(obj any) ([]string, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil, nil
+	}
+	svc := s.Labels[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return nil, nil
+	}
+	return []string{s.Namespace + "/" + svc}, nil
+}
+
+// stripManagedFields drops what the gateway never reads before objects enter the caches.
+func stripManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+		m.SetAnnotations(nil)
+	}
+	return obj, nil
+}
+
+// functionKey is the key of a Function event.
+func functionKey(obj any) (key, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	f, ok := obj.(*v1alpha1.Function)
+	if !ok {
+		return key{}, false
+	}
+	return key{f.Namespace, f.Name}, true
+}
+
+// sliceKey is the key of the function an EndpointSlice event is about: its Service is named after
+// the function (resources.ServiceName).
+func sliceKey(obj any) (key, bool) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return key{}, false
+	}
+	svc := s.Labels[discoveryv1.LabelServiceName]
+	if svc == "" {
+		return key{}, false
+	}
+	return key{s.Namespace, svc}, true
+}
+
+// handler marks the function of every event dirty.
+func (g *Gateway) handler(keyOf func(any) (key, bool)) cache.ResourceEventHandler {
+	mark := func(obj any) {
+		if k, ok := keyOf(obj); ok {
+			g.markDirty(k)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    mark,
+		UpdateFunc: func(_, obj any) { mark(obj) },
+		DeleteFunc: mark,
+	}
+}
+
+func (g *Gateway) markDirty(k key) {
+	g.mu.Lock()
+	g.dirty[k] = struct{}{}
+	g.mu.Unlock()
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+}
+
+// syncRoutes rebuilds the routes of dirty functions until done is closed, coalescing bursts of
+// events into one new table.
+func (g *Gateway) syncRoutes(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-g.kick:
+		}
+		g.mu.Lock()
+		dirty := g.dirty
+		g.dirty = make(map[key]struct{}, len(dirty))
+		g.mu.Unlock()
+		g.update(dirty)
+	}
+}
+
+// update replaces the table with one where the routes of keys are rebuilt from the caches. Only
+// one goroutine calls it at a time.
+func (g *Gateway) update(keys map[key]struct{}) {
+	old := g.table.Load()
+	next := maps.Clone(old.routes)
+	if next == nil {
+		next = make(map[key]*route, len(keys))
+	}
+	for k := range keys {
+		prev := old.routes[k]
+		rt := g.build(k, prev)
+		if rt == nil {
+			delete(next, k)
+		} else {
+			next[k] = rt
+		}
+		if prev != nil && prev.ready != nil && (rt == nil || rt.ready != prev.ready) {
+			close(prev.ready) // held requests look again
+		}
+	}
+	g.table.Store(&table{routes: next})
+}
+
+// build makes the route of function k from the caches, reusing prev's endpoints and stats; nil
+// when there is no such Function.
+func (g *Gateway) build(k key, prev *route) *route {
+	f, err := g.fnLister.Functions(k.ns).Get(k.name)
+	if err != nil {
+		return nil // not found: the lister reads only from its cache
+	}
+	rt := &route{key: k, fnTimeout: g.opts.DefaultTimeout}
+	if f.Spec.Timeout != nil && f.Spec.Timeout.Duration > 0 {
+		rt.fnTimeout = f.Spec.Timeout.Duration
+	}
+	rt.timeout = rt.fnTimeout + timeoutGrace
+	if prev != nil {
+		rt.stats = prev.stats
+	} else {
+		rt.stats = &stats{}
+	}
+
+	var have map[string]*endpoint
+	if prev != nil && len(prev.eps) > 0 {
+		have = make(map[string]*endpoint, len(prev.eps))
+		for _, ep := range prev.eps {
+			have[ep.addr] = ep
+		}
+	}
+	objs, _ := g.slices.ByIndex(serviceIndex, k.ns+"/"+k.name)
+	seen := make(map[string]bool)
+	for _, obj := range objs {
+		s := obj.(*discoveryv1.EndpointSlice)
+		if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+			continue
+		}
+		port, ok := slicePort(s)
+		if !ok {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			// A nil ready condition means unknown, which the API says to read as ready.
+			if len(e.Addresses) == 0 || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
+				continue
+			}
+			addr := net.JoinHostPort(e.Addresses[0], port) // an endpoint's addresses are fungible
+			if seen[addr] {
+				continue
+			}
+			seen[addr] = true
+			ep := have[addr]
+			if ep == nil {
+				ep = &endpoint{addr: addr}
+			}
+			rt.eps = append(rt.eps, ep)
+		}
+	}
+	slices.SortFunc(rt.eps, func(a, b *endpoint) int {
+		switch {
+		case a.addr < b.addr:
+			return -1
+		case a.addr > b.addr:
+			return 1
+		}
+		return 0
+	})
+	if len(rt.eps) == 0 {
+		if prev != nil && prev.ready != nil {
+			rt.ready = prev.ready // still waiting
+		} else {
+			rt.ready = make(chan struct{})
+		}
+	}
+	return rt
+}
+
+// slicePort is the port of a slice's endpoints that the runtime listens on: the one named
+// resources.PortName, or the only one.
+func slicePort(s *discoveryv1.EndpointSlice) (string, bool) {
+	var only *discoveryv1.EndpointPort
+	for i := range s.Ports {
+		p := &s.Ports[i]
+		if p.Port == nil || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+			continue
+		}
+		if p.Name != nil && *p.Name == resources.PortName {
+			return strconv.Itoa(int(*p.Port)), true
+		}
+		only = p
+	}
+	if only != nil && len(s.Ports) == 1 {
+		return strconv.Itoa(int(*only.Port)), true
+	}
+	return "", false
+}

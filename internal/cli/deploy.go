@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	apierrs "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"knative.dev/pkg/apis"
+
+	"fnkit.dev/fn/builder"
+	fnapi "fnkit.dev/fn/controller/apis/fn"
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+)
+
+type deployOptions struct {
+	name        string
+	registry    string
+	insecure    bool
+	env         []string
+	timeout     time.Duration
+	concurrency int32
+	minScale    int32
+	maxScale    int32
+	wait        time.Duration
+	cluster     clusterFlags
+	out         outputFlag
+}
+
+func newDeployCommand(s IOStreams) *cobra.Command {
+	o := &deployOptions{}
+	c := &cobra.Command{
+		Use:   "deploy [DIR]",
+		Short: "Build a function, push it, and run it on the cluster",
+		Long: `Build the function in DIR (default: the current directory) into an image, push it (to the
+local platform's registry when it is up, else --registry, $FN_REGISTRY or $KO_DOCKER_REPO),
+create or update its Function, wait until it is Ready, and print its URL. The function's name is
+its directory's name unless --name says otherwise.`,
+		Example: `  fn deploy ./hello
+  fn deploy . --name greeter --env GREETING=hi --min 1 --max 5`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.out.validate(); err != nil {
+				return err
+			}
+			for _, kv := range o.env {
+				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+					return &UsageError{fmt.Errorf("--env %q: want NAME=VALUE", kv)}
+				}
+			}
+			dir := "."
+			if len(args) == 1 {
+				dir = args[0]
+			}
+			return o.run(c, s, dir)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.name, "name", "", "function name (default: the directory's name)")
+	f.StringVar(&o.registry, "registry", "", "repository to push to (default: the local platform's registry, else $FN_REGISTRY or $KO_DOCKER_REPO)")
+	f.BoolVar(&o.insecure, "insecure", false, "allow plain HTTP and unverified TLS to the registry")
+	f.StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE (repeatable)")
+	f.DurationVar(&o.timeout, "timeout", 0, "per-request deadline (default 30s)")
+	f.Int32Var(&o.concurrency, "concurrency", -1, "maximum in-flight requests per replica (0: unlimited)")
+	f.Int32Var(&o.minScale, "min", -1, "minimum replicas")
+	f.Int32Var(&o.maxScale, "max", -1, "maximum replicas")
+	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
+	o.cluster.add(c)
+	o.out.add(c)
+	return c
+}
+
+func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
+	ctx := c.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cl, err := o.cluster.connect()
+	if err != nil {
+		return err
+	}
+	repo := o.registry
+	switch {
+	case repo != "":
+	case cl.local != nil:
+		repo = cl.local.Registry + "/fns"
+	case os.Getenv("FN_REGISTRY") != "":
+		repo = os.Getenv("FN_REGISTRY")
+	case os.Getenv("KO_DOCKER_REPO") != "":
+		repo = os.Getenv("KO_DOCKER_REPO")
+	default:
+		return &UsageError{errors.New("no registry to push to: pass --registry, set FN_REGISTRY, or run fn up for the local platform")}
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		return err
+	}
+	fn, err := builder.Scaffold(dir, o.name, cache)
+	if err != nil {
+		return err
+	}
+	if err := builder.CheckRegistry(ctx, repo, o.insecure); err != nil {
+		return err
+	}
+	start := time.Now()
+	fmt.Fprintf(s.ErrOut, "Building %s (%s function %s)...\n", fn.Name, fn.Signature.Kind, fn.Signature.Pos)
+	img, err := fn.BuildImage(ctx, builder.ImageOptions{Progress: s.ErrOut, Insecure: o.insecure})
+	if err != nil {
+		return err
+	}
+	ref, err := img.Push(ctx, repo, o.insecure)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.ErrOut, "Pushed %s (%s).\n", ref, time.Since(start).Round(time.Millisecond))
+
+	f, err := o.apply(ctx, cl, fn.Name, ref.String())
+	if err != nil {
+		return err
+	}
+	if o.wait > 0 {
+		if f, err = waitFunctionReady(ctx, s, cl, f, o.wait); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
+	}
+	if o.out.json() {
+		return printJSON(s.Out, f)
+	}
+	if f.Status.URL != nil {
+		fmt.Fprintln(s.Out, f.Status.URL.String())
+	}
+	return nil
+}
+
+// apply creates the Function or updates its image and the fields given by flags.
+func (o *deployOptions) apply(ctx context.Context, cl *cluster, name, image string) (*v1alpha1.Function, error) {
+	fns := cl.fns.FnkitV1alpha1().Functions(cl.namespace)
+	f, err := fns.Get(ctx, name, metav1.GetOptions{})
+	create := apierrs.IsNotFound(err)
+	switch {
+	case create:
+		f = &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.namespace}}
+	case err != nil:
+		return nil, fmt.Errorf("reading function %s: %w", name, err)
+	}
+	f.Spec.Image = image
+	for _, kv := range o.env {
+		k, v, _ := strings.Cut(kv, "=")
+		setEnv(&f.Spec.Env, k, v)
+	}
+	if o.timeout > 0 {
+		f.Spec.Timeout = &metav1.Duration{Duration: o.timeout}
+	}
+	if o.concurrency >= 0 {
+		f.Spec.Concurrency = ptr.To(o.concurrency)
+	}
+	if o.minScale >= 0 || o.maxScale >= 0 {
+		if f.Spec.Scale == nil {
+			f.Spec.Scale = &v1alpha1.Scale{}
+		}
+		if o.minScale >= 0 {
+			f.Spec.Scale.Min = ptr.To(o.minScale)
+		}
+		if o.maxScale >= 0 {
+			f.Spec.Scale.Max = ptr.To(o.maxScale)
+		}
+	}
+	if create {
+		f, err = fns.Create(ctx, f, metav1.CreateOptions{})
+	} else {
+		f, err = fns.Update(ctx, f, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("applying function %s: %w", name, err)
+	}
+	return f, nil
+}
+
+func setEnv(env *[]corev1.EnvVar, k, v string) {
+	for i := range *env {
+		if (*env)[i].Name == k {
+			(*env)[i] = corev1.EnvVar{Name: k, Value: v}
+			return
+		}
+	}
+	*env = append(*env, corev1.EnvVar{Name: k, Value: v})
+}
+
+// waitFunctionReady waits until the Function's status reflects its current generation and is Ready,
+// showing condition changes, and fails fast when one of its pods cannot run.
+func waitFunctionReady(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Function, d time.Duration) (*v1alpha1.Function, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	fns := cl.fns.FnkitV1alpha1().Functions(f.Namespace)
+	var last string
+	for {
+		got, err := fns.Get(ctx, f.Name, metav1.GetOptions{})
+		if err == nil {
+			f = got
+			current := f.Status.ObservedGeneration == f.Generation
+			if current && f.Status.IsReady() {
+				return f, nil
+			}
+			if c := f.Status.GetCondition(apis.ConditionReady); current && c != nil {
+				msg := fmt.Sprintf("  %s: %s", c.Reason, c.Message)
+				if c.Reason != "" && msg != last {
+					fmt.Fprintln(s.ErrOut, msg)
+					last = msg
+				}
+				if c.IsFalse() {
+					return nil, fmt.Errorf("function %s is not ready: %s: %s", f.Name, c.Reason, c.Message)
+				}
+			}
+			if why := podProblem(ctx, cl, f); why != "" {
+				return nil, fmt.Errorf("function %s cannot run: %s", f.Name, why)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("function %s not ready within %s (last: %s): see fn describe %s", f.Name, d, strings.TrimSpace(last), f.Name)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// podProblem describes a pod of the function whose container cannot start, if any.
+func podProblem(ctx context.Context, cl *cluster, f *v1alpha1.Function) string {
+	pods, err := cl.kube.CoreV1().Pods(f.Namespace).List(ctx, metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + f.Name})
+	if err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil {
+				switch w.Reason {
+				case "CannotRun", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerError":
+					if cs.Image == f.Spec.Image || cs.Image == "" {
+						return fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message)
+					}
+				}
+			}
+		}
+	}
+	return ""
+}

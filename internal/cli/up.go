@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"fnkit.dev/fn/platform"
+	"fnkit.dev/fn/platform/controlplane"
+)
+
+func newUpCommand(s IOStreams) *cobra.Command {
+	var out outputFlag
+	c := &cobra.Command{
+		Use:   "up",
+		Short: "Start the local platform: a real Kubernetes control plane, registry, gateway and node agent",
+		Long: `Start fn's local platform on this machine, on loopback: etcd, kube-apiserver,
+kube-controller-manager and kube-scheduler (built from source once and cached), the embedded
+registry, the fn controller, the gateway and a node agent that runs pods as processes. Its state
+lives in $FN_HOME (default ~/.fn). Running it again when it is up changes nothing.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := out.validate(); err != nil {
+				return err
+			}
+			return runUp(c.Context(), s, out)
+		},
+	}
+	out.add(c)
+	return c
+}
+
+func runUp(ctx context.Context, s IOStreams, out outputFlag) error {
+	home, err := fnHome()
+	if err != nil {
+		return err
+	}
+	st, err := platform.ReadState(home)
+	if err == nil {
+		fmt.Fprintln(s.ErrOut, "The local platform is already up.")
+		return printPlatform(s, st, out)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	// A platform still starting, or one that crashed: its pid file tells.
+	if pid := readPID(platform.PIDPath(home)); platform.Alive(pid) {
+		return fmt.Errorf("a platform (pid %d) is starting or stopping in %s: wait, or fn down", pid, home)
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	start := time.Now()
+	bin, err := controlplane.BinDir(ctx, s.ErrOut)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(home+"/logs", 0o755); err != nil {
+		return err
+	}
+	logPath := platform.LogPath(home)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "internal", "platform", "--home", home, "--bin", bin)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives fn up, apart from the terminal
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting the platform: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// Show the platform's progress while waiting for it to be ready.
+	follow, stopFollow := context.WithCancel(ctx)
+	defer stopFollow()
+	go tail(follow, logPath, s.ErrOut)
+	for {
+		if st, err := platform.ReadState(home); err == nil {
+			stopFollow()
+			fmt.Fprintf(s.ErrOut, "The local platform is up (%s).\n", time.Since(start).Round(10*time.Millisecond))
+			return printPlatform(s, st, out)
+		}
+		select {
+		case err := <-exited:
+			stopFollow()
+			return fmt.Errorf("the platform stopped while starting (%v): see %s", err, logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func printPlatform(s IOStreams, st *platform.State, out outputFlag) error {
+	if out.json() {
+		return printJSON(s.Out, st)
+	}
+	fmt.Fprintf(s.Out, "kubeconfig: %s\nregistry:   %s\ngateway:    %s\n", st.Kubeconfig, st.Registry, st.Gateway)
+	fmt.Fprintf(s.ErrOut, "Use kubectl with: export KUBECONFIG=%s (kubectl is at %s)\nNext: fn deploy ./examples/hello && fn invoke hello\n", st.Kubeconfig, st.KubectlBin)
+	return nil
+}
+
+// tail copies the lines appended to path to w until ctx is done.
+func tail(ctx context.Context, path string, w io.Writer) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	for ctx.Err() == nil {
+		line, err := r.ReadString('\n')
+		if len(line) > 0 && strings.HasSuffix(line, "\n") {
+			fmt.Fprint(w, "  "+line)
+			continue
+		}
+		if err != nil {
+			time.Sleep(30 * time.Millisecond)
+		}
+	}
+}
+
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+func newDownCommand(s IOStreams) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Stop the local platform and everything it runs",
+		Long:  "Stop the local platform: functions, agent, gateway, controller, registry and control plane. Its data stays in $FN_HOME for the next fn up.",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			home, err := fnHome()
+			if err != nil {
+				return err
+			}
+			pid := readPID(platform.PIDPath(home))
+			if !platform.Alive(pid) {
+				_ = os.Remove(platform.StatePath(home))
+				_ = os.Remove(platform.PIDPath(home))
+				fmt.Fprintln(s.ErrOut, "The local platform is not running.")
+				return nil
+			}
+			fmt.Fprintf(s.ErrOut, "Stopping the local platform (pid %d)...\n", pid)
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+			deadline := time.Now().Add(90 * time.Second)
+			for platform.Alive(pid) && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if platform.Alive(pid) {
+				fmt.Fprintln(s.ErrOut, "It did not stop within 90s: killing it (its components die with it).")
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				for i := 0; platform.Alive(pid) && i < 100; i++ {
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			_ = os.Remove(platform.StatePath(home))
+			fmt.Fprintln(s.ErrOut, "The local platform is down.")
+			return nil
+		},
+	}
+}
+
+// newInternalCommand holds the commands fn runs itself, hidden from help.
+func newInternalCommand(s IOStreams) *cobra.Command {
+	c := &cobra.Command{Use: "internal", Hidden: true}
+	var home, bin string
+	p := &cobra.Command{
+		Use:   "platform",
+		Short: "Run the local platform in the foreground (fn up starts it)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg := platform.DefaultConfig(home)
+			cfg.BinDir = bin
+			return platform.Serve(ctx, cfg, s.ErrOut)
+		},
+	}
+	p.Flags().StringVar(&home, "home", "", "state directory")
+	p.Flags().StringVar(&bin, "bin", "", "Kubernetes binaries directory")
+	c.AddCommand(p)
+	return c
+}

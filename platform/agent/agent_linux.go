@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	vklog "github.com/virtual-kubelet/virtual-kubelet/log"
+	"github.com/virtual-kubelet/virtual-kubelet/node"
+	"github.com/virtual-kubelet/virtual-kubelet/node/api"
+	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
+)
+
+// Run registers the node and runs the pods scheduled to it until ctx is done; then it stops
+// every pod's processes (SIGTERM, then SIGKILL after the pod's grace period), removes what it
+// added to the network and returns.
+//
+// As root, each pod gets its own network namespace with a veth pair and an IP from PodCIDR, its
+// own mount, UTS and IPC namespaces, and each container a root of its own (read-only when the
+// container asks) that its process is chrooted into, running as the container's user.
+//
+// Without root, pods run in the host's network with the host's first global IPv4 address as
+// their IP (so two pods listening on one port collide), and each container's entrypoint runs
+// from its unpacked image tree as the agent's user, without chroot: absolute paths in the
+// image's configuration (SSL_CERT_FILE, ...) refer to the host's files, and volumes are
+// prepared but not visible at their mount paths.
+func Run(ctx context.Context, o Options) error {
+	if o.NodeName == "" || o.RESTConfig == nil || o.StateDir == "" {
+		return errors.New("node agent: NodeName, RESTConfig and StateDir are required")
+	}
+	if o.PodCIDR == "" {
+		o.PodCIDR = DefaultPodCIDR
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	stateDir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		return fmt.Errorf("node agent state directory: %w", err)
+	}
+	lock, err := lockStateDir(stateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	root := os.Geteuid() == 0
+	_, cidr, err := net.ParseCIDR(o.PodCIDR)
+	if err != nil {
+		return fmt.Errorf("pod CIDR %q: %w", o.PodCIDR, err)
+	}
+
+	p := &provider{nodeName: o.NodeName, stateDir: stateDir, log: log, root: root, pods: map[string]*pod{}}
+	cleanupState(stateDir, log)
+	if root {
+		if p.net, err = newPodNetwork(o.PodCIDR, stateDir); err != nil {
+			return err
+		}
+		if err := p.net.cleanup(); err != nil {
+			log.Warn("removing links left by a previous run", "error", err)
+		}
+		p.hostIP = p.net.gateway()
+		if p.hostNetIP, err = hostIPv4(cidr); err != nil {
+			log.Warn("pods on the host's network will get no IP", "error", err)
+		}
+	} else {
+		if p.hostNetIP, err = hostIPv4(cidr); err != nil {
+			return fmt.Errorf("node agent without root: %w", err)
+		}
+		p.hostIP = p.hostNetIP
+		log.Warn("the node agent runs without root: pods share the host's network and run without isolation")
+	}
+	if p.images, err = newImageStore(filepath.Join(stateDir, "images"), o.InsecureRegistries, root, log); err != nil {
+		return err
+	}
+	p.allocatable = capacity(stateDir)
+
+	cfg := rest.CopyConfig(o.RESTConfig)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	cfg.UserAgent = "fn-agent/" + o.NodeName
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	p.kube = kube
+
+	ctx = vklog.WithLogger(ctx, vkLogger{log.With("component", "virtual-kubelet")})
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	podInformers := informers.NewSharedInformerFactoryWithOptions(kube, time.Minute,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.NodeName).String()
+		}))
+	otherInformers := informers.NewSharedInformerFactory(kube, time.Minute)
+	pods := podInformers.Core().V1().Pods()
+	configMaps := otherInformers.Core().V1().ConfigMaps()
+	secrets := otherInformers.Core().V1().Secrets()
+	services := otherInformers.Core().V1().Services()
+	p.podLister, p.configMaps, p.secrets = pods.Lister(), configMaps.Lister(), secrets.Lister()
+
+	events := record.NewBroadcaster()
+	defer events.Shutdown()
+	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	p.recorder = events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fn-agent", Host: o.NodeName})
+
+	// The kubelet API (logs, port forwarding), on loopback.
+	cert, err := selfSignedCert(o.NodeName)
+	if err != nil {
+		return err
+	}
+	ln, err := tls.Listen("tcp", net.JoinHostPort(nodeAddress, "0"), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return fmt.Errorf("kubelet API listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler: api.PodHandler(api.PodHandlerConfig{
+			GetContainerLogs: p.GetContainerLogs,
+			GetPods:          p.GetPods,
+			GetPodsFromKubernetes: func(context.Context) ([]*corev1.Pod, error) {
+				return pods.Lister().List(labels.Everything())
+			},
+			PortForward:           p.PortForward,
+			StreamIdleTimeout:     4 * time.Hour,
+			StreamCreationTimeout: 30 * time.Second,
+		}, false),
+		ReadHeaderTimeout: 30 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return runCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	nodeObj := nodeObject(o.NodeName, o.PodCIDR, stateDir, int32(port))
+	nc, err := node.NewNodeController(node.NaiveNodeProvider{}, nodeObj, kube.CoreV1().Nodes(),
+		node.WithNodeEnableLeaseV1(kube.CoordinationV1().Leases(corev1.NamespaceNodeLease), node.DefaultLeaseDuration),
+		node.WithNodeStatusUpdateErrorHandler(func(ctx context.Context, err error) error {
+			if !apierrors.IsNotFound(err) {
+				return err
+			}
+			log.Warn("the node was deleted: registering it again")
+			_, err = kube.CoreV1().Nodes().Create(ctx, nodeObject(o.NodeName, o.PodCIDR, stateDir, int32(port)), metav1.CreateOptions{})
+			return err
+		}))
+	if err != nil {
+		return err
+	}
+	pc, err := node.NewPodController(node.PodControllerConfig{
+		PodClient:         kube.CoreV1(),
+		PodInformer:       pods,
+		EventRecorder:     p.recorder,
+		Provider:          p,
+		ConfigMapInformer: configMaps,
+		SecretInformer:    secrets,
+		ServiceInformer:   services,
+		// The agent resolves env itself, when a container starts: status.podIP is known then.
+		SkipDownwardAPIResolution: true,
+	})
+	if err != nil {
+		return err
+	}
+
+	podInformers.Start(runCtx.Done())
+	otherInformers.Start(runCtx.Done())
+	defer podInformers.Shutdown()
+	defer otherInformers.Shutdown()
+	go func() { _ = pc.Run(runCtx, 4) }()
+	// Whatever happens next, pods stop before Run returns.
+	defer func() {
+		cancel()
+		<-pc.Done()
+		p.shutdown()
+		log.Info("node agent stopped")
+	}()
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-pc.Ready():
+	case <-pc.Done():
+		return fmt.Errorf("node agent: pod controller: %w", pc.Err())
+	}
+	go func() { _ = nc.Run(runCtx) }()
+	defer func() { cancel(); <-nc.Done() }()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-nc.Ready():
+	case <-nc.Done():
+		return fmt.Errorf("node agent: registering node %s: %w", o.NodeName, nc.Err())
+	}
+	if err := clearStartupTaints(ctx, kube, o.NodeName); err != nil {
+		log.Warn("removing the node's startup taints", "error", err)
+	}
+	p.deleteOrphans(pods.Lister())
+	log.Info("node agent ready", "node", o.NodeName, "kubeletPort", port, "podCIDR", o.PodCIDR, "root", root)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-pc.Done():
+		return fmt.Errorf("node agent: pod controller: %w", pc.Err())
+	case <-nc.Done():
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("node agent: node controller: %w", nc.Err())
+	}
+}
+
+// deleteOrphans deletes from the API server the pods of this node that are marked for deletion
+// but that the agent does not run (a previous run stopped them): nothing else would.
+func (p *provider) deleteOrphans(lister interface {
+	List(labels.Selector) ([]*corev1.Pod, error)
+}) {
+	list, err := lister.List(labels.Everything())
+	if err != nil {
+		return
+	}
+	for _, pod := range list {
+		if pod.DeletionTimestamp != nil && p.lookup(pod.Namespace, pod.Name) == nil {
+			p.log.Info("deleting a pod left terminating by a previous run", "pod", podKey(pod.Namespace, pod.Name))
+			go p.forceDelete(pod.Namespace, pod.Name, pod.UID)
+		}
+	}
+}
+
+// lockStateDir makes sure one agent at a time uses a state directory.
+func lockStateDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "agent.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("node agent state directory %s is in use by another agent", dir)
+	}
+	return f, nil
+}
+
+// cleanupState kills the processes a previous run left (if its agent died without stopping
+// them) and removes its pods' directories and logs. The image cache stays.
+func cleanupState(stateDir string, log *slog.Logger) {
+	records, _ := filepath.Glob(filepath.Join(stateDir, "pods", "*", "pids", "*"))
+	for _, r := range records {
+		b, err := os.ReadFile(r)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) != 2 {
+			continue
+		}
+		pid, err1 := strconv.Atoi(f[0])
+		start, err2 := strconv.ParseUint(f[1], 10, 64)
+		if err1 != nil || err2 != nil || pid <= 1 {
+			continue
+		}
+		if st, err := processStartTime(pid); err == nil && st == start {
+			log.Info("killing a process left by a previous run", "pid", pid)
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	for _, d := range []string{"pods", "logs"} {
+		if err := os.RemoveAll(filepath.Join(stateDir, d)); err != nil {
+			log.Warn("removing state left by a previous run", "dir", d, "error", err)
+		}
+	}
+}

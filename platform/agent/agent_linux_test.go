@@ -1,0 +1,565 @@
+package agent
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"fnkit.dev/fn/builder"
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+	"fnkit.dev/fn/platform/controlplane"
+	"fnkit.dev/fn/registry"
+)
+
+const testNode = "fn-agent-test"
+
+// env is what the end-to-end test runs against: a real control plane, the embedded registry
+// and a node agent.
+type env struct {
+	kube      kubernetes.Interface
+	kubectl   []string // kubectl with the kubeconfig
+	stateDir  string
+	registry  string // host:port
+	hello     string // the hello example's image reference
+	net       *podNetwork
+	agentDone chan error
+}
+
+// waitFor polls cond every 100 ms until it holds, failing the test after timeout.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if err != nil {
+			last = err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane, a registry and a node agent")
+	}
+	requireRoot(t)
+	ctx := context.Background()
+	bin, err := controlplane.BinDir(ctx, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin, Controllers: []string{"*"}, Scheduler: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cp.Stop() })
+	e := &env{kube: kubernetes.NewForConfigOrDie(cp.RESTConfig()), kubectl: []string{bin + "/kubectl", "--kubeconfig", cp.KubeconfigPath()}}
+
+	// The registry, with the hello example in it.
+	reg, err := registry.New(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regCtx, stopReg := context.WithCancel(ctx)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Serve(regCtx, ln) }()
+	t.Cleanup(func() { stopReg(); <-regDone })
+	e.registry = ln.Addr().String()
+	cache := t.TempDir()
+	f, err := builder.Scaffold("../../examples/hello", "", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.BuildImage(ctx, builder.ImageOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := img.Push(ctx, e.registry+"/fns", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.hello = ref.String()
+
+	// The agent.
+	e.stateDir = t.TempDir()
+	const cidr = "10.252.0.0/24"
+	if e.net, err = newPodNetwork(cidr, e.stateDir); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	e.agentDone = make(chan error, 1)
+	go func() {
+		e.agentDone <- Run(agentCtx, Options{NodeName: testNode, RESTConfig: cp.RESTConfig(), StateDir: e.stateDir, PodCIDR: cidr,
+			Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	}()
+	t.Cleanup(func() {
+		stopAgent()
+		select {
+		case err := <-e.agentDone:
+			if err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		case <-time.After(90 * time.Second):
+			t.Errorf("the agent did not stop within 90 s")
+		}
+		e.checkNothingLeft(t)
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 20000 {
+				b = b[len(b)-20000:]
+			}
+			t.Logf("agent log (end):\n%s", b)
+		}
+		logf.Close()
+	})
+	waitFor(t, 60*time.Second, "the node to be Ready", func() (bool, error) {
+		n, err := e.kube.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return len(n.Spec.Taints) == 0, fmt.Errorf("taints %v", n.Spec.Taints)
+			}
+		}
+		return false, nil
+	})
+	waitFor(t, 60*time.Second, "the default service account", func() (bool, error) {
+		_, err := e.kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+	return e
+}
+
+// checkNothingLeft checks that no process the agent started lives on, and that none of its
+// links remains.
+func (e *env) checkNothingLeft(t *testing.T) {
+	t.Helper()
+	for _, pid := range e.recordedPids() {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("process %d outlived the agent", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	ifaces, _ := net.Interfaces()
+	for _, i := range ifaces {
+		if strings.HasPrefix(i.Name, e.net.prefix) {
+			t.Errorf("link %s outlived the agent", i.Name)
+		}
+	}
+}
+
+var seenPids = map[int]bool{}
+
+// recordedPids are the processes the agent recorded (and those seen before).
+func (e *env) recordedPids() []int {
+	files, _ := filepath.Glob(filepath.Join(e.stateDir, "pods", "*", "pids", "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if fields := strings.Fields(string(b)); len(fields) == 2 {
+			if pid, err := strconv.Atoi(fields[0]); err == nil {
+				seenPids[pid] = true
+			}
+		}
+	}
+	var out []int
+	for pid := range seenPids {
+		out = append(out, pid)
+	}
+	return out
+}
+
+// pidOf is the process of a pod's container, as the agent recorded it.
+func (e *env) pidOf(t *testing.T, pod *corev1.Pod, container string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.stateDir, "pods", string(pod.UID), "pids", container))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.Fields(string(b))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seenPids[pid] = true
+	return pid
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func get(url string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
+
+// TestAgent runs functions on the agent's node through a real control plane: a Deployment as
+// fn's controller makes it, a Service's EndpointSlice, a killed process, logs, an image that
+// cannot run, and deletion.
+func TestAgent(t *testing.T) {
+	e := startEnv(t)
+	ctx := context.Background()
+	kube := e.kube
+
+	fn := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}, Spec: v1alpha1.FunctionSpec{Image: e.hello}}
+	dep := resources.MakeDeployment(fn, resources.DefaultConfig)
+	dep.OwnerReferences = nil // no Function in this cluster: the garbage collector would delete it
+	dep.Spec.Replicas = ptr.To(int32(2))
+	svc := resources.MakeService(fn)
+	svc.OwnerReferences = nil
+
+	var pods []corev1.Pod
+	t.Run("deployment", func(t *testing.T) {
+		start := time.Now()
+		if _, err := kube.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		running, ready := map[string]time.Duration{}, map[string]time.Duration{}
+		waitFor(t, 60*time.Second, "2 pods Running and Ready", func() (bool, error) {
+			list, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "fnkit.dev/function=hello"})
+			if err != nil {
+				return false, err
+			}
+			n := 0
+			for _, p := range list.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					if _, ok := running[p.Name]; !ok {
+						running[p.Name] = time.Since(start)
+					}
+				}
+				if podReady(&p) {
+					if _, ok := ready[p.Name]; !ok {
+						ready[p.Name] = time.Since(start)
+					}
+					n++
+				}
+			}
+			pods = list.Items
+			return n == 2 && len(list.Items) == 2, fmt.Errorf("%d of %d pods ready", n, len(list.Items))
+		})
+		for name := range ready {
+			t.Logf("pod %s: Running %s, Ready %s after the Deployment's creation", name, running[name].Round(time.Millisecond), ready[name].Round(time.Millisecond))
+		}
+		_, cidr, _ := net.ParseCIDR("10.252.0.0/24")
+		ips := map[string]bool{}
+		for _, p := range pods {
+			ip := net.ParseIP(p.Status.PodIP)
+			if p.Spec.NodeName != testNode || ip == nil || ip.IsLoopback() || !cidr.Contains(ip) || ips[p.Status.PodIP] {
+				t.Errorf("pod %s: node %q, IP %q", p.Name, p.Spec.NodeName, p.Status.PodIP)
+			}
+			ips[p.Status.PodIP] = true
+			if !hostRoute(t, p.Status.PodIP) {
+				t.Errorf("pod %s: no host route to %s", p.Name, p.Status.PodIP)
+			}
+			cs := p.Status.ContainerStatuses
+			if len(cs) != 1 || !cs[0].Ready || cs[0].State.Running == nil || cs[0].ImageID == "" || cs[0].ContainerID == "" || cs[0].Started == nil || !*cs[0].Started {
+				t.Errorf("pod %s: container status %+v", p.Name, cs)
+			}
+			if p.Status.HostIP == "" || p.Status.StartTime == nil || len(p.Status.PodIPs) != 1 {
+				t.Errorf("pod %s: status %+v", p.Name, p.Status)
+			}
+			body, err := get("http://" + p.Status.PodIP + ":8080/")
+			if err != nil || body != "Hello, world!\n" {
+				t.Errorf("GET pod %s: %q, %v", p.Name, body, err)
+			}
+		}
+	})
+	if len(pods) != 2 {
+		t.FailNow()
+	}
+
+	t.Run("endpointslice", func(t *testing.T) {
+		if _, err := kube.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{pods[0].Status.PodIP, pods[1].Status.PodIP}
+		slices.Sort(want)
+		waitFor(t, 30*time.Second, "the Service's EndpointSlice to list both pods", func() (bool, error) {
+			list, err := kube.DiscoveryV1().EndpointSlices("default").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=hello"})
+			if err != nil {
+				return false, err
+			}
+			var got []string
+			for _, s := range list.Items {
+				for _, ep := range s.Endpoints {
+					if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+						got = append(got, ep.Addresses...)
+					}
+				}
+			}
+			slices.Sort(got)
+			return slices.Equal(got, want), fmt.Errorf("ready endpoints %v, want %v", got, want)
+		})
+	})
+
+	t.Run("restart", func(t *testing.T) {
+		p := pods[0]
+		pid := e.pidOf(t, &p, "function")
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		waitFor(t, 30*time.Second, "the killed container to restart and be Ready", func() (bool, error) {
+			cur, err := kube.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			cs := cur.Status.ContainerStatuses
+			return len(cs) == 1 && cs[0].RestartCount == 1 && podReady(cur), fmt.Errorf("status %+v", cs)
+		})
+		t.Logf("restarted and Ready again %s after SIGKILL", time.Since(start).Round(time.Millisecond))
+		cur, _ := kube.CoreV1().Pods("default").Get(ctx, p.Name, metav1.GetOptions{})
+		last := cur.Status.ContainerStatuses[0].LastTerminationState.Terminated
+		if last == nil || last.ExitCode != 137 {
+			t.Errorf("last termination %+v, want exit code 137", last)
+		}
+		if cur.Status.PodIP != p.Status.PodIP {
+			t.Errorf("pod IP changed from %s to %s", p.Status.PodIP, cur.Status.PodIP)
+		}
+		if body, err := get("http://" + cur.Status.PodIP + ":8080/?name=again"); err != nil || body != "Hello, again!\n" {
+			t.Errorf("GET after restart: %q, %v", body, err)
+		}
+		if newPid := e.pidOf(t, cur, "function"); newPid == pid {
+			t.Errorf("same pid %d after restart", pid)
+		}
+	})
+
+	t.Run("logs", func(t *testing.T) {
+		p := pods[0]
+		out, err := exec.Command(e.kubectl[0], append(e.kubectl[1:], "logs", "-n", "default", p.Name)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"msg":"listening"`) || !strings.Contains(string(out), `"msg":"ready"`) {
+			t.Errorf("kubectl logs: %v\n%s", err, out)
+		}
+		out, err = exec.Command(e.kubectl[0], append(e.kubectl[1:], "logs", "--previous", "-n", "default", p.Name)...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"msg":"listening"`) {
+			t.Errorf("kubectl logs --previous: %v\n%s", err, out)
+		}
+		// Follow: the lines so far, then it keeps the stream open.
+		fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(fctx, e.kubectl[0], append(e.kubectl[1:], "logs", "-f", "--timestamps", "-n", "default", pods[1].Name)...)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		err = cmd.Run()
+		if fctx.Err() == nil {
+			t.Errorf("kubectl logs -f returned before its timeout: %v", err)
+		}
+		if !strings.Contains(buf.String(), `"msg":"ready"`) || !strings.HasPrefix(buf.String(), time.Now().UTC().Format("2006-01-02T")) {
+			t.Errorf("kubectl logs -f --timestamps:\n%s", buf.String())
+		}
+		if b, err := os.ReadFile(LogPath(e.stateDir, "default", p.Name, "function")); err != nil || !strings.Contains(string(b), " stderr F ") {
+			t.Errorf("LogPath: %v\n%s", err, b)
+		}
+	})
+
+	t.Run("cannot-run", func(t *testing.T) {
+		script := pushImage(t, e.registry+"/bad/script", "amd64", "/app/run", []byte("#!/bin/sh\necho hello\n"))
+		arm := pushImage(t, e.registry+"/bad/arm", "amd64", "/app/run", elfHeader(183)) // EM_AARCH64
+		armConfig := pushImage(t, e.registry+"/bad/armconfig", "arm64", "/app/run", elfHeader(183))
+		for _, c := range []struct{ name, image, want string }{
+			{"script", script, "/bin/sh"},
+			{"arm64", arm, "arm64"},
+			{"arm64-config", armConfig, "arm64"},
+		} {
+			pod := &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "bad-" + c.name, Namespace: "default"},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: c.image}}, TerminationGracePeriodSeconds: ptr.To(int64(1))},
+			}
+			if _, err := kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 30*time.Second, "pod "+pod.Name+" to wait with reason CannotRun", func() (bool, error) {
+				cur, err := kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				cs := cur.Status.ContainerStatuses
+				if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CannotRun" {
+					return false, fmt.Errorf("status %+v", cs)
+				}
+				if !strings.Contains(cs[0].State.Waiting.Message, c.want) || podReady(cur) || cur.Status.Phase != corev1.PodPending {
+					t.Errorf("pod %s: phase %s, waiting %+v, want a message naming %s", pod.Name, cur.Status.Phase, cs[0].State.Waiting, c.want)
+				}
+				t.Logf("pod %s: %s: %s", pod.Name, cs[0].State.Waiting.Reason, cs[0].State.Waiting.Message)
+				return true, nil
+			})
+			if err := kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		list, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "fnkit.dev/function=hello"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pids []int
+		for _, p := range list.Items {
+			pids = append(pids, e.pidOf(t, &p, "function"))
+		}
+		start := time.Now()
+		if err := kube.AppsV1().Deployments("default").Delete(ctx, dep.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationForeground)}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 60*time.Second, "the Deployment's pods to be gone", func() (bool, error) {
+			l, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err
+			}
+			return len(l.Items) == 0, fmt.Errorf("%d pods left", len(l.Items))
+		})
+		t.Logf("pods deleted %s after the Deployment", time.Since(start).Round(time.Millisecond))
+		for _, pid := range pids {
+			if syscall.Kill(pid, 0) == nil {
+				t.Errorf("process %d still runs", pid)
+			}
+		}
+		for _, p := range list.Items {
+			if _, err := net.InterfaceByName(e.net.linkName(string(p.UID))); err == nil {
+				t.Errorf("pod %s: its link is still there", p.Name)
+			}
+			if hostRoute(t, p.Status.PodIP) {
+				t.Errorf("pod %s: %s is still routed", p.Name, p.Status.PodIP)
+			}
+			if _, err := os.Stat(filepath.Join(e.stateDir, "pods", string(p.UID))); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pod %s: its directory is still there (%v)", p.Name, err)
+			}
+		}
+	})
+}
+
+// hostRoute reports whether the host has a route to ip/32 (a pod's). Dialing a pod IP that
+// lost its route is no test: it may reach whatever the default route leads to.
+func hostRoute(t *testing.T, ip string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip4 := net.ParseIP(ip).To4()
+	want := fmt.Sprintf("%02X%02X%02X%02X", ip4[3], ip4[2], ip4[1], ip4[0])
+	for _, l := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) > 7 && f[1] == want && f[7] == "FFFFFFFF" {
+			return true
+		}
+	}
+	return false
+}
+
+// elfHeader is the start of an ELF executable for machine, as far as the agent reads it.
+func elfHeader(machine uint16) []byte {
+	h := make([]byte, 64)
+	copy(h, "\x7fELF")
+	h[4], h[5], h[6] = 2, 1, 1 // 64-bit, little endian, version 1
+	h[16] = 2                  // ET_EXEC
+	h[18], h[19] = byte(machine), byte(machine>>8)
+	h[20] = 1
+	h[52] = 64 // header size
+	return h
+}
+
+// pushImage pushes a one-layer image whose entrypoint is a file holding content.
+func pushImage(t *testing.T, repo, arch, entrypoint string, content []byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dir := filepath.Dir(entrypoint)[1:]
+	_ = tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755})
+	_ = tw.WriteHeader(&tar.Header{Name: entrypoint[1:], Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(content))})
+	_, _ = tw.Write(content)
+	_ = tw.Close()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: arch, Config: v1.Config{Entrypoint: []string{entrypoint}},
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: mustDiffIDs(t, img)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(repo+":latest", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo + "@" + d.String()
+}
+
+func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.RootFS.DiffIDs
+}

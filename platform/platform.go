@@ -1,0 +1,279 @@
+package platform
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	fncontroller "fnkit.dev/fn/controller"
+	"fnkit.dev/fn/controller/reconciler/function/resources"
+	"fnkit.dev/fn/gateway"
+	"fnkit.dev/fn/platform/agent"
+	"fnkit.dev/fn/platform/controlplane"
+	"fnkit.dev/fn/registry"
+)
+
+// Config is the local platform's configuration.
+type Config struct {
+	// Home holds all of the platform's state ($FN_HOME, default ~/.fn).
+	Home string
+	// Ports on 127.0.0.1.
+	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort int
+	// Domain is the domain of functions' host names at the gateway.
+	Domain string
+	// BinDir holds the Kubernetes binaries.
+	BinDir string
+}
+
+// DefaultConfig returns the configuration of a platform with its state in home.
+func DefaultConfig(home string) Config {
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, Domain: "fn.local"}
+}
+
+// NodeName is the name of the agent's Node.
+const NodeName = "fn-local"
+
+// State describes a running platform; Serve writes it to Home/platform.json once it is ready.
+type State struct {
+	PID        int       `json:"pid"`
+	Kubeconfig string    `json:"kubeconfig"`
+	Registry   string    `json:"registry"`
+	Gateway    string    `json:"gateway"`
+	KubectlBin string    `json:"kubectl"`
+	AgentDir   string    `json:"agentDir"`
+	Started    time.Time `json:"started"`
+}
+
+// StatePath is where a running platform's State is.
+func StatePath(home string) string { return filepath.Join(home, "platform.json") }
+
+// PIDPath holds the pid of the platform's process while it runs.
+func PIDPath(home string) string { return filepath.Join(home, "platform.pid") }
+
+// LogPath is the platform's log.
+func LogPath(home string) string { return filepath.Join(home, "logs", "platform.log") }
+
+// ReadState returns the state of the platform running with its state in home, or an error
+// wrapping fs.ErrNotExist when none runs (a state left by a crashed platform is not running).
+func ReadState(home string) (*State, error) {
+	b, err := os.ReadFile(StatePath(home))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", StatePath(home), err)
+	}
+	if !Alive(s.PID) {
+		return nil, fmt.Errorf("the platform of %s is not running (pid %d gone): %w", home, s.PID, fs.ErrNotExist)
+	}
+	return &s, nil
+}
+
+// Alive reports whether a process with pid exists.
+func Alive(pid int) bool {
+	return pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// Serve runs the platform until ctx is done, then stops everything in order: the agent (and so
+// the functions), the gateway, the controller, the registry, the control plane. Progress lines go
+// to progress; the components' logs go to Home/logs.
+func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
+	step := func(format string, args ...any) { fmt.Fprintf(progress, format+"\n", args...) }
+	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	_ = os.Remove(StatePath(cfg.Home))
+	if err := os.WriteFile(PIDPath(cfg.Home), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	defer os.Remove(PIDPath(cfg.Home))
+	defer os.Remove(StatePath(cfg.Home))
+	start := time.Now()
+
+	for _, p := range []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort} {
+		if err := portFree(p); err != nil {
+			return err
+		}
+	}
+	step("starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)")
+	cp, err := controlplane.Start(ctx, controlplane.Options{
+		Dir: filepath.Join(cfg.Home, "cluster"), BinDir: cfg.BinDir, Controllers: []string{"*"}, Scheduler: true,
+		APIServerPort: cfg.APIServerPort, EtcdPort: cfg.EtcdPort, EtcdPeerPort: cfg.EtcdPeerPort,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		step("stopping the control plane")
+		if serr := cp.Stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	rc := cp.RESTConfig()
+
+	// Components run until stop is cancelled; they are stopped before the control plane.
+	compCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	errs := make(chan error, 4)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && compCtx.Err() == nil {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	regAddr := fmt.Sprintf("127.0.0.1:%d", cfg.RegistryPort)
+	step("starting the registry on %s", regAddr)
+	reg, err := registry.New(compCtx, filepath.Join(cfg.Home, "registry"))
+	if err != nil {
+		return err
+	}
+	regLn, err := net.Listen("tcp", regAddr)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	run("registry", func() error { return reg.Serve(compCtx, regLn) })
+
+	logFile := func(name string) (*os.File, error) {
+		return os.OpenFile(filepath.Join(cfg.Home, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	}
+	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
+	step("installing the Function CRD and starting the fn controller")
+	if err := fncontroller.InstallCRD(ctx, rc); err != nil {
+		return err
+	}
+	cl, err := logFile("controller")
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	zl, err := zapLogger(cl)
+	if err != nil {
+		return err
+	}
+	if err := fncontroller.Run(compCtx, rc, fncontroller.Options{Logger: zl,
+		Config: resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL}}); err != nil {
+		return err
+	}
+
+	step("starting the gateway on %s", gatewayURL)
+	gl, err := logFile("gateway")
+	if err != nil {
+		return err
+	}
+	defer gl.Close()
+	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(gl, nil))})
+	if err != nil {
+		return err
+	}
+	run("gateway", func() error { return gateway.Serve(compCtx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
+
+	step("starting the node agent (node %s)", NodeName)
+	al, err := logFile("agent")
+	if err != nil {
+		return err
+	}
+	defer al.Close()
+	agentDir := filepath.Join(cfg.Home, "agent")
+	run("agent", func() error {
+		return agent.Run(compCtx, agent.Options{NodeName: NodeName, RESTConfig: rc, StateDir: agentDir,
+			InsecureRegistries: []string{regAddr}, Logger: slog.New(slog.NewJSONHandler(al, nil))})
+	})
+	if err := waitNodeReady(ctx, kubernetes.NewForConfigOrDie(rc), errs); err != nil {
+		return err
+	}
+
+	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL,
+		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Started: time.Now()}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
+		return err
+	}
+	step("ready in %s", time.Since(start).Round(10*time.Millisecond))
+
+	select {
+	case <-ctx.Done():
+		step("shutting down")
+		return nil
+	case err := <-errs:
+		return err
+	}
+}
+
+// waitNodeReady waits until the agent's Node is Ready and the default namespace's service
+// account exists, so that a function deployed right after fn up gets its pods.
+func waitNodeReady(ctx context.Context, kube kubernetes.Interface, errs <-chan error) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		select {
+		case err := <-errs:
+			return false, err
+		default:
+		}
+		n, err := kube.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		ready := false
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			last = "node not Ready"
+			return false, nil
+		}
+		if _, err := kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
+			last = "waiting for the default service account"
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("the node agent did not become ready: %v (%s)", err, last)
+	}
+	return err
+}
+
+func portFree(port int) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return fmt.Errorf("port %d is in use: stop what holds it (another fn up with another FN_HOME?)", port)
+	}
+	return ln.Close()
+}
+
+func zapLogger(w io.Writer) (*zap.SugaredLogger, error) {
+	enc := zap.NewProductionEncoderConfig()
+	core := zapcoreNew(enc, w)
+	return zap.New(core).Sugar(), nil
+}

@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	fnBin  string // the fn binary under test
+	fnHome string // FN_HOME of the platform under test
+	repo   string // the repository's root
+)
+
+// TestMain builds fn, and brings the local platform up once for the package's tests, from an
+// empty FN_HOME; it brings it down at the end and checks nothing of it is left running.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run())
+	}
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	wd, _ := os.Getwd()
+	repo = filepath.Clean(filepath.Join(wd, "..", ".."))
+	tmp, err := os.MkdirTemp("", "fn-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	fnBin = filepath.Join(tmp, "fn")
+	build := exec.Command("go", "build", "-o", fnBin, "./cmd/fn")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building fn: %v\n%s", err, out)
+		return 1
+	}
+	fnHome = filepath.Join(tmp, "home")
+	os.Setenv("FN_HOME", fnHome)
+	os.Setenv("FN_CACHE_DIR", filepath.Join(tmp, "cache"))
+	start := time.Now()
+	if out, err := exec.Command(fnBin, "up").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "fn up: %v\n%s", err, out)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "fn up: ready in %s\n", time.Since(start))
+	code := m.Run()
+	if out, err := exec.Command(fnBin, "down").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "fn down: %v\n%s", err, out)
+		return 1
+	}
+	if left := platformProcesses(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "processes of the platform left after fn down: %v\n", left)
+		return 1
+	}
+	return code
+}
+
+// platformProcesses lists running processes whose command line or executable refers to FN_HOME
+// or whose environment names it: what fn down must leave none of.
+func platformProcesses() []string {
+	var left []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(cmdline, []byte(fnHome)) || strings.Contains(exe, fnHome) || bytes.Contains(environ, []byte("FN_HOME="+fnHome)) {
+			left = append(left, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		}
+	}
+	return left
+}
+
+// fn runs the fn binary and returns its stdout, stderr and error.
+func fn(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, fnBin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+func mustFn(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, err := fn(t, args...)
+	if err != nil {
+		t.Fatalf("fn %s: %v\nstdout: %s\nstderr: %s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	var st struct {
+		Kubeconfig string `json:"kubeconfig"`
+		Kubectl    string `json:"kubectl"`
+	}
+	b, err := os.ReadFile(filepath.Join(fnHome, "platform.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(st.Kubectl, append([]string{"--kubeconfig", st.Kubeconfig}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestDeployAndInvokeExamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	for _, ex := range []string{"hello", "echo-event", "typed"} {
+		url := strings.TrimSpace(mustFn(t, "deploy", filepath.Join(repo, "examples", ex)))
+		if !strings.HasPrefix(url, "http://") {
+			t.Fatalf("fn deploy %s printed %q, want its URL", ex, url)
+		}
+	}
+	if out := mustFn(t, "invoke", "hello"); out != "Hello, world!\n" {
+		t.Errorf("fn invoke hello = %q", out)
+	}
+	for _, mode := range []string{"binary", "structured"} {
+		out := mustFn(t, "invoke", "echo-event", "--cloudevent", "--type", "t", "--source", "s", "--id", "e2e-1", "--mode", mode, "--data", `{"n":1}`)
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(out), &ev); err != nil || ev["type"] != "dev.fnkit.echo" || ev["echoedid"] != "e2e-1" {
+			t.Errorf("fn invoke echo-event (%s) = %q (%v)", mode, out, err)
+		}
+	}
+	if out := mustFn(t, "invoke", "typed", "--data", `{"items":[{"name":"tea","price":2.5,"quantity":2}]}`); strings.TrimSpace(out) != `{"total":5,"itemCount":2}` {
+		t.Errorf("fn invoke typed = %q", out)
+	}
+
+	// The pods run on the agent's node and their Service's EndpointSlice lists them.
+	pods := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=hello", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase} {.status.podIP}{\"\\n\"}{end}")
+	var ips []string
+	for _, l := range strings.Split(strings.TrimSpace(pods), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 3 || f[0] != "fn-local" || f[1] != "Running" {
+			t.Errorf("hello pod: %q, want Running on fn-local with an IP", l)
+			continue
+		}
+		ips = append(ips, f[2])
+	}
+	slices := kubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o", "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}{\"\\n\"}{end}")
+	for _, ip := range ips {
+		if !strings.Contains(slices, ip) {
+			t.Errorf("EndpointSlice of hello %q does not list pod IP %s", slices, ip)
+		}
+	}
+
+	// fn list, describe and logs.
+	if out := mustFn(t, "list"); !strings.Contains(out, "hello") || !strings.Contains(out, "echo-event") {
+		t.Errorf("fn list:\n%s", out)
+	}
+	if out := mustFn(t, "describe", "hello"); !strings.Contains(out, "Ready:") || !strings.Contains(out, "Running") {
+		t.Errorf("fn describe hello:\n%s", out)
+	}
+	if out := mustFn(t, "logs", "hello"); !strings.Contains(out, `"msg":"ready"`) {
+		t.Errorf("fn logs hello:\n%s", out)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	before := mustFn(t, "list", "-o", "json")
+	dir := filepath.Join(t.TempDir(), "broken")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module broken\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "handle.go"), []byte("package broken\n\nimport \"net/http\"\n\nfunc Handle(w http.ResponseWriter, r *http.Request) {\n\tw.Write(nope)\n}\n"), 0o644)
+	_, errOut, err := fn(t, "deploy", dir)
+	if err == nil || !strings.Contains(errOut, "handle.go:6:10: undefined: nope") {
+		t.Errorf("deploy of a broken function: %v\n%s", err, errOut)
+	}
+	if after := mustFn(t, "list", "-o", "json"); after != before {
+		t.Errorf("a failed deploy changed the cluster's functions")
+	}
+	_, errOut, err = fn(t, "invoke", "nosuchfn")
+	if err == nil || !strings.Contains(errOut, `no function "nosuchfn"`) {
+		t.Errorf("invoke of an unknown function: %v %q", err, errOut)
+	}
+}
+
+// TestRollingUpdateUnderLoad redeploys hello with new code while a bounded request loop runs
+// through the gateway: the new answer appears and not one request fails.
+func TestRollingUpdateUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := filepath.Join(t.TempDir(), "hello")
+	os.MkdirAll(dir, 0o755)
+	for _, f := range []string{"go.mod", "hello.go"} {
+		b, err := os.ReadFile(filepath.Join(repo, "examples", "hello", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	url := strings.TrimSpace(mustFn(t, "deploy", dir))
+	src, _ := os.ReadFile(filepath.Join(dir, "hello.go"))
+	os.WriteFile(filepath.Join(dir, "hello.go"), bytes.Replace(src, []byte(`"Hello, %s!\n"`), []byte(`"Howdy, %s!\n"`), 1), 0o644)
+
+	var ok, failed, howdy atomic.Int64
+	var lastFailure atomic.Value
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		client := &http.Client{Timeout: 10 * time.Second}
+		deadline := time.Now().Add(3 * time.Minute)
+		for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			resp, err := client.Get(url)
+			if err != nil {
+				failed.Add(1)
+				lastFailure.Store(err.Error())
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch {
+			case resp.StatusCode != 200:
+				failed.Add(1)
+				lastFailure.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
+			case string(body) == "Howdy, world!\n":
+				howdy.Add(1)
+				ok.Add(1)
+			default:
+				ok.Add(1)
+			}
+		}
+	}()
+	time.Sleep(time.Second)
+	mustFn(t, "deploy", dir)
+	// Keep the loop going a little after the rollout, then stop it.
+	time.Sleep(3 * time.Second)
+	close(stop)
+	<-done
+	t.Logf("requests: %d ok (%d new), %d failed", ok.Load(), howdy.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed during the rollout; last: %v", failed.Load(), lastFailure.Load())
+	}
+	if howdy.Load() == 0 {
+		t.Errorf("the new version never answered")
+	}
+}
+
+// TestRestartAndDelete kills a function's process, expects the pod to restart it and serve
+// again, then deletes the function and expects its pods and processes gone.
+func TestRestartAndDelete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	mustFn(t, "deploy", filepath.Join(repo, "examples", "hello"), "--name", "victim")
+	pids := functionProcesses("victim")
+	if len(pids) == 0 {
+		t.Fatalf("no process of function victim found")
+	}
+	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		restarts := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=victim", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].ready}")
+		if f := strings.Fields(restarts); len(f) == 2 && f[0] != "0" && f[1] == "true" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pod of victim not restarted and ready within 60s: %q", restarts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if out := mustFn(t, "invoke", "victim"); out != "Hello, world!\n" {
+		t.Errorf("after restart: %q", out)
+	}
+	mustFn(t, "delete", "victim")
+	if out := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=victim", "-o", "name"); strings.TrimSpace(out) != "" {
+		t.Errorf("pods left after fn delete: %s", out)
+	}
+	if left := functionProcesses("victim"); len(left) > 0 {
+		t.Errorf("processes left after fn delete: %v", left)
+	}
+}
+
+// functionProcesses finds the processes of a function's pods: their environment names the function.
+func functionProcesses(name string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if bytes.Contains(env, []byte("\x00FN_NAME="+name+"\x00")) || bytes.HasPrefix(env, []byte("FN_NAME="+name+"\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
