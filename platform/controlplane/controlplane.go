@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -174,16 +175,26 @@ func (cp *ControlPlane) start(name string, args ...string) error {
 	cmd := exec.Command(filepath.Join(cp.opts.BinDir, name), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
-	}
 	pr := &process{name: name, cmd: cmd, done: make(chan struct{})}
+	// Linux sends the Pdeathsig when the thread that forked the child exits, not its process, and
+	// Go ends threads (those of goroutines that locked them and returned, as the node agent's pod
+	// sandboxes do). So the child is forked from a thread of its own, kept until the child exits.
+	started := make(chan error, 1)
 	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the child
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
 		pr.err = cmd.Wait()
 		logf.Close()
 		close(pr.done)
 	}()
+	if err := <-started; err != nil {
+		logf.Close()
+		return fmt.Errorf("starting %s: %w", name, err)
+	}
 	cp.procs = append(cp.procs, pr)
 	return nil
 }

@@ -191,7 +191,7 @@ func TestBadInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the local platform")
 	}
-	before := mustFn(t, "list", "-o", "json")
+	before := functionImages(t)
 	dir := filepath.Join(t.TempDir(), "broken")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module broken\n\ngo 1.24\n"), 0o644)
@@ -200,8 +200,8 @@ func TestBadInput(t *testing.T) {
 	if err == nil || !strings.Contains(errOut, "handle.go:6:10: undefined: nope") {
 		t.Errorf("deploy of a broken function: %v\n%s", err, errOut)
 	}
-	if after := mustFn(t, "list", "-o", "json"); after != before {
-		t.Errorf("a failed deploy changed the cluster's functions")
+	if after := functionImages(t); after != before {
+		t.Errorf("a failed deploy changed the cluster's functions: %s -> %s", before, after)
 	}
 	_, errOut, err = fn(t, "invoke", "nosuchfn")
 	if err == nil || !strings.Contains(errOut, `no function "nosuchfn"`) {
@@ -302,8 +302,16 @@ func TestRestartAndDelete(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if out := mustFn(t, "invoke", "victim"); out != "Hello, world!\n" {
-		t.Errorf("after restart: %q", out)
+	// Ready again: it serves again once the endpoints say so (until then the gateway answers 503).
+	for {
+		out, _, err := fn(t, "invoke", "victim")
+		if err == nil && out == "Hello, world!\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("victim does not serve again after its restart: %q %v", out, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	mustFn(t, "delete", "victim")
 	if out := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=victim", "-o", "name"); strings.TrimSpace(out) != "" {
@@ -329,4 +337,23 @@ func functionProcesses(name string) []int {
 		}
 	}
 	return pids
+}
+
+// functionImages describes the deployed functions by name and image.
+func functionImages(t *testing.T) string {
+	t.Helper()
+	var list struct {
+		Items []struct {
+			Metadata struct{ Name string }  `json:"metadata"`
+			Spec     struct{ Image string } `json:"spec"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(mustFn(t, "list", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for _, f := range list.Items {
+		parts = append(parts, f.Metadata.Name+"="+f.Spec.Image)
+	}
+	return strings.Join(parts, " ")
 }
