@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
+	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -96,7 +97,10 @@ func Alive(pid int) bool {
 // the functions), the gateway, the controller, the registry, the control plane. Progress lines go
 // to progress; the components' logs go to Home/logs.
 func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
-	step := func(format string, args ...any) { fmt.Fprintf(progress, format+"\n", args...) }
+	start := time.Now()
+	step := func(format string, args ...any) {
+		fmt.Fprintf(progress, "[%5.1fs] "+format+"\n", append([]any{time.Since(start).Seconds()}, args...)...)
+	}
 	for _, d := range []string{cfg.Home, filepath.Join(cfg.Home, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
@@ -108,7 +112,6 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
-	start := time.Now()
 
 	for _, p := range []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort} {
 		if err := portFree(p); err != nil {
@@ -130,6 +133,13 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 	}()
 	rc := cp.RESTConfig()
+	kube := kubernetes.NewForConfigOrDie(rc)
+	// Pods of the default namespace need its service account; the controller manager's
+	// service-account controller takes seconds to create it, so create it now.
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "default"}}
+	if _, err := kube.CoreV1().ServiceAccounts("default").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrs.IsAlreadyExists(err) {
+		return fmt.Errorf("creating the default service account: %w", err)
+	}
 
 	// Components run until stop is cancelled; they are stopped before the control plane.
 	compCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -206,7 +216,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		return agent.Run(compCtx, agent.Options{NodeName: NodeName, RESTConfig: rc, StateDir: agentDir,
 			InsecureRegistries: []string{regAddr}, Logger: slog.New(slog.NewJSONHandler(al, nil))})
 	})
-	if err := waitNodeReady(ctx, kubernetes.NewForConfigOrDie(rc), errs); err != nil {
+	if err := waitNodeReady(ctx, kube, errs); err != nil {
 		return err
 	}
 
@@ -216,7 +226,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
 	}
-	step("ready in %s", time.Since(start).Round(10*time.Millisecond))
+	step("ready")
 
 	select {
 	case <-ctx.Done():

@@ -112,8 +112,12 @@ func Run(ctx context.Context, o Options) error {
 	p.kube = kube
 
 	ctx = vklog.WithLogger(ctx, vkLogger{log.With("component", "virtual-kubelet")})
-	runCtx, cancel := context.WithCancel(ctx)
+	// The controllers outlive ctx a little: the pod controller while pods stop, so that their
+	// last statuses are written.
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	ncCtx, stopNC := context.WithCancel(runCtx)
+	defer stopNC()
 
 	podInformers := informers.NewSharedInformerFactoryWithOptions(kube, time.Minute,
 		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
@@ -194,10 +198,18 @@ func Run(ctx context.Context, o Options) error {
 	defer otherInformers.Shutdown()
 	go func() { _ = pc.Run(runCtx, 4) }()
 	// Whatever happens next, pods stop before Run returns.
+	ncStarted := false
 	defer func() {
+		if ncStarted {
+			stopNC()
+			<-nc.Done()
+		}
+		p.shutdown()
+		if ncStarted {
+			p.reportStopped(nodeObj)
+		}
 		cancel()
 		<-pc.Done()
-		p.shutdown()
 		log.Info("node agent stopped")
 	}()
 
@@ -208,8 +220,8 @@ func Run(ctx context.Context, o Options) error {
 	case <-pc.Done():
 		return fmt.Errorf("node agent: pod controller: %w", pc.Err())
 	}
-	go func() { _ = nc.Run(runCtx) }()
-	defer func() { cancel(); <-nc.Done() }()
+	go func() { _ = nc.Run(ncCtx) }()
+	ncStarted = true
 	select {
 	case <-ctx.Done():
 		return nil

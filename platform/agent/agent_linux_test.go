@@ -29,8 +29,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"fnkit.dev/fn/builder"
@@ -51,7 +53,46 @@ type env struct {
 	registry  string // host:port
 	hello     string // the hello example's image reference
 	net       *podNetwork
-	agentDone chan error
+	rest      *rest.Config
+	logPath   string
+	stopAgent func(t *testing.T) // stops the agent and checks that it left nothing
+}
+
+const testCIDR = "10.252.0.0/24"
+
+// startAgent runs a node agent until stopAgent.
+func (e *env) startAgent(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{NodeName: testNode, RESTConfig: e.rest, StateDir: e.stateDir, PodCIDR: testCIDR,
+			Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	}()
+	stopped := false
+	e.stopAgent = func(t *testing.T) {
+		t.Helper()
+		if stopped {
+			return
+		}
+		stopped = true
+		e.recordedPids()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent: %v", err)
+			}
+		case <-time.After(90 * time.Second):
+			t.Errorf("the agent did not stop within 90 s")
+		}
+		logf.Close()
+		e.checkNothingLeft(t)
+	}
 }
 
 // waitFor polls cond every 100 ms until it holds, failing the test after timeout.
@@ -123,39 +164,21 @@ func startEnv(t *testing.T) *env {
 
 	// The agent.
 	e.stateDir = t.TempDir()
-	const cidr = "10.252.0.0/24"
-	if e.net, err = newPodNetwork(cidr, e.stateDir); err != nil {
+	if e.net, err = newPodNetwork(testCIDR, e.stateDir); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "agent.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	e.agentDone = make(chan error, 1)
-	go func() {
-		e.agentDone <- Run(agentCtx, Options{NodeName: testNode, RESTConfig: cp.RESTConfig(), StateDir: e.stateDir, PodCIDR: cidr,
-			Logger: slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	}()
+	e.logPath = filepath.Join(t.TempDir(), "agent.log")
+	e.rest = cp.RESTConfig()
+	e.startAgent(t)
 	t.Cleanup(func() {
-		stopAgent()
-		select {
-		case err := <-e.agentDone:
-			if err != nil {
-				t.Errorf("agent: %v", err)
-			}
-		case <-time.After(90 * time.Second):
-			t.Errorf("the agent did not stop within 90 s")
-		}
-		e.checkNothingLeft(t)
+		e.stopAgent(t)
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
+			b, _ := os.ReadFile(e.logPath)
 			if len(b) > 20000 {
 				b = b[len(b)-20000:]
 			}
 			t.Logf("agent log (end):\n%s", b)
 		}
-		logf.Close()
 	})
 	waitFor(t, 60*time.Second, "the node to be Ready", func() (bool, error) {
 		n, err := e.kube.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
@@ -229,6 +252,54 @@ func (e *env) pidOf(t *testing.T, pod *corev1.Pod, container string) int {
 	return pid
 }
 
+// checkProcess checks how the agent runs a function's process: its environment, its user,
+// chrooted in a root of its own, read-only but for /tmp, in a network namespace of its own,
+// with the service account's token.
+func (e *env) checkProcess(t *testing.T, p *corev1.Pod) {
+	t.Helper()
+	pid := e.pidOf(t, p, "function")
+	proc := fmt.Sprintf("/proc/%d/", pid)
+	environ, err := os.ReadFile(proc + "environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.Split(string(environ), "\x00")
+	for _, want := range []string{"POD_IP=" + p.Status.PodIP, "POD_NAME=" + p.Name, "GREETING=hi", "SECRET=s3cret", "COMBINED=hi-hello",
+		"CM_greeting=hi", "CM_other=x", "PORT=8080", "HOSTNAME=" + p.Name, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"} {
+		if !slices.Contains(vars, want) {
+			t.Errorf("pod %s: %s not in the process's environment %q", p.Name, want, vars)
+		}
+	}
+	status, _ := os.ReadFile(proc + "status")
+	if !strings.Contains(string(status), "\nUid:\t65532\t65532\t65532\t65532\n") || !strings.Contains(string(status), "\nNoNewPrivs:\t1\n") {
+		t.Errorf("pod %s: process status:\n%s", p.Name, status)
+	}
+	root, err := os.Readlink(proc + "root")
+	if err != nil || !strings.HasPrefix(root, filepath.Join(e.stateDir, "pods", string(p.UID))+"/") {
+		t.Errorf("pod %s: process root %q (%v)", p.Name, root, err)
+	}
+	mine, _ := os.Readlink("/proc/self/ns/net")
+	if theirs, _ := os.Readlink(proc + "ns/net"); theirs == mine || theirs == "" {
+		t.Errorf("pod %s: network namespace %q, the host's %q", p.Name, theirs, mine)
+	}
+	mountinfo, _ := os.ReadFile(proc + "mountinfo")
+	opts := map[string]string{}
+	for _, l := range strings.Split(string(mountinfo), "\n") {
+		if f := strings.Fields(l); len(f) > 5 {
+			opts[f[4]] = f[5]
+		}
+	}
+	if !strings.HasPrefix(opts["/"], "ro,") || !strings.HasPrefix(opts["/tmp"], "rw") {
+		t.Errorf("pod %s: mounts %v, want / read-only and /tmp writable", p.Name, opts)
+	}
+	if tok, err := os.ReadFile(proc + "root/var/run/secrets/kubernetes.io/serviceaccount/token"); err != nil || len(tok) < 100 {
+		t.Errorf("pod %s: service account token: %v", p.Name, err)
+	}
+	if hosts, _ := os.ReadFile(proc + "root/etc/hosts"); !strings.Contains(string(hosts), p.Status.PodIP+"\t"+p.Name) {
+		t.Errorf("pod %s: /etc/hosts:\n%s", p.Name, hosts)
+	}
+}
+
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
@@ -260,7 +331,27 @@ func TestAgent(t *testing.T) {
 	ctx := context.Background()
 	kube := e.kube
 
-	fn := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}, Spec: v1alpha1.FunctionSpec{Image: e.hello}}
+	fn := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}, Spec: v1alpha1.FunctionSpec{
+		Image: e.hello,
+		Env: []corev1.EnvVar{
+			{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+			{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+			{Name: "GREETING", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "hello-env"}, Key: "greeting"}}},
+			{Name: "SECRET", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "hello-secret"}, Key: "token"}}},
+			{Name: "COMBINED", Value: "$(GREETING)-$(FN_NAME)"},
+		},
+		EnvFrom: []corev1.EnvFromSource{{Prefix: "CM_", ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "hello-env"}}}},
+	}}
+	if _, err := kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "hello-env"},
+		Data: map[string]string{"greeting": "hi", "other": "x"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kube.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "hello-secret"},
+		Data: map[string][]byte{"token": []byte("s3cret")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	dep := resources.MakeDeployment(fn, resources.DefaultConfig)
 	dep.OwnerReferences = nil // no Function in this cluster: the garbage collector would delete it
 	dep.Spec.Replicas = ptr.To(int32(2))
@@ -299,7 +390,7 @@ func TestAgent(t *testing.T) {
 		for name := range ready {
 			t.Logf("pod %s: Running %s, Ready %s after the Deployment's creation", name, running[name].Round(time.Millisecond), ready[name].Round(time.Millisecond))
 		}
-		_, cidr, _ := net.ParseCIDR("10.252.0.0/24")
+		_, cidr, _ := net.ParseCIDR(testCIDR)
 		ips := map[string]bool{}
 		for _, p := range pods {
 			ip := net.ParseIP(p.Status.PodIP)
@@ -321,6 +412,7 @@ func TestAgent(t *testing.T) {
 			if err != nil || body != "Hello, world!\n" {
 				t.Errorf("GET pod %s: %q, %v", p.Name, body, err)
 			}
+			e.checkProcess(t, &p)
 		}
 	})
 	if len(pods) != 2 {
@@ -446,6 +538,56 @@ func TestAgent(t *testing.T) {
 				t.Error(err)
 			}
 		}
+	})
+
+	t.Run("agent-restart", func(t *testing.T) {
+		e.stopAgent(t) // checks that its processes and links are gone
+		if entries, _ := os.ReadDir(filepath.Join(e.stateDir, "pods")); len(entries) != 0 {
+			t.Errorf("pod directories left after the agent stopped: %v", entries)
+		}
+		survivor, err := kube.CoreV1().Pods("default").Get(ctx, pods[0].Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if podReady(survivor) || survivor.Status.ContainerStatuses[0].State.Terminated == nil {
+			t.Errorf("pod %s after the agent stopped: %+v", survivor.Name, survivor.Status)
+		}
+		if n, err := kube.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{}); err != nil || n.Status.Conditions[0].Status != corev1.ConditionFalse {
+			t.Errorf("node after the agent stopped: %v %+v", err, n.Status.Conditions)
+		}
+		// While no agent runs, one pod is deleted: it stays Terminating.
+		gone := pods[1]
+		if err := kube.CoreV1().Pods("default").Delete(ctx, gone.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if cur, err := kube.CoreV1().Pods("default").Get(ctx, gone.Name, metav1.GetOptions{}); err != nil || cur.DeletionTimestamp == nil {
+			t.Fatalf("pod %s while no agent runs: %v, %v", gone.Name, cur, err)
+		}
+		start := time.Now()
+		e.startAgent(t)
+		waitFor(t, 30*time.Second, "the terminating pod to be deleted", func() (bool, error) {
+			_, err := kube.CoreV1().Pods("default").Get(ctx, gone.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), err
+		})
+		t.Logf("terminating pod deleted %s after the agent restarted", time.Since(start).Round(time.Millisecond))
+		waitFor(t, 60*time.Second, "the surviving pod and a replacement to run again", func() (bool, error) {
+			list, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "fnkit.dev/function=hello"})
+			if err != nil {
+				return false, err
+			}
+			n := 0
+			for _, p := range list.Items {
+				if !podReady(&p) || p.UID == survivor.UID && p.Status.ContainerStatuses[0].ContainerID == survivor.Status.ContainerStatuses[0].ContainerID {
+					continue
+				}
+				if body, err := get("http://" + p.Status.PodIP + ":8080/"); err != nil || body != "Hello, world!\n" {
+					return false, fmt.Errorf("pod %s: %q, %v", p.Name, body, err)
+				}
+				n++
+			}
+			return n == 2 && len(list.Items) == 2, fmt.Errorf("%d of %d pods ready", n, len(list.Items))
+		})
+		t.Logf("2 pods Ready %s after the agent restarted", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("delete", func(t *testing.T) {

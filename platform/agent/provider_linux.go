@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -47,6 +49,7 @@ type provider struct {
 	pods     map[string]*pod // by namespace/name
 	notifyFn func(*corev1.Pod)
 	stopping bool
+	stopped  []*pod // the pods shutdown stopped
 	wg       sync.WaitGroup
 }
 
@@ -225,6 +228,39 @@ func (p *provider) shutdown() {
 		pd.terminate(grace, false, false)
 	}
 	p.wg.Wait()
+	p.stopped = pds
+}
+
+// reportStopped writes the last statuses of the pods the agent stopped (containers terminated,
+// not ready: Services stop routing to them) and marks the node not ready, until the agent runs
+// again.
+func (p *provider) reportStopped(nodeObj *corev1.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, pd := range p.stopped {
+		st := pd.snapshot()
+		pods := p.kube.CoreV1().Pods(st.Namespace)
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := pods.Get(ctx, st.Name, metav1.GetOptions{})
+			if err != nil || cur.UID != st.UID {
+				return err
+			}
+			cur.Status = st.Status
+			_, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			p.log.Warn("reporting a stopped pod", "pod", pd.key, "error", err)
+		}
+	}
+	now := metav1.Now()
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady",
+		Message: "fn's node agent stopped", LastHeartbeatTime: now, LastTransitionTime: now,
+	}}}})
+	if _, err := p.kube.CoreV1().Nodes().PatchStatus(ctx, nodeObj.Name, patch); err != nil {
+		p.log.Warn("marking the node not ready", "error", err)
+	}
 }
 
 // GetContainerLogs serves the kubelet API's container logs (kubectl logs).

@@ -92,7 +92,10 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Functi
 	default:
 		f.Status.PropagateDeploymentStatus(&have.Status)
 		ready := f.Status.GetCondition(v1alpha1.FunctionConditionDeploymentReady)
-		rolling := have.Status.ObservedGeneration < have.Generation || have.Status.UpdatedReplicas < desired
+		// Rolling out until the Deployment saw the current spec, every replica runs it, and no
+		// replica of an older version is left.
+		rolling := have.Status.ObservedGeneration < have.Generation || have.Status.UpdatedReplicas < desired ||
+			have.Status.Replicas > have.Status.UpdatedReplicas
 		if rolling && ready != nil && ready.Status == corev1.ConditionTrue {
 			f.Status.MarkDeploymentRollingOut(have.Status.UpdatedReplicas, desired)
 		}

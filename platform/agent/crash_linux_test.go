@@ -1,0 +1,99 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain doubles as the helper processes of TestCrash: a pod sandbox holder, and a process
+// that sleeps.
+func TestMain(m *testing.M) {
+	switch os.Getenv("FN_AGENT_TEST_HELPER") {
+	case "sleep":
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(time.Hour)
+		os.Exit(0)
+	case "sandbox":
+		os.Exit(sandboxHelper())
+	}
+	os.Exit(m.Run())
+}
+
+// sandboxHelper is a stand-in for an agent: it makes a pod sandbox with a network, starts a
+// process in it, prints the process's pid and the pod's link, and waits to be killed.
+func sandboxHelper() int {
+	n, err := newPodNetwork("10.253.0.0/24", os.Getenv("FN_AGENT_TEST_DIR"))
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	sb, err := newSandbox(sandboxOptions{net: true, mounts: true, uts: true, ipc: true})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if _, err := n.attach(sb, "crash"); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	exe, _ := os.Executable()
+	l := launch{root: "/", exe: exe, argv: []string{exe}, env: []string{"FN_AGENT_TEST_HELPER=sleep"}, dir: "/"}
+	cmd := l.command(nil, nil)
+	if err := sb.do(cmd.Start); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	fmt.Println(cmd.Process.Pid, n.linkName("crash"))
+	select {}
+}
+
+// TestCrash kills an agent-like process with SIGKILL and checks that the process it started
+// in a pod sandbox dies too, and that the pod's network goes away.
+func TestCrash(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	helper := exec.Command(os.Args[0], "-test.run=^$")
+	helper.Env = append(os.Environ(), "FN_AGENT_TEST_HELPER=sandbox", "FN_AGENT_TEST_DIR="+dir)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer helper.Process.Kill()
+	var pid int
+	var link string
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if _, serr := fmt.Sscan(line, &pid, &link); err != nil || serr != nil {
+		t.Fatalf("helper said %q: %v %v", line, err, serr)
+	}
+	if _, err := net.InterfaceByName(link); err != nil {
+		t.Fatalf("link %s: %v", link, err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the pod's process: %v", err)
+	}
+	_ = helper.Process.Kill()
+	_ = helper.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, linkErr := net.InterfaceByName(link)
+		procErr := syscall.Kill(pid, 0)
+		if linkErr != nil && procErr != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("5 s after the agent died: process %d (%v), link %s (%v)", pid, procErr, link, linkErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
