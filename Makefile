@@ -44,6 +44,8 @@ bench: build
 	$(GO) run ./bench/build
 	$(GO) run ./bench/runtime
 	$(GO) run ./bench/controller
+	$(GO) run ./bench/gateway
+	$(GO) run ./bench/platform
 
 clean:
 	rm -rf bin/
