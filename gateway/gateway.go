@@ -252,7 +252,8 @@ func (c *call) Value(k any) any {
 	return c.Context.Value(k)
 }
 
-// ServeHTTP routes a request to its function.
+// ServeHTTP routes a request to its function, by host, else by path. Requests for no function
+// may ask for /_gw/health and /_gw/metrics (Prometheus text).
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t, ok := g.match(r)

@@ -169,7 +169,7 @@ type fixture struct {
 }
 
 // newFixture starts a gateway over fake clientsets holding objs, served by an httptest server.
-func newFixture(t *testing.T, o Options, objs ...runtime.Object) *fixture {
+func newFixture(t testing.TB, o Options, objs ...runtime.Object) *fixture {
 	t.Helper()
 	var kubeObjs, fnObjs []runtime.Object
 	for _, obj := range objs {
@@ -908,5 +908,43 @@ func TestServeGracefulShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after shutdown")
+	}
+}
+
+func TestLogBuffer(t *testing.T) {
+	t.Parallel()
+	out := &syncBuffer{}
+	b := NewLogBuffer(out, 20*time.Millisecond)
+	fmt.Fprintln(b, `{"n":1}`)
+	eventually(t, "the line written after the interval", func() bool { return len(out.lines(t)) == 1 })
+	fmt.Fprintln(b, `{"n":2}`)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if got := out.lines(t); len(got) != 2 || got[1]["n"] != 2.0 {
+		t.Errorf("lines after Close: %v, want both", got)
+	}
+}
+
+// BenchmarkServeHTTP measures the gateway's own cost per request, over a real connection to a
+// backend; the bench/gateway command measures it end to end against a direct baseline.
+func BenchmarkServeHTTP(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "Hello, world!\n")
+	}))
+	defer backend.Close()
+	f := newFixture(b, Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}, function("hello", "ns"),
+		slice("hello-1", "ns", "hello", withEndpoint(backend.URL, true)))
+	r := httptest.NewRequest(http.MethodGet, "/f/ns/hello/a?b=c", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		f.gw.ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			b.Fatalf("got %d", w.Code)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -74,6 +75,9 @@ type target struct {
 	url     string
 	latency []bench.Latencies // open-loop rounds
 	wrk     []bench.Result    // saturation rounds
+	// CPU time per request at saturation, of the function's process and of this process (the
+	// gateway's, while wrk loads it): figures that other load on the machine disturbs less.
+	fnCPU, gwCPU []time.Duration
 }
 
 func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile string) error {
@@ -119,12 +123,15 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	}
 
 	// The gateway, in this process, over fake clientsets that hold the function's Function and
-	// EndpointSlice; its access log goes to a file, as it would to a container's log.
+	// EndpointSlice; its access log goes to a file through a LogBuffer, as fn-gateway's goes
+	// to its container's log.
 	logFile, err := os.Create(filepath.Join(tmp, "access.log"))
 	if err != nil {
 		return err
 	}
 	defer logFile.Close()
+	logs := gateway.NewLogBuffer(logFile, 100*time.Millisecond)
+	defer logs.Close()
 	kube := kubefake.NewClientset(&discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Name: "hello-1", Namespace: "bench", Labels: map[string]string{discoveryv1.LabelServiceName: "hello"}},
 		AddressType: discoveryv1.AddressTypeIPv4,
@@ -135,7 +142,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "bench"},
 		Spec:       v1alpha1.FunctionSpec{Image: "registry.test/hello", Timeout: &metav1.Duration{Duration: 30 * time.Second}},
 	})
-	gw, err := gateway.NewFromClients(ctx, kube, fns, gateway.Options{Logger: slog.New(slog.NewJSONHandler(logFile, nil))})
+	gw, err := gateway.NewFromClients(ctx, kube, fns, gateway.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	if err != nil {
 		return err
 	}
@@ -151,6 +158,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	}
 
 	targets := []*target{{name: "direct", url: direct}, {name: "gateway", url: through}}
+	loadBefore := loadAverage()
 	client := bench.NewClient()
 	fmt.Fprintln(os.Stderr, "warming up...")
 	for _, t := range targets {
@@ -178,10 +186,14 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s with wrk -c%d for %s...\n", r+1, rounds, t.name, conns, wrkDur)
+			fn0, gw0 := processCPU(proc.Process.Pid), selfCPU()
 			res, err := bench.Wrk(ctx, wrk, t.url, conns, wrkDur, "")
 			if err != nil {
 				return err
 			}
+			n := time.Duration(res.RPS * wrkDur.Seconds())
+			t.fnCPU = append(t.fnCPU, (processCPU(proc.Process.Pid)-fn0)/n)
+			t.gwCPU = append(t.gwCPU, (selfCPU()-gw0)/n)
 			if res.Errors > 0 {
 				return fmt.Errorf("%s: %d errors under wrk", t.name, res.Errors)
 			}
@@ -197,11 +209,11 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	fmt.Print(report)
 	if resultsFile != "" {
 		header := fmt.Sprintf("# Gateway benchmark\n\nRecorded %s on %s, %s, %s/%s.\n"+
-			"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log to a file), "+
+			"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file), "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
-			"Load generators, gateway and function share the machine.\n\n```\n",
+			"Load generators, gateway and function share the machine; its load average was %s before and %s after.\n\n```\n",
 			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH,
-			rounds, rate, rateDur, conns, wrkDur)
+			rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage())
 		if err := os.WriteFile(resultsFile, []byte(header+report+"```\n"), 0o644); err != nil {
 			return err
 		}
@@ -241,7 +253,7 @@ func table(direct, gw *target, rate, conns int) string {
 				if a > q.goal {
 					verdict = "MISSED"
 				}
-				add, goal = "+"+us(a), fmt.Sprintf("<= +%s %s", us(q.goal), verdict)
+				add, goal = fmt.Sprintf("%+.0fµs", float64(a)/float64(time.Microsecond)), fmt.Sprintf("<= +%s %s", us(q.goal), verdict)
 			}
 			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(time.Duration(median(vals))), add, goal)
 		}
@@ -271,6 +283,19 @@ func table(direct, gw *target, rate, conns int) string {
 		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), median(rps),
 			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), ratio, goal)
 	}
+	// Where the CPU goes at saturation: what a request costs the function, and the gateway.
+	cpu := func(name string, ds []time.Duration) {
+		var per []string
+		var vals []float64
+		for _, d := range ds {
+			per = append(per, us(d))
+			vals = append(vals, float64(d))
+		}
+		fmt.Fprintf(w, "CPU per request at saturation\t%s\t%s\t%s\t\t\n", name, strings.Join(per, " "), us(time.Duration(median(vals))))
+	}
+	cpu("function, direct", direct.fnCPU)
+	cpu("function, via gateway", gw.fnCPU)
+	cpu("gateway", gw.gwCPU)
 	w.Flush()
 	return b.String()
 }
@@ -309,4 +334,38 @@ func waitUp(url string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not answer 200 within 30s", url)
+}
+
+// selfCPU is the CPU time this process has used: the gateway's, while only it runs here.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU is the CPU time process pid has used, from /proc (in clock ticks of 10ms).
+func processCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// loadAverage is the machine's 1-minute load average.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
 }

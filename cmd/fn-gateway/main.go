@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,8 +26,11 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(ctx, *addr, *kubeconfig, *domain, log); err != nil {
+	// One access log line per request: batched, so that it costs no write per request.
+	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
+	err := run(ctx, *addr, *kubeconfig, *domain, slog.New(slog.NewJSONHandler(logs, nil)))
+	_ = logs.Close()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
 		os.Exit(1)
 	}
@@ -56,7 +60,10 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	if err != nil {
+	switch {
+	case err != nil && kubeconfig != "":
+		return nil, fmt.Errorf("reading the kubeconfig %s: %w", kubeconfig, err)
+	case err != nil:
 		return nil, fmt.Errorf("no cluster to watch: not in a cluster, and no kubeconfig (--kubeconfig or $KUBECONFIG): %w", err)
 	}
 	return cfg, nil
