@@ -69,7 +69,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer lock.Close()
-	root := os.Geteuid() == 0
+	root := geteuid() == 0
 	_, cidr, err := net.ParseCIDR(o.PodCIDR)
 	if err != nil {
 		return fmt.Errorf("pod CIDR %q: %w", o.PodCIDR, err)
@@ -247,6 +247,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("node agent: node controller: %w", nc.Err())
 	}
 }
+
+// geteuid is os.Geteuid; tests make the agent believe it runs without root.
+var geteuid = os.Geteuid
 
 // deleteOrphans deletes from the API server the pods of this node that are marked for deletion
 // but that the agent does not run (a previous run stopped them): nothing else would.

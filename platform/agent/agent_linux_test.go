@@ -31,6 +31,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
@@ -590,6 +591,116 @@ func TestAgent(t *testing.T) {
 		t.Logf("2 pods Ready %s after the agent restarted", time.Since(start).Round(time.Millisecond))
 	})
 
+	t.Run("probes", func(t *testing.T) {
+		probe := func(port int32, delay int32) *corev1.Probe {
+			return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/_fn/live", Port: intstr.FromInt32(port)}},
+				InitialDelaySeconds: delay, PeriodSeconds: 1, FailureThreshold: 2}
+		}
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "probes", Namespace: "default"},
+			Spec: corev1.PodSpec{TerminationGracePeriodSeconds: ptr.To(int64(1)), Containers: []corev1.Container{{
+				Name: "function", Image: e.hello,
+				Env:            []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
+				ReadinessProbe: probe(9999, 0), // nothing listens there: never ready
+				LivenessProbe:  probe(9999, 1), // and restarted every few seconds
+			}, {
+				Name: "tcp", Image: e.hello,
+				Env:            []corev1.EnvVar{{Name: "PORT", Value: "8081"}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8081)}}, PeriodSeconds: 1},
+			}}},
+		}
+		if _, err := kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}) }()
+		waitFor(t, 60*time.Second, "the liveness probe to restart the container, and the TCP probe to make its container ready", func() (bool, error) {
+			cur, err := kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			cs := cur.Status.ContainerStatuses
+			if len(cs) != 2 {
+				return false, fmt.Errorf("statuses %+v", cs)
+			}
+			if cs[0].Ready || podReady(cur) {
+				t.Errorf("pod %s ready with a failing readiness probe: %+v", pod.Name, cur.Status)
+			}
+			return cs[0].RestartCount >= 1 && cs[1].Ready && cs[1].RestartCount == 0, fmt.Errorf("statuses %+v", cs)
+		})
+		evs, err := kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reasons []string
+		for _, ev := range evs.Items {
+			reasons = append(reasons, ev.Reason)
+		}
+		for _, want := range []string{"Pulled", "Started", "Unhealthy", "Killing"} {
+			if !slices.Contains(reasons, want) {
+				t.Errorf("events %v, want %s among them", reasons, want)
+			}
+		}
+	})
+
+	t.Run("rootless", func(t *testing.T) {
+		// A second agent that believes it runs without root: pods on the host's network, no
+		// chroot, no namespaces.
+		geteuid = func() int { return 1000 }
+		defer func() { geteuid = os.Geteuid }()
+		stateDir := t.TempDir()
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(actx, Options{NodeName: "fn-rootless", RESTConfig: e.rest, StateDir: stateDir,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		}()
+		defer func() {
+			stop()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Error(err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Error("the rootless agent did not stop")
+			}
+		}()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "rootless", Namespace: "default"},
+			Spec: corev1.PodSpec{NodeName: "fn-rootless", TerminationGracePeriodSeconds: ptr.To(int64(5)), Containers: []corev1.Container{{
+				Name: "function", Image: e.hello, Env: []corev1.EnvVar{{Name: "PORT", Value: "18080"}},
+				Ports:          []corev1.ContainerPort{{Name: "http", ContainerPort: 18080}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/_fn/ready", Port: intstr.FromString("http")}}, PeriodSeconds: 1},
+			}}},
+		}
+		if _, err := kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var cur *corev1.Pod
+		waitFor(t, 60*time.Second, "the rootless pod to be Ready", func() (ok bool, err error) {
+			cur, err = kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+			return err == nil && podReady(cur), err
+		})
+		ip := net.ParseIP(cur.Status.PodIP)
+		if ip == nil || ip.IsLoopback() || cur.Status.PodIP != cur.Status.HostIP {
+			t.Errorf("rootless pod: IP %q, host IP %q", cur.Status.PodIP, cur.Status.HostIP)
+		}
+		if body, err := get("http://" + net.JoinHostPort(cur.Status.PodIP, "18080") + "/"); err != nil || body != "Hello, world!\n" {
+			t.Errorf("GET the rootless pod: %q, %v", body, err)
+		}
+		if err := kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the rootless pod to be gone", func() (bool, error) {
+			_, err := kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), err
+		})
+		if c, err := net.DialTimeout("tcp", net.JoinHostPort(cur.Status.PodIP, "18080"), time.Second); err == nil {
+			c.Close()
+			t.Error("the rootless pod's process still listens")
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		list, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "fnkit.dev/function=hello"})
 		if err != nil {
@@ -647,18 +758,6 @@ func hostRoute(t *testing.T, ip string) bool {
 		}
 	}
 	return false
-}
-
-// elfHeader is the start of an ELF executable for machine, as far as the agent reads it.
-func elfHeader(machine uint16) []byte {
-	h := make([]byte, 64)
-	copy(h, "\x7fELF")
-	h[4], h[5], h[6] = 2, 1, 1 // 64-bit, little endian, version 1
-	h[16] = 2                  // ET_EXEC
-	h[18], h[19] = byte(machine), byte(machine>>8)
-	h[20] = 1
-	h[52] = 64 // header size
-	return h
 }
 
 // pushImage pushes a one-layer image whose entrypoint is a file holding content.

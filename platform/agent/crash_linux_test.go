@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMain doubles as the helper processes of TestCrash: a pod sandbox holder, and a process
@@ -57,6 +59,9 @@ func sandboxHelper() int {
 // TestCrash kills an agent-like process with SIGKILL and checks that the process it started
 // in a pod sandbox dies too, and that the pod's network goes away.
 func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("changes the host's network")
+	}
 	requireRoot(t)
 	dir := t.TempDir()
 	helper := exec.Command(os.Args[0], "-test.run=^$")
@@ -96,4 +101,57 @@ func TestCrash(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestSandboxKeepsThreads checks that pod sandboxes never end the threads they lock (Linux
+// sends Pdeathsig to the children a thread forked when it exits, and any thread may have forked
+// others' children before a sandbox locked it), and that a closed sandbox's thread is back in
+// the host's namespaces.
+func TestSandboxKeepsThreads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("creates namespaces")
+	}
+	requireRoot(t)
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	var tids []int
+	for range 8 {
+		sb, err := newSandbox(sandboxOptions{net: true, mounts: true, uts: true, ipc: true, hostname: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tid int
+		var podNet string
+		_ = sb.do(func() error {
+			tid = unix.Gettid()
+			podNet, _ = os.Readlink("/proc/thread-self/ns/net")
+			return nil
+		})
+		if podNet == hostNet {
+			t.Errorf("sandbox thread %d in the host's network namespace", tid)
+		}
+		tids = append(tids, tid)
+		sb.close()
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, tid := range tids {
+		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err != nil {
+			t.Errorf("sandbox thread %d ended: %v", tid, err)
+		}
+	}
+	// A thread back in the pool is in the host's namespaces again.
+	sb, err := newSandbox(sandboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sb.close()
+	_ = sb.do(func() error {
+		for _, ns := range []string{"net", "mnt", "uts", "ipc"} {
+			mine, _ := os.Readlink("/proc/thread-self/ns/" + ns)
+			host, _ := os.Readlink("/proc/self/ns/" + ns)
+			if mine != host {
+				t.Errorf("a reused sandbox thread's %s namespace is %s, the host's %s", ns, mine, host)
+			}
+		}
+		return nil
+	})
 }

@@ -182,7 +182,17 @@ func (s *imageStore) pull(ctx context.Context, r name.Reference) (*image, error)
 	img, err := desc.Image()
 	if err != nil {
 		if desc.MediaType.IsIndex() {
-			return nil, &cannotRunError{fmt.Sprintf("image %s has no %s variant", r, platform)}
+			var has []string
+			if idx, ierr := desc.ImageIndex(); ierr == nil {
+				if m, merr := idx.IndexManifest(); merr == nil {
+					for _, d := range m.Manifests {
+						if d.Platform != nil {
+							has = append(has, d.Platform.String())
+						}
+					}
+				}
+			}
+			return nil, &cannotRunError{fmt.Sprintf("image %s has no %s variant (it has %s)", r, platform, strings.Join(has, ", "))}
 		}
 		return nil, &pullError{fmt.Errorf("pulling %s: %w", r, err)}
 	}

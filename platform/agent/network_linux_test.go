@@ -21,6 +21,9 @@ func requireRoot(t *testing.T) {
 // port 8080, answers the host, that the pods reach each other and the host at the gateway, and
 // that detaching leaves no link behind.
 func TestPodNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("changes the host's network")
+	}
 	requireRoot(t)
 	n, err := newPodNetwork("10.251.0.0/24", t.TempDir())
 	if err != nil {
