@@ -4,7 +4,7 @@ MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 
-.PHONY: build demo test test-short lint bench clean generate verify k8s
+.PHONY: build demo check test test-short lint bench clean generate verify k8s
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -24,6 +24,10 @@ verify:
 ## k8s: build (once, cached under ~/.cache/fn/k8s) the Kubernetes binaries integration tests use.
 k8s:
 	hack/k8s-binaries.sh
+
+## check: what CI runs (.ci/run): the cached Kubernetes binaries, generated code, every test.
+check:
+	FN_K8S_BIN="$$(hack/k8s-binaries.sh)" $(MAKE) verify test
 
 ## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
 test: lint
