@@ -34,3 +34,18 @@ Transfer/sec:      9.26MB
 		t.Error("parseWrk of garbage succeeded")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	if m := Median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("Median(3,1,2) = %v", m)
+	}
+	if m := Median([]time.Duration{4, 1, 3, 2}); m != 3 {
+		t.Errorf("Median of four = %v, want the upper middle 3", m)
+	}
+	if m := Median([]int(nil)); m != 0 {
+		t.Errorf("Median of none = %v", m)
+	}
+	if s := Durations([]time.Duration{1499 * time.Microsecond, 2 * time.Second}); s != "1ms 2s" {
+		t.Errorf("Durations = %q", s)
+	}
+}

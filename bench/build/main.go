@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -182,7 +181,7 @@ func run(rounds int, resultsFile string) error {
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "fn build + push of examples/hello\tmedian\truns\tgo build of the same main (median)\tratio\tgoal\tnote")
 	for _, r := range rows {
-		m, base := median(r.fn), median(r.baseline)
+		m, base := bench.Median(r.fn), bench.Median(r.baseline)
 		goal := ""
 		if strings.HasPrefix(r.name, "warm") {
 			verdict := "met"
@@ -191,7 +190,7 @@ func run(rounds int, resultsFile string) error {
 			}
 			goal = "<= 1.0 s " + verdict
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\n", r.name, m.Round(time.Millisecond), durs(r.fn), base.Round(time.Millisecond), float64(m)/float64(base), goal, r.note)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t%s\t%s\n", r.name, m.Round(time.Millisecond), bench.Durations(r.fn), base.Round(time.Millisecond), float64(m)/float64(base), goal, r.note)
 	}
 	verdict := "met"
 	if size > 10<<20 {
@@ -209,21 +208,4 @@ func run(rounds int, resultsFile string) error {
 		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
 	}
 	return nil
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
-func durs(ds []time.Duration) string {
-	var parts []string
-	for _, d := range ds {
-		parts = append(parts, d.Round(time.Millisecond).String())
-	}
-	return strings.Join(parts, " ")
 }

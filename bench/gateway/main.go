@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -103,7 +101,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	if err := fn.BuildBinary(ctx, bin); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := bench.FreePort()
 	if err != nil {
 		return err
 	}
@@ -118,7 +116,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		_, _ = proc.Process.Wait()
 	}()
 	direct := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	if err := waitUp(direct); err != nil {
+	if err := bench.WaitUp(direct); err != nil {
 		return err
 	}
 
@@ -153,7 +151,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	served := make(chan error, 1)
 	go func() { served <- gateway.ServeListener(ctx, ln, gw) }()
 	through := "http://" + ln.Addr().String() + "/f/bench/hello/"
-	if err := waitUp(through); err != nil {
+	if err := bench.WaitUp(through); err != nil {
 		return err
 	}
 
@@ -248,14 +246,14 @@ func table(direct, gw *target, rate, conns int) string {
 			}
 			add, goal := "", ""
 			if t == gw {
-				a := time.Duration(median(added))
+				a := time.Duration(bench.Median(added))
 				verdict := "met"
 				if a > q.goal {
 					verdict = "MISSED"
 				}
 				add, goal = fmt.Sprintf("%+.0fµs", float64(a)/float64(time.Microsecond)), fmt.Sprintf("<= +%s %s", us(q.goal), verdict)
 			}
-			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(time.Duration(median(vals))), add, goal)
+			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(time.Duration(bench.Median(vals))), add, goal)
 		}
 	}
 	var ratios []float64
@@ -273,15 +271,15 @@ func table(direct, gw *target, rate, conns int) string {
 		}
 		ratio, goal := "", ""
 		if t == gw {
-			m := median(ratios)
+			m := bench.Median(ratios)
 			verdict := "met"
 			if m < goalRatio {
 				verdict = "MISSED"
 			}
 			ratio, goal = fmt.Sprintf("%.2fx throughput", m), fmt.Sprintf(">= %.1fx %s", goalRatio, verdict)
 		}
-		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), median(rps),
-			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), ratio, goal)
+		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), bench.Median(rps),
+			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), ratio, goal)
 	}
 	// Where the CPU goes at saturation: what a request costs the function, and the gateway.
 	cpu := func(name string, ds []time.Duration) {
@@ -291,49 +289,13 @@ func table(direct, gw *target, rate, conns int) string {
 			per = append(per, us(d))
 			vals = append(vals, float64(d))
 		}
-		fmt.Fprintf(w, "CPU per request at saturation\t%s\t%s\t%s\t\t\n", name, strings.Join(per, " "), us(time.Duration(median(vals))))
+		fmt.Fprintf(w, "CPU per request at saturation\t%s\t%s\t%s\t\t\n", name, strings.Join(per, " "), us(time.Duration(bench.Median(vals))))
 	}
 	cpu("function, direct", direct.fnCPU)
 	cpu("function, via gateway", gw.fnCPU)
 	cpu("gateway", gw.gwCPU)
 	w.Flush()
 	return b.String()
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// waitUp waits until url answers the hello function's greeting.
-func waitUp(url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not answer 200 within 30s", url)
 }
 
 // selfCPU is the CPU time this process has used: the gateway's, while only it runs here.

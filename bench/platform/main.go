@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -178,12 +177,12 @@ func run(rounds int, resultsFile string) error {
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "figure\tmedian\truns\tbaseline\tbaseline median\tratio\tgoal")
 	for _, f := range []*figure{up, deploy, edit} {
-		m, bm := median(f.fn), median(f.baseline)
+		m, bm := bench.Median(f.fn), bench.Median(f.baseline)
 		verdict := "met"
 		if m > f.goal {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2fx\t<= %s %s\n", f.name, m.Round(time.Millisecond), durs(f.fn), f.baselineName, bm.Round(time.Millisecond), float64(m)/float64(bm), f.goal, verdict)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2fx\t<= %s %s\n", f.name, m.Round(time.Millisecond), bench.Durations(f.fn), f.baselineName, bm.Round(time.Millisecond), float64(m)/float64(bm), f.goal, verdict)
 	}
 	w.Flush()
 	fmt.Print(b.String())
@@ -212,21 +211,4 @@ func setAnswer(dir, word string) error {
 	}
 	j := strings.Index(s[i:], ", %s")
 	return os.WriteFile(p, []byte(s[:i]+`Fprintf(w, "`+word+s[i+j:]), 0o644)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
-
-func durs(ds []time.Duration) string {
-	var parts []string
-	for _, d := range ds {
-		parts = append(parts, d.Round(time.Millisecond).String())
-	}
-	return strings.Join(parts, " ")
 }

@@ -7,13 +7,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -82,7 +80,7 @@ func run(rounds int, dur time.Duration, conns int, resultsFile string) error {
 		}
 	}()
 	start := func(bin string, env ...string) (string, error) {
-		port, err := freePort()
+		port, err := bench.FreePort()
 		if err != nil {
 			return "", err
 		}
@@ -93,7 +91,7 @@ func run(rounds int, dur time.Duration, conns int, resultsFile string) error {
 		}
 		procs = append(procs, cmd)
 		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-		return url, waitUp(url)
+		return url, bench.WaitUp(url)
 	}
 	bareURL, err := start(self, "FN_BENCH_BARE=1")
 	if err != nil {
@@ -189,7 +187,7 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 		}
 		ratio, goal := "1.00 (baseline)", ""
 		if !t.baseline {
-			m := median(ratios)
+			m := bench.Median(ratios)
 			ratio = fmt.Sprintf("%.2fx", m)
 			verdict := "met"
 			if m < goals[t.scenario] {
@@ -197,23 +195,11 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 			}
 			goal = fmt.Sprintf(">= %.1fx %s", goals[t.scenario], verdict)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n", t.scenario, t.name, strings.Join(per, " "), median(rps), ratio,
-			time.Duration(median(p50)).Round(time.Microsecond), time.Duration(median(p99)).Round(time.Microsecond), goal)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n", t.scenario, t.name, strings.Join(per, " "), bench.Median(rps), ratio,
+			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), goal)
 	}
 	w.Flush()
 	return b.String()
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func buildExample(ctx context.Context, dir, tmp string) (string, error) {
@@ -251,25 +237,4 @@ func serveBare() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitUp(url string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not come up within 30s", url)
 }
