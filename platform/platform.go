@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -144,9 +145,13 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	// Components run until stop is cancelled; they are stopped before the control plane.
 	compCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
+	var logs []io.Closer // closed once the components are stopped, so no line is lost
 	defer func() {
 		stop()
 		wg.Wait()
+		for i := len(logs) - 1; i >= 0; i-- {
+			_ = logs[i].Close()
+		}
 	}()
 	errs := make(chan error, 4)
 	run := func(name string, f func() error) {
@@ -183,11 +188,8 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	zl, err := zapLogger(cl)
-	if err != nil {
-		return err
-	}
+	logs = append(logs, cl)
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(cl), zapcore.InfoLevel)).Sugar()
 	if err := fncontroller.Run(compCtx, rc, fncontroller.Options{Logger: zl,
 		Config: resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL}}); err != nil {
 		return err
@@ -198,8 +200,10 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer gl.Close()
-	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(gl, nil))})
+	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
+	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
+	logs = append(logs, gl, glb)
+	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil))})
 	if err != nil {
 		return err
 	}
@@ -210,7 +214,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer al.Close()
+	logs = append(logs, al)
 	agentDir := filepath.Join(cfg.Home, "agent")
 	run("agent", func() error {
 		return agent.Run(compCtx, agent.Options{NodeName: NodeName, RESTConfig: rc, StateDir: agentDir,
@@ -280,10 +284,4 @@ func portFree(port int) error {
 		return fmt.Errorf("port %d is in use: stop what holds it (another fn up with another FN_HOME?)", port)
 	}
 	return ln.Close()
-}
-
-func zapLogger(w io.Writer) (*zap.SugaredLogger, error) {
-	enc := zap.NewProductionEncoderConfig()
-	core := zapcoreNew(enc, w)
-	return zap.New(core).Sugar(), nil
 }
