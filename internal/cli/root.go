@@ -79,24 +79,11 @@ func Main(ctx context.Context, args []string, s IOStreams) int {
 	}
 	fmt.Fprintf(s.ErrOut, "fn: %v\n", err)
 	var ue *UsageError
-	var ee *exitError
-	switch {
-	case errors.As(err, &ue):
+	if errors.As(err, &ue) {
 		return 2
-	case errors.As(err, &ee):
-		return ee.code
 	}
 	return 1
 }
-
-// exitError carries an exit code other than 1.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 // cacheDir is where fn keeps generated build modules and unpacked runtime source.
 func cacheDir() (string, error) {
