@@ -116,7 +116,7 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	g.table.Store(&table{routes: map[key]*route{}})
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:      g.rewrite,
-		Transport:    g.transport,
+		Transport:    retryingTransport{g: g, base: g.transport},
 		BufferPool:   bufferPool{},
 		ErrorHandler: g.proxyError,
 		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),

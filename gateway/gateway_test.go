@@ -523,6 +523,42 @@ func TestBackendUnreachable(t *testing.T) {
 	}
 }
 
+// TestRetryOnRefused: a request whose endpoint refuses the connection (a pod just gone, the
+// routing table not yet told) goes to another ready endpoint instead of failing; a request with
+// a body, which cannot be sent again, does not.
+func TestRetryOnRefused(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "alive\n") })
+	// Two slices: a slice has one port for all its endpoints.
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(dead, true)), slice("hello-2", "ns", "hello", withEndpoint(b.URL, true)))
+	for i := range 40 {
+		resp, body := f.get(t, "/f/ns/hello/")
+		if resp.StatusCode != http.StatusOK || body != "alive\n" {
+			t.Fatalf("GET %d: %d %q, want every request served by the live endpoint", i, resp.StatusCode, body)
+		}
+	}
+	var refused int
+	for i := 0; i < 40 && refused == 0; i++ {
+		resp, err := http.Post(f.srv.URL+"/f/ns/hello/", "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusBadGateway {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Errorf("no POST was ever sent to the dead endpoint: the test proves nothing about bodies")
+	}
+}
+
 func TestCloudEventsPassThrough(t *testing.T) {
 	t.Parallel()
 	reply := []byte{0x00, 0xff, 0xfe, 'o', 'k', '\n'}

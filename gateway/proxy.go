@@ -79,3 +79,43 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (bufferPool) Get() []byte { return *buffers.Get().(*[]byte) }
 
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// retryingTransport sends a request whose endpoint refused the connection to another ready
+// endpoint of the function: nothing was sent, so a request without a body can go again. It covers
+// the moment between a pod going away and the routing table hearing of it.
+type retryingTransport struct {
+	g    *Gateway
+	base http.RoundTripper
+}
+
+// dialRetries bounds the other endpoints a request tries.
+const dialRetries = 2
+
+func (t retryingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	c, _ := r.Context().Value(callKey{}).(*call)
+	for try := 0; try < dialRetries && err != nil && c != nil && refused(err) && r.Context().Err() == nil &&
+		(r.Body == nil || r.Body == http.NoBody); try++ {
+		rt := t.g.table.Load().routes[c.rt.key]
+		if rt == nil {
+			break
+		}
+		ep := rt.pickOther(c.ep)
+		if ep == nil {
+			break
+		}
+		ep.inflight.Add(1)
+		c.ep.inflight.Add(-1)
+		c.ep = ep
+		r = r.Clone(r.Context())
+		r.URL.Host = ep.addr
+		resp, err = t.base.RoundTrip(r)
+	}
+	return resp, err
+}
+
+// refused reports whether err is a failure to connect, before anything of the request was sent.
+func refused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

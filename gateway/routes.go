@@ -72,6 +72,21 @@ func (rt *route) pick() *endpoint {
 	return a
 }
 
+// pickOther chooses an endpoint other than not, or nil when there is none.
+func (rt *route) pickOther(not *endpoint) *endpoint {
+	for range 4 {
+		if ep := rt.pick(); ep != not {
+			return ep
+		}
+	}
+	for _, ep := range rt.eps {
+		if ep != not {
+			return ep
+		}
+	}
+	return nil
+}
+
 // serviceIndex indexes EndpointSlices by "NAMESPACE/SERVICE".
 const serviceIndex = "service"
 
