@@ -1,4 +1,5 @@
 package runtime
+
 // Go benchmarks of the request path, for profiling (make bench compares against net/http).
 
 import (
