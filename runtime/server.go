@@ -205,8 +205,10 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	rw := newResponseWriter(w, true)
-	stop := context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil {
+	// A timer of its own rather than context.AfterFunc(ctx): the same moment, one allocation
+	// instead of a registration in ctx's children.
+	timer := time.AfterFunc(s.cfg.Timeout, func() {
+		if r.Context().Err() == nil {
 			rw.expire(s.timeoutMessage())
 		}
 	})
@@ -218,7 +220,7 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 			rw.expire(s.timeoutMessage())
 		}
 	}
-	if stop() {
+	if timer.Stop() {
 		// The callback never ran and never will: rw is ours alone again.
 		defer rw.release()
 	}

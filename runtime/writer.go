@@ -27,12 +27,16 @@ var writerPool = sync.Pool{New: func() any { return new(responseWriter) }}
 
 func newResponseWriter(w http.ResponseWriter, guarded bool) *responseWriter {
 	rw := writerPool.Get().(*responseWriter)
-	*rw = responseWriter{rw: w, guarded: guarded}
+	*rw = responseWriter{rw: w, guarded: guarded, header: rw.header}
 	return rw
 }
 
+// release returns w to the pool, keeping its (emptied) header map for the next request: the
+// values were handed to the connection's header, but the map itself was not.
 func (w *responseWriter) release() {
-	*w = responseWriter{}
+	h := w.header
+	clear(h)
+	*w = responseWriter{header: h}
 	writerPool.Put(w)
 }
 
