@@ -16,7 +16,6 @@ import (
 	"knative.dev/pkg/apis"
 
 	"fnkit.dev/fn/builder"
-	fnapi "fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 )
 
@@ -233,7 +232,7 @@ func waitFunctionReady(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha
 
 // podProblem describes a pod of the function whose container cannot start, if any.
 func podProblem(ctx context.Context, cl *cluster, f *v1alpha1.Function) string {
-	pods, err := cl.kube.CoreV1().Pods(f.Namespace).List(ctx, metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + f.Name})
+	pods, err := cl.functionPods(ctx, f.Name)
 	if err != nil {
 		return ""
 	}

@@ -66,6 +66,11 @@ func getFunction(ctx context.Context, cl *cluster, name string) (*v1alpha1.Funct
 	return f, nil
 }
 
+// functionPods lists the pods of the function name in the cluster's namespace.
+func (cl *cluster) functionPods(ctx context.Context, name string) (*corev1.PodList, error) {
+	return cl.kube.CoreV1().Pods(cl.namespace).List(ctx, metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + name})
+}
+
 func readyOf(f *v1alpha1.Function) (string, string) {
 	c := f.Status.GetCondition(apis.ConditionReady)
 	if c == nil {
@@ -167,7 +172,7 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			for _, c := range f.Status.Conditions {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
 			}
-			pods, err := cl.kube.CoreV1().Pods(f.Namespace).List(ctxOf(c), metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + f.Name})
+			pods, err := cl.functionPods(ctxOf(c), f.Name)
 			if err == nil {
 				fmt.Fprintln(w, "\nPods:\nNAME\tPHASE\tREADY\tRESTARTS\tIP\tNODE")
 				for _, p := range pods.Items {
@@ -213,7 +218,7 @@ func newDeleteCommand(s IOStreams) *cobra.Command {
 			deadline := time.Now().Add(wait)
 			for wait > 0 {
 				_, ferr := cl.fns.FnkitV1alpha1().Functions(cl.namespace).Get(ctx, args[0], metav1.GetOptions{})
-				pods, perr := cl.kube.CoreV1().Pods(cl.namespace).List(ctx, metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + args[0]})
+				pods, perr := cl.functionPods(ctx, args[0])
 				if apierrs.IsNotFound(ferr) && perr == nil && len(pods.Items) == 0 {
 					break
 				}
@@ -249,7 +254,7 @@ func newLogsCommand(s IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pods, err := cl.kube.CoreV1().Pods(f.Namespace).List(ctx, metav1.ListOptions{LabelSelector: fnapi.FunctionLabelKey + "=" + f.Name})
+			pods, err := cl.functionPods(ctx, f.Name)
 			if err != nil {
 				return err
 			}
