@@ -33,8 +33,16 @@ func NewRootCommand(s IOStreams) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fn",
 		Short: "Turn a Go function into a running, autoscaled service",
-		Long: `fn turns a plain Go function into a running service: fn init writes one, fn run serves it
-on this machine, fn invoke calls it over HTTP or as a CloudEvent.`,
+		Long: `fn turns a plain Go function into a running, autoscaled service on Kubernetes.
+
+  fn init hello            write a new function
+  fn run hello             serve it as a local process, no cluster
+  fn up                    start the local platform (a real control plane, no Docker)
+  fn deploy ./hello        build it with ko, push it, run it, print its URL
+  fn invoke hello          call it over HTTP, or --cloudevent
+
+fn finds its cluster by --kubeconfig/--context, else the local platform when it is up, else
+$KUBECONFIG or ~/.kube/config.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
