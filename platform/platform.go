@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,9 +90,19 @@ func ReadState(home string) (*State, error) {
 	return &s, nil
 }
 
-// Alive reports whether a process with pid exists.
+// Alive reports whether a process with pid runs. A zombie does not: a platform killed outright
+// is reparented and, where nothing reaps orphans, stays a zombie that kill(pid, 0) still finds.
 func Alive(pid int) bool {
-	return pid > 0 && syscall.Kill(pid, 0) == nil
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true // no procfs: kill's answer stands
+	}
+	// The state follows the command name, which is in parentheses and may contain anything.
+	i := bytes.LastIndexByte(stat, ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // Serve runs the platform until ctx is done, then stops everything in order: the agent (and so

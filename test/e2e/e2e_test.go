@@ -357,3 +357,46 @@ func functionImages(t *testing.T) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// TestUpIdempotentAndCrashRecovery: fn up on a running platform changes nothing; after the
+// platform is killed outright (no cleanup at all), fn up starts it again over the stale files and
+// the functions deployed before serve again.
+func TestUpIdempotentAndCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	mustFn(t, "deploy", filepath.Join(repo, "examples", "hello"))
+	before := mustFn(t, "up", "-o", "json")
+	var st struct {
+		PID        int    `json:"pid"`
+		Kubeconfig string `json:"kubeconfig"`
+	}
+	if err := json.Unmarshal([]byte(before), &st); err != nil || st.PID == 0 {
+		t.Fatalf("fn up -o json: %q (%v)", before, err)
+	}
+	if again := mustFn(t, "up", "-o", "json"); again != before {
+		t.Errorf("fn up on a running platform changed it:\n%s\n%s", before, again)
+	}
+
+	// A crash: SIGKILL, no shutdown. Its components die with it; its files stay behind.
+	if err := syscall.Kill(st.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(platformProcesses()) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes left 30s after the platform was killed: %v", platformProcesses())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mustFn(t, "up")
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		out, errOut, err := fn(t, "invoke", "hello")
+		if err == nil && out == "Hello, world!\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hello does not serve after a crash and fn up: %q %v %s\n%s", out, err, errOut, kubectl(t, "get", "pods,endpointslices", "-o", "wide"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
