@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	goruntime "runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -199,13 +198,6 @@ func run(rounds int, resultsFile string) error {
 	fmt.Fprintf(w, "image size (compressed layers)\t%.2f MB\t\t\t\t<= 10 MB %s\t\n", float64(size)/1e6, verdict)
 	w.Flush()
 	fmt.Print(b.String())
-	if resultsFile != "" {
-		header := fmt.Sprintf("# Build benchmark\n\nRecorded %s on %s, %s, %s/%s.\nCommand: `make bench` (bench/build). Registry: the embedded one on loopback. %d warm rounds.\n\n```\n",
-			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, rounds)
-		if err := os.WriteFile(resultsFile, []byte(header+b.String()+"```\n"), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
-	}
-	return nil
+	return bench.Record(resultsFile, "Build benchmark",
+		fmt.Sprintf("Command: `make bench` (bench/build). Registry: the embedded one on loopback. %d warm rounds.", rounds), b.String())
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,15 +156,8 @@ func run(n int, steady time.Duration, resultsFile string) error {
 	fmt.Fprintf(w, "writes to Functions and children in %s of steady state\t%d\t\t\t0 %s\n", steady, writes, verdict(writes == 0))
 	w.Flush()
 	fmt.Print(b.String())
-	if resultsFile != "" {
-		header := fmt.Sprintf("# Controller benchmark\n\nRecorded %s on %s, %s, %s/%s.\nCommand: `make bench` (bench/controller). Real etcd + kube-apiserver (v1.37.2) + controller-manager (garbage collector, namespace) on loopback; fn-controller as its own process; benchmark client at 500 QPS.\n\n```\n",
-			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH)
-		if err := os.WriteFile(resultsFile, []byte(header+b.String()+"```\n"), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
-	}
-	return nil
+	return bench.Record(resultsFile, "Controller benchmark",
+		"Command: `make bench` (bench/controller). Real etcd + kube-apiserver (v1.37.2) + controller-manager (garbage collector, namespace) on loopback; fn-controller as its own process; benchmark client at 500 QPS.", b.String())
 }
 
 func verdict(ok bool) string {

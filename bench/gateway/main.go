@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -205,19 +204,11 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 
 	report := table(targets[0], targets[1], rate, conns)
 	fmt.Print(report)
-	if resultsFile != "" {
-		header := fmt.Sprintf("# Gateway benchmark\n\nRecorded %s on %s, %s, %s/%s.\n"+
-			"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file), "+
+	return bench.Record(resultsFile, "Gateway benchmark", fmt.Sprintf(
+		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file), "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
-			"Load generators, gateway and function share the machine; its load average was %s before and %s after.\n\n```\n",
-			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH,
-			rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage())
-		if err := os.WriteFile(resultsFile, []byte(header+report+"```\n"), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
-	}
-	return nil
+			"Load generators, gateway and function share the machine; its load average was %s before and %s after.",
+		rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage()), report)
 }
 
 // table renders per round and median figures: latencies at the fixed rate and the latency the

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -186,15 +185,8 @@ func run(rounds int, resultsFile string) error {
 	}
 	w.Flush()
 	fmt.Print(b.String())
-	if resultsFile != "" {
-		header := fmt.Sprintf("# Local platform benchmark\n\nRecorded %s on %s, %s, %s/%s.\nCommand: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.\n\n```\n",
-			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, rounds)
-		if err := os.WriteFile(resultsFile, []byte(header+b.String()+"```\n"), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
-	}
-	return nil
+	return bench.Record(resultsFile, "Local platform benchmark",
+		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.", rounds), b.String())
 }
 
 // setAnswer makes hello answer "<word>, <name>!".

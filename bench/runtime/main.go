@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -150,15 +149,8 @@ wrk.headers["ce-source"] = "fn/bench"
 	}
 	report := table(targets, rounds, dur, conns)
 	fmt.Print(report)
-	if resultsFile != "" {
-		header := fmt.Sprintf("# Runtime benchmark\n\nRecorded %s on %s, %s, %s/%s.\nCommand: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine.\n\n```\n",
-			time.Now().UTC().Format("2006-01-02 15:04 MST"), bench.Machine(), goruntime.Version(), goruntime.GOOS, goruntime.GOARCH, conns, rounds, dur)
-		if err := os.WriteFile(resultsFile, []byte(header+report+"```\n"), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "recorded in %s\n", resultsFile)
-	}
-	return nil
+	return bench.Record(resultsFile, "Runtime benchmark",
+		fmt.Sprintf("Command: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine.", conns, rounds, dur), report)
 }
 
 // table renders the figures: per target every round's throughput, the median, the ratio of
