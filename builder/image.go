@@ -449,13 +449,28 @@ func baseLayer() (v1.Layer, error) {
 	}, tarball.WithMediaType(types.OCILayer))
 }
 
-// zoneinfoZip is the Go toolchain's time zone database.
+// toolchain is what fn needs to know of the go command on PATH, asked once per process.
+var toolchain = sync.OnceValues(func() (struct{ version, goroot string }, error) {
+	var tc struct{ version, goroot string }
+	out, err := exec.Command("go", "env", "GOVERSION", "GOROOT").Output()
+	if err != nil {
+		return tc, fmt.Errorf("go env: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 {
+		return tc, fmt.Errorf("go env GOVERSION GOROOT printed %q", out)
+	}
+	tc.version, tc.goroot = strings.TrimSpace(lines[0]), strings.TrimSpace(lines[1])
+	return tc, nil
+})
+
+// zoneinfoZip is the Go toolchain's time zone database, or "" when go cannot say where it is.
 func zoneinfoZip() string {
-	out, err := exec.Command("go", "env", "GOROOT").Output()
+	tc, err := toolchain()
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(strings.TrimSpace(string(out)), "lib", "time", "zoneinfo.zip")
+	return filepath.Join(tc.goroot, "lib", "time", "zoneinfo.zip")
 }
 
 // lineFilter writes the lines written to it to w, but those containing any of drop.

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,12 +41,12 @@ func (f *Function) imageKey(o ImageOptions, platforms []string) (string, error) 
 			return "", nil
 		}
 	}
-	goVersion, err := exec.Command("go", "env", "GOVERSION").Output()
+	tc, err := toolchain()
 	if err != nil {
-		return "", fmt.Errorf("go env GOVERSION: %w", err)
+		return "", err
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "fn image v1\x00%s\x00%q\x00%s\x00%t\x00", strings.TrimSpace(string(goVersion)), platforms, o.BaseImage, o.Insecure)
+	fmt.Fprintf(h, "fn image v1\x00%s\x00%q\x00%s\x00%t\x00", tc.version, platforms, o.BaseImage, o.Insecure)
 	for _, v := range buildEnvVars {
 		fmt.Fprintf(h, "%s=%s\x00", v, os.Getenv(v))
 	}
