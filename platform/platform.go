@@ -125,10 +125,9 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
 
-	for _, p := range []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort} {
-		if err := portFree(p); err != nil {
-			return err
-		}
+	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort}
+	if err := waitPortsFree(ctx, ports, progress); err != nil {
+		return err
 	}
 	step("starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)")
 	cp, err := controlplane.Start(ctx, controlplane.Options{
@@ -287,12 +286,4 @@ func waitNodeReady(ctx context.Context, kube kubernetes.Interface, errs <-chan e
 		return fmt.Errorf("the node agent did not become ready: %v (%s)", err, last)
 	}
 	return err
-}
-
-func portFree(port int) error {
-	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		return fmt.Errorf("port %d is in use: stop what holds it (another fn up with another FN_HOME?)", port)
-	}
-	return ln.Close()
 }

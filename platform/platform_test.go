@@ -1,6 +1,10 @@
 package platform
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -38,5 +42,30 @@ func TestAlive(t *testing.T) {
 	}
 	if Alive(pid) {
 		t.Errorf("zombie %d counted as alive: a killed platform would look up", pid)
+	}
+}
+
+func TestWaitPortsFree(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := ln.Addr().(*net.TCPAddr).Port
+	var progress bytes.Buffer
+	start := time.Now()
+	err = waitPortsFree(context.Background(), []int{held}, &progress)
+	// A live process holds it: fail at once, naming the process, without waiting for it.
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d is in use by pid %d", held, os.Getpid())) {
+		t.Errorf("held port: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("waited %s for a port a live process holds", time.Since(start))
+	}
+	ln.Close()
+	if err := waitPortsFree(context.Background(), []int{held}, &progress); err != nil {
+		t.Errorf("free port: %v", err)
+	}
+	if progress.Len() != 0 {
+		t.Errorf("progress for ports that needed no wait: %q", progress.String())
 	}
 }

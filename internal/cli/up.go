@@ -103,7 +103,7 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag) error {
 		select {
 		case err := <-exited:
 			stopFollow()
-			return fmt.Errorf("the platform stopped while starting (%v): see %s", err, logPath)
+			return fmt.Errorf("the platform stopped while starting (%v): %s (full log: %s)", err, lastLine(logPath), logPath)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
@@ -138,6 +138,17 @@ func tail(ctx context.Context, path string, w io.Writer) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	}
+}
+
+// lastLine returns the last non-empty line of the file at path: the error a platform that
+// stopped while starting printed.
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no log"
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimPrefix(strings.TrimSpace(lines[len(lines)-1]), "fn: ")
 }
 
 func readPID(path string) int {

@@ -1,0 +1,122 @@
+package platform
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// portReleaseWait bounds how long Serve waits for a port held by a process that is exiting: after
+// a crash, the killed platform's components die with it, but a large process (kube-apiserver,
+// etcd) closes its sockets only once its last thread is gone, which can be a while after its
+// command line has already vanished from /proc.
+const portReleaseWait = 30 * time.Second
+
+// waitPortsFree returns once every port can be bound on loopback. A port held by a live process
+// fails at once, naming it; a port held by a process that is exiting (or by one this process
+// cannot see) is waited for, up to portReleaseWait, saying so once on progress.
+func waitPortsFree(ctx context.Context, ports []int, progress io.Writer) error {
+	deadline := time.Now().Add(portReleaseWait)
+	for _, port := range ports {
+		said := false
+		for {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err == nil {
+				ln.Close()
+				break
+			}
+			pid, cmd := portHolder(port)
+			if pid > 0 && cmd != "" && !exiting(pid) {
+				return fmt.Errorf("port %d is in use by pid %d (%s): stop it, or is another fn up running with another FN_HOME?", port, pid, cmd)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("port %d is still in use after %s: stop what holds it (another fn up with another FN_HOME?)", port, portReleaseWait)
+			}
+			if !said {
+				fmt.Fprintf(progress, "waiting for port %d to be released (a process of a previous platform is exiting)\n", port)
+				said = true
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// portHolder finds the process listening on the TCP port, and its command line, from /proc. It
+// returns 0 when none is found (no procfs, another network namespace, or no permission).
+func portHolder(port int) (pid int, cmdline string) {
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		for _, ino := range listeningInodes(table, port) {
+			inodes["socket:["+ino+"]"] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, ""
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		n, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		fds, _ := os.ReadDir(filepath.Join("/proc", p.Name(), "fd"))
+		for _, fd := range fds {
+			if target, err := os.Readlink(filepath.Join("/proc", p.Name(), "fd", fd.Name())); err == nil && inodes[target] {
+				b, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+				return n, strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+			}
+		}
+	}
+	return 0, ""
+}
+
+// listeningInodes reads a /proc/net/tcp table and returns the inodes of the sockets listening on
+// port.
+func listeningInodes(table string, port int) []string {
+	f, err := os.Open(table)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	suffix := fmt.Sprintf(":%04X", port)
+	var inodes []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 10 || fields[3] != "0A" || !strings.HasSuffix(fields[1], suffix) {
+			continue
+		}
+		inodes = append(inodes, fields[9])
+	}
+	return inodes
+}
+
+// exiting reports whether pid is a zombie or dying (state Z, X) or has let go of its memory,
+// which a process does on its way out.
+func exiting(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		switch s[i+2] {
+		case 'Z', 'X', 'x':
+			return true
+		}
+	}
+	return false
+}
