@@ -269,14 +269,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.unrouted.Add(1)
 		http.Error(w, "no function named in this request: use the path /f/NAMESPACE/NAME/ or the host NAME.NAMESPACE."+g.opts.Domain, http.StatusNotFound)
-		g.logRequest(r, key{}, http.StatusNotFound, time.Since(start), "", nil)
+		g.logRequest(r.Context(), key{}, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
 		return
 	}
 	rt := g.table.Load().routes[t.key]
 	if rt == nil {
 		g.unrouted.Add(1)
 		http.Error(w, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", t.name, t.ns), http.StatusNotFound)
-		g.logRequest(r, t.key, http.StatusNotFound, time.Since(start), "", nil)
+		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
 		return
 	}
 
@@ -305,7 +305,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if c.ep != nil {
 			upstream = c.ep.addr
 		}
-		g.logRequest(r, t.key, status, d, upstream, c.err)
+		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, status, d, upstream, c.err)
 	}()
 
 	ep := rt.pick()
@@ -359,20 +359,19 @@ func (g *Gateway) await(c *call) *endpoint {
 }
 
 // logRequest writes the access log line of a request.
-func (g *Gateway) logRequest(r *http.Request, k key, status int, d time.Duration, upstream string, err error) {
+func (g *Gateway) logRequest(ctx context.Context, k key, method, path string, status int, d time.Duration, upstream string, err error) {
 	level := slog.LevelInfo
 	if err != nil && status >= 500 {
 		level = slog.LevelError
 	}
-	ctx := r.Context()
 	if !g.log.Enabled(ctx, level) {
 		return
 	}
 	attrs := [...]slog.Attr{
 		slog.String("namespace", k.ns),
 		slog.String("function", k.name),
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("method", method),
+		slog.String("path", path),
 		slog.Int("status", status),
 		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
 		slog.String("upstream", upstream),
@@ -428,29 +427,3 @@ func Serve(ctx context.Context, addr string, g *Gateway) error {
 // shutdownTimeout bounds the wait for requests in flight at shutdown: below Kubernetes' default
 // grace period of 30 s.
 const shutdownTimeout = 25 * time.Second
-
-// ServeListener is Serve on a listener of the caller's.
-func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
-	srv := &http.Server{
-		Handler:           g,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving on %s: %w", ln.Addr(), err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("shutting down: requests still in flight after %s: %w", shutdownTimeout, err)
-	}
-	return nil
-}

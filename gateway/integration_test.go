@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,8 +107,7 @@ func TestControlPlane(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
+	srv := serve(t, gw)
 	get := func(host, path string) (int, string) {
 		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+path, nil)
 		if host != "" {
@@ -141,7 +141,7 @@ func TestControlPlane(t *testing.T) {
 		code, _ := get("", "/f/"+ns.Name+"/hello/")
 		return code == http.StatusOK
 	})
-	if code, body := get("", "/f/"+ns.Name+"/hello/a/b?c=d"); code != http.StatusOK || body != "/a/b?c=d from "+srv.Listener.Addr().String()+"\n" {
+	if code, body := get("", "/f/"+ns.Name+"/hello/a/b?c=d"); code != http.StatusOK || body != "/a/b?c=d from "+strings.TrimPrefix(srv.URL, "http://")+"\n" {
 		t.Errorf("path routing: %d %q", code, body)
 	}
 	if code, body := get("hello."+ns.Name+".fn.test", "/a/b?c=d"); code != http.StatusOK || body != "/a/b?c=d from hello."+ns.Name+".fn.test\n" {

@@ -1,0 +1,463 @@
+package gateway
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// serveConn answers one request read by the connection loop and reports whether the connection
+// may serve another. A request for a function with a ready endpoint is forwarded on the loop's
+// goroutine; everything else (the gateway's own answers, requests held while a function starts)
+// goes through ServeHTTP, answered through a connResponse.
+func (g *Gateway) serveConn(c *conn, r *http.Request) bool {
+	start := time.Now()
+	t, ok := g.match(r)
+	var rt *route
+	var ep *endpoint
+	if ok {
+		if rt = g.table.Load().routes[t.key]; rt != nil {
+			ep = rt.pick()
+		}
+	}
+	if ep == nil {
+		w := newConnResponse(c.bw, r)
+		g.ServeHTTP(w, r)
+		return w.finish() && !c.s.closing.Load()
+	}
+	method, path := r.Method, r.URL.Path
+	st := rt.stats
+	st.inflight.Add(1)
+	ep.inflight.Add(1)
+	f := &forwarding{g: g, c: c, r: r, t: t, rt: rt, ep: ep, deadline: start.Add(rt.timeout)}
+	keep := f.run()
+	f.ep.inflight.Add(-1)
+	st.inflight.Add(-1)
+	d := time.Since(start)
+	st.observe(f.status, d)
+	g.logRequest(r.Context(), t.key, method, path, f.status, d, f.ep.addr, f.err)
+	return keep
+}
+
+// forwarding is one request forwarded by the connection loop.
+type forwarding struct {
+	g        *Gateway
+	c        *conn
+	r        *http.Request
+	t        target
+	rt       *route
+	ep       *endpoint
+	deadline time.Time
+
+	status int   // answered to the client
+	err    error // why the gateway failed the request
+}
+
+// run forwards the request and writes the answer to the client's buffer; it reports whether the
+// client connection may serve another request.
+func (f *forwarding) run() bool {
+	r := f.r
+	clientClose := r.Close
+	f.prepare()
+	bodyless := r.ContentLength == 0
+	// The client's body is read, and the answer written, within the request's deadline.
+	if err := f.c.nc.SetDeadline(f.deadline); err != nil {
+		f.status, f.err = statusClientClosed, err
+		return false
+	}
+	var (
+		bc     *backendConn
+		resp   *http.Response
+		reused bool
+		werr   error
+		err    error
+	)
+	for try := 0; ; try++ {
+		bc, reused, err = f.c.s.backends.get(f.ep.addr)
+		if err != nil {
+			// Nothing was sent: any request may go to another ready endpoint.
+			if refused(err) && try < dialRetries && f.switchEndpoint() {
+				continue
+			}
+			return f.fail(err)
+		}
+		_ = bc.nc.SetDeadline(f.deadline)
+		if werr = r.Write(bc.bw); werr == nil {
+			werr = bc.bw.Flush()
+		}
+		// Even when the body could not be sent, the function may have answered (413): read it.
+		resp, err = http.ReadResponse(bc.br, r)
+		for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+			f.writeInformational(resp) // 103 Early Hints and the like pass through
+			resp, err = http.ReadResponse(bc.br, r)
+		}
+		if err == nil {
+			break
+		}
+		bc.close()
+		// A kept-alive connection the function closed just as it was reused: an idempotent
+		// request without a body goes again on a new connection.
+		if reused && bodyless && idempotent(r.Method) && !isTimeout(err) && try < dialRetries {
+			continue
+		}
+		return f.fail(err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		bc.close()
+		return f.fail(errors.New("the function switched protocols on a request that asked for no upgrade"))
+	}
+	f.status = resp.StatusCode
+	keepBackend, keepClient := f.copyResponse(resp, bc, clientClose)
+	resp.Body.Close()
+	if keepBackend && !resp.Close && werr == nil {
+		f.c.s.backends.put(bc)
+	} else {
+		bc.close()
+	}
+	return keepClient && werr == nil
+}
+
+// prepare makes the client's request the request to the function's endpoint, in place: the path
+// without /f/NAMESPACE/NAME for path routing, the client's Host, X-Forwarded-* headers extended,
+// hop-by-hop headers dropped. Headers and body pass untouched otherwise (CloudEvents' ce-*).
+func (f *forwarding) prepare() {
+	r := f.r
+	h := r.Header
+	removeHopHeaders(h)
+	if f.t.strip {
+		r.URL.Path, r.URL.RawPath = f.t.path, f.t.rawPath
+		h["X-Forwarded-Prefix"] = []string{f.t.prefix}
+	}
+	if prior, ok := h["X-Forwarded-For"]; ok {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + f.c.clientIP}
+	} else {
+		h["X-Forwarded-For"] = []string{f.c.clientIP}
+	}
+	if len(h["X-Forwarded-Host"]) == 0 {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	if len(h["X-Forwarded-Proto"]) == 0 {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{""} // present but empty: Request.Write adds no Go user agent
+	}
+	r.Close = false // the client's connection, not the function's
+}
+
+// switchEndpoint moves the request to another ready endpoint of its function.
+func (f *forwarding) switchEndpoint() bool {
+	rt := f.g.table.Load().routes[f.t.key]
+	if rt == nil {
+		return false
+	}
+	ep := rt.pickOther(f.ep)
+	if ep == nil {
+		return false
+	}
+	ep.inflight.Add(1)
+	f.ep.inflight.Add(-1)
+	f.ep = ep
+	return true
+}
+
+// fail answers a request the function's endpoint did not answer: 504 when its deadline passed,
+// 502 otherwise. The client connection is closed after it: its request body may be unread.
+func (f *forwarding) fail(err error) bool {
+	f.err = err
+	_ = f.c.nc.SetWriteDeadline(time.Now().Add(errorWriteTimeout)) // the request's may have passed
+	w := newConnResponse(f.c.bw, f.r)
+	w.Header().Set("Connection", "close")
+	if isTimeout(err) || !time.Now().Before(f.deadline) {
+		http.Error(w, fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", f.t.name, f.t.ns, f.rt.fnTimeout), http.StatusGatewayTimeout)
+	} else {
+		http.Error(w, fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", f.t.name, f.t.ns, f.t.name, f.t.ns), http.StatusBadGateway)
+	}
+	f.status = w.status
+	w.finish()
+	return false
+}
+
+// errorWriteTimeout bounds the writing of the gateway's own error answer.
+const errorWriteTimeout = 5 * time.Second
+
+// writeInformational passes a 1xx response on to the client.
+func (f *forwarding) writeInformational(resp *http.Response) {
+	bw := f.c.bw
+	writeStatusLine(bw, resp)
+	removeHopHeaders(resp.Header)
+	_ = resp.Header.Write(bw)
+	_, _ = bw.WriteString("\r\n")
+	_ = bw.Flush()
+}
+
+// copyResponse writes the function's response to the client: its status and headers, framed
+// anew (Content-Length when known, chunked otherwise), the body flushed whenever the function has
+// nothing more buffered, so streamed responses stream. It reports whether the backend connection
+// can be reused (the body was read whole) and whether the client's can.
+func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientClose bool) (keepBackend, keepClient bool) {
+	bw := f.c.bw
+	noBody := f.r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
+	removeHopHeaders(resp.Header)
+	delete(resp.Header, "Content-Length")
+	writeStatusLine(bw, resp)
+	_ = resp.Header.Write(bw)
+	chunked := false
+	switch {
+	case resp.ContentLength >= 0 && (!noBody || f.r.Method == http.MethodHead):
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.WriteString(strconv.FormatInt(resp.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n")
+	case !noBody:
+		chunked = true
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	keepClient = !clientClose && !f.c.s.closing.Load()
+	if !keepClient {
+		_, _ = bw.WriteString("Connection: close\r\n")
+	}
+	_, _ = bw.WriteString("\r\n")
+	if noBody {
+		return true, keepClient
+	}
+
+	var dst io.Writer = bw
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+		dst = cw
+	}
+	bufp := buffers.Get().(*[]byte)
+	defer buffers.Put(bufp)
+	buf := *bufp
+	var written int64
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				f.status, f.err = statusClientClosed, err
+				return false, false
+			}
+			written += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			// The function failed mid-answer (or its deadline passed): the client sees a cut
+			// response (no final chunk, or fewer bytes than announced) and the connection closes.
+			f.err = rerr
+			_ = bw.Flush()
+			return false, false
+		}
+		if bc.br.Buffered() == 0 && (chunked || written < resp.ContentLength) {
+			if err := bw.Flush(); err != nil { // more is coming later: send what there is
+				f.status, f.err = statusClientClosed, err
+				return false, false
+			}
+		}
+	}
+	if chunked {
+		_ = cw.Close()
+		_, _ = bw.WriteString("\r\n") // no trailers
+	}
+	return true, keepClient
+}
+
+// writeStatusLine writes resp's status line as HTTP/1.1.
+func writeStatusLine(bw *bufio.Writer, resp *http.Response) {
+	code := strconv.Itoa(resp.StatusCode)
+	reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, code))
+	if reason == "" {
+		reason = http.StatusText(resp.StatusCode)
+	}
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.WriteString(code)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(reason)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// hopHeaders are the headers of one connection, not passed on (RFC 9110, 7.6.1).
+var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopHeaders drops the hop-by-hop headers of h, and those its Connection header names.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		delete(h, name)
+	}
+}
+
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// backendConn is a kept-alive connection to one endpoint.
+type backendConn struct {
+	addr      string
+	nc        net.Conn
+	fd        int // for the liveness check of an idle connection
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+func (bc *backendConn) close() { bc.nc.Close() }
+
+// alive reports whether an idle connection is still open: a function's server closes idle
+// connections (at shutdown, after its idle timeout), and a closed one must not take a request.
+// One non-blocking peek, instead of a goroutine reading every connection all the time.
+func (bc *backendConn) alive() bool {
+	if bc.fd < 0 {
+		return true
+	}
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(bc.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	_ = n // 0 with no error is the end of the stream; any byte is one the function should not have sent
+	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+}
+
+// backendPool keeps idle connections to endpoints, by address, most recently used first.
+type backendPool struct {
+	dialer net.Dialer
+	mu     sync.Mutex
+	idle   map[string][]*backendConn
+}
+
+const (
+	// maxIdlePerEndpoint bounds the idle connections kept to one endpoint.
+	maxIdlePerEndpoint = 256
+	// backendIdleTimeout closes connections idle that long.
+	backendIdleTimeout = 90 * time.Second
+)
+
+func newBackendPool() *backendPool {
+	return &backendPool{
+		dialer: net.Dialer{
+			Timeout:   2 * time.Second, // a pod that does not accept within 2 s is not there
+			KeepAlive: 30 * time.Second,
+		},
+		idle: map[string][]*backendConn{},
+	}
+}
+
+// get returns an idle connection to addr that is still open, or dials one; reused says which.
+func (p *backendPool) get(addr string) (bc *backendConn, reused bool, err error) {
+	for {
+		p.mu.Lock()
+		list := p.idle[addr]
+		n := len(list)
+		if n == 0 {
+			p.mu.Unlock()
+			break
+		}
+		bc = list[n-1]
+		list[n-1] = nil
+		p.idle[addr] = list[:n-1]
+		p.mu.Unlock()
+		if bc.alive() {
+			return bc, true, nil
+		}
+		bc.close()
+	}
+	nc, err := p.dialer.Dial("tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	bc = &backendConn{addr: addr, nc: nc, fd: -1, br: bufio.NewReaderSize(nc, connBufferSize), bw: bufio.NewWriterSize(nc, connBufferSize)}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) { bc.fd = int(fd) })
+		}
+	}
+	return bc, false, nil
+}
+
+// put keeps bc for reuse.
+func (p *backendPool) put(bc *backendConn) {
+	bc.idleSince = time.Now()
+	p.mu.Lock()
+	if len(p.idle[bc.addr]) >= maxIdlePerEndpoint {
+		p.mu.Unlock()
+		bc.close()
+		return
+	}
+	p.idle[bc.addr] = append(p.idle[bc.addr], bc)
+	p.mu.Unlock()
+}
+
+// reap closes connections idle longer than backendIdleTimeout, until done is closed: those to
+// endpoints gone go too.
+func (p *backendPool) reap(done <-chan struct{}) {
+	tick := time.NewTicker(backendIdleTimeout / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		cutoff := time.Now().Add(-backendIdleTimeout)
+		var old []*backendConn
+		p.mu.Lock()
+		for addr, list := range p.idle {
+			kept := list[:0]
+			for _, bc := range list {
+				if bc.idleSince.Before(cutoff) {
+					old = append(old, bc)
+				} else {
+					kept = append(kept, bc)
+				}
+			}
+			clear(list[len(kept):])
+			if len(kept) == 0 {
+				delete(p.idle, addr)
+			} else {
+				p.idle[addr] = kept
+			}
+		}
+		p.mu.Unlock()
+		for _, bc := range old {
+			bc.close()
+		}
+	}
+}
+
+// closeIdle closes every idle connection.
+func (p *backendPool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = map[string][]*backendConn{}
+	p.mu.Unlock()
+	for _, list := range idle {
+		for _, bc := range list {
+			bc.close()
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rawConn is a client connection to the gateway that writes bytes as given and reads responses.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, f *fixture) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (r *rawConn) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.c, s); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// read reads one response for a request of method, and returns it with its body.
+func (r *rawConn) read(method string) (*http.Response, string) {
+	r.t.Helper()
+	resp, err := http.ReadResponse(r.br, &http.Request{Method: method})
+	if err != nil {
+		r.t.Fatalf("reading a response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		r.t.Fatalf("reading a response's body: %v", err)
+	}
+	return resp, string(body)
+}
+
+// TestConnectionLoop: what the gateway's own HTTP/1.1 loop does with requests on the wire, and
+// what it hands to net/http, one connection at a time.
+func TestConnectionLoop(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/upgrade":
+			if r.Header.Get("Upgrade") != "echo" {
+				http.Error(w, "no upgrade", http.StatusBadRequest)
+				return
+			}
+			c, brw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+			_ = brw.Flush()
+			line, _ := brw.ReadString('\n')
+			_, _ = brw.WriteString("echo: " + line)
+			_ = brw.Flush()
+		default:
+			fmt.Fprintf(w, "%s %s %s %s\n", r.Proto, r.Method, r.URL.Path, r.Header.Get("Connection"))
+		}
+	})
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+
+	t.Run("keep-alive and pipelining", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/one HTTP/1.1\r\nHost: gw\r\n\r\nGET /f/ns/hello/two HTTP/1.1\r\nHost: gw\r\n\r\n")
+		for _, want := range []string{"HTTP/1.1 GET /one \n", "HTTP/1.1 GET /two \n"} {
+			if resp, body := c.read("GET"); resp.StatusCode != 200 || body != want {
+				t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+			}
+		}
+		c.send("HEAD /f/ns/hello/three HTTP/1.1\r\nHost: gw\r\n\r\n")
+		if resp, body := c.read("HEAD"); resp.StatusCode != 200 || body != "" || resp.ContentLength != int64(len("HTTP/1.1 HEAD /three \n")) {
+			t.Errorf("HEAD: %d %q length %d", resp.StatusCode, body, resp.ContentLength)
+		}
+		c.send("DELETE /f/ns/hello/empty HTTP/1.1\r\nHost: gw\r\n\r\n")
+		if resp, body := c.read("DELETE"); resp.StatusCode != 204 || body != "" {
+			t.Errorf("204: %d %q", resp.StatusCode, body)
+		}
+		// A chunked request body is passed on whole.
+		c.send("POST /f/ns/hello/chunked HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+		if resp, _ := c.read("POST"); resp.StatusCode != 200 || string(b.last(t).Body) != "abcde" {
+			t.Errorf("chunked body: %d, function got %q", resp.StatusCode, b.last(t).Body)
+		}
+	})
+
+	t.Run("Connection: close is the client's, not the function's", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != 200 || body != "HTTP/1.1 GET / \n" || !resp.Close {
+			t.Errorf("got %d %q close=%v, want 200, no Connection header at the function, and the client's connection closed", resp.StatusCode, body, resp.Close)
+		}
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("connection still open after Connection: close (%v)", err)
+		}
+	})
+
+	t.Run("HTTP/1.0 goes to net/http", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/old HTTP/1.0\r\nHost: gw\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "HTTP/1.1 GET /old \n" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("Expect: 100-continue goes to net/http", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("POST /f/ns/hello/expect HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+		resp, _ := c.read("POST")
+		if resp.StatusCode != http.StatusContinue {
+			t.Fatalf("got %d, want 100 Continue before the body is sent", resp.StatusCode)
+		}
+		c.send("hello")
+		if resp, body := c.read("POST"); resp.StatusCode != 200 || body != "HTTP/1.1 POST /expect \n" || string(b.last(t).Body) != "hello" {
+			t.Errorf("got %d %q, function got %q", resp.StatusCode, body, b.last(t).Body)
+		}
+	})
+
+	t.Run("an upgrade after plain requests on one connection", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/first HTTP/1.1\r\nHost: gw\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "HTTP/1.1 GET /first \n" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+		c.send("GET /f/ns/hello/upgrade HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v %v", resp, err)
+		}
+		c.send("ping\n")
+		if line, err := c.br.ReadString('\n'); line != "echo: ping\n" {
+			t.Errorf("through the upgraded connection: %q %v", line, err)
+		}
+	})
+
+	t.Run("a head larger than the read buffer goes to net/http", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/big HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("x", 2*connBufferSize) + "\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "HTTP/1.1 GET /big \n" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("a malformed request is answered 400 and the connection closed", func(t *testing.T) {
+		c := dialRaw(t, f)
+		c.send("GET /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nBad Header\r\n\r\n")
+		resp, body := c.read("GET")
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "malformed") {
+			t.Errorf("got %d %q, want 400", resp.StatusCode, body)
+		}
+		if _, err := c.br.ReadByte(); err != io.EOF {
+			t.Errorf("connection still open after a malformed request (%v)", err)
+		}
+	})
+}
+
+// TestClosedKeptAliveConnection: a function's server closes a kept-alive connection (its idle
+// timeout, a restart); the next request through the gateway does not fail on it.
+func TestClosedKeptAliveConnection(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "a", nil)
+	b.Config.IdleTimeout = 50 * time.Millisecond
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+	for i := range 5 {
+		r, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/f/ns/hello/", strings.NewReader("not idempotent"))
+		if resp, body := f.do(t, r); resp.StatusCode != 200 || body != "hello from a\n" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		time.Sleep(150 * time.Millisecond) // the function closes the idle connection
+	}
+}
