@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -177,8 +178,12 @@ func TestConnectionLoop(t *testing.T) {
 // timeout, a restart); the next request through the gateway does not fail on it.
 func TestClosedKeptAliveConnection(t *testing.T) {
 	t.Parallel()
-	b := newBackend(t, "a", nil)
+	b := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello from a\n")
+	}))
 	b.Config.IdleTimeout = 50 * time.Millisecond
+	b.Start()
+	t.Cleanup(b.Close)
 	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
 	for i := range 5 {
 		r, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/f/ns/hello/", strings.NewReader("not idempotent"))
