@@ -92,7 +92,7 @@ func (f *forwarding) run() bool {
 			return f.fail(err)
 		}
 		_ = bc.nc.SetDeadline(f.deadline)
-		if werr = r.Write(bc.bw); werr == nil {
+		if werr = writeRequest(bc.bw, r); werr == nil {
 			werr = bc.bw.Flush()
 		}
 		// Even when the body could not be sent, the function may have answered (413): read it.
@@ -149,9 +149,6 @@ func (f *forwarding) prepare() {
 	if len(h["X-Forwarded-Proto"]) == 0 {
 		h["X-Forwarded-Proto"] = []string{"http"}
 	}
-	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = []string{""} // present but empty: Request.Write adds no Go user agent
-	}
 	r.Close = false // the client's connection, not the function's
 }
 
@@ -196,7 +193,7 @@ func (f *forwarding) writeInformational(resp *http.Response) {
 	bw := f.c.bw
 	writeStatusLine(bw, resp)
 	removeHopHeaders(resp.Header)
-	_ = resp.Header.Write(bw)
+	writeHeaders(bw, resp.Header)
 	_, _ = bw.WriteString("\r\n")
 	_ = bw.Flush()
 }
@@ -211,7 +208,7 @@ func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientCl
 	removeHopHeaders(resp.Header)
 	delete(resp.Header, "Content-Length")
 	writeStatusLine(bw, resp)
-	_ = resp.Header.Write(bw)
+	writeHeaders(bw, resp.Header)
 	chunked := false
 	switch {
 	case resp.ContentLength >= 0 && (!noBody || f.r.Method == http.MethodHead):
@@ -272,6 +269,58 @@ func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientCl
 		_, _ = bw.WriteString("\r\n") // no trailers
 	}
 	return true, keepClient
+}
+
+// writeRequest writes r to the function's endpoint as HTTP/1.1, its body framed as it came:
+// with its Content-Length, or chunked (trailers are not passed on).
+func writeRequest(bw *bufio.Writer, r *http.Request) error {
+	_, _ = bw.WriteString(r.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(r.URL.RequestURI())
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(r.Host)
+	_, _ = bw.WriteString("\r\n")
+	delete(r.Header, "Host")
+	delete(r.Header, "Content-Length")
+	writeHeaders(bw, r.Header)
+	switch {
+	case r.ContentLength > 0:
+		_, _ = bw.WriteString("Content-Length: ")
+		_, _ = bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		_, _ = bw.WriteString("\r\n\r\n")
+		_, err := io.CopyN(bw, r.Body, r.ContentLength)
+		return err
+	case r.ContentLength < 0:
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		cw := httputil.NewChunkedWriter(bw)
+		if _, err := io.Copy(cw, r.Body); err != nil {
+			return err
+		}
+		if err := cw.Close(); err != nil {
+			return err
+		}
+		_, err := bw.WriteString("\r\n")
+		return err
+	case r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch:
+		_, err := bw.WriteString("Content-Length: 0\r\n\r\n")
+		return err
+	default:
+		_, err := bw.WriteString("\r\n")
+		return err
+	}
+}
+
+// writeHeaders writes h in HTTP/1.1 form, in map order: names and values come from a parser
+// that refused line breaks in them, or from the gateway.
+func writeHeaders(bw *bufio.Writer, h http.Header) {
+	for name, values := range h {
+		for _, v := range values {
+			_, _ = bw.WriteString(name)
+			_, _ = bw.WriteString(": ")
+			_, _ = bw.WriteString(v)
+			_, _ = bw.WriteString("\r\n")
+		}
+	}
 }
 
 // writeStatusLine writes resp's status line as HTTP/1.1.

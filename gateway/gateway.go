@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,6 +46,10 @@ type Options struct {
 	Logger *slog.Logger
 	// DefaultTimeout is the timeout of a Function without spec.timeout (default 30s).
 	DefaultTimeout time.Duration
+	// AccessLog, when set, receives the line of every request (JSON, the fields the Logger's
+	// line would have) instead of Logger, encoded by the gateway at a fraction of slog's cost.
+	// Give it a LogBuffer. The Logger keeps everything else.
+	AccessLog io.Writer
 	// Activator, when set, is asked to start functions that have no ready endpoint, and the
 	// gateway holds their requests until one is ready or the request's timeout passes. Without
 	// it such requests are answered 503 at once.
@@ -364,6 +369,10 @@ func (g *Gateway) logRequest(ctx context.Context, k key, method, path string, st
 	if err != nil && status >= 500 {
 		level = slog.LevelError
 	}
+	if g.opts.AccessLog != nil {
+		g.writeAccessLine(level.String(), k, method, path, status, d, upstream, err)
+		return
+	}
 	if !g.log.Enabled(ctx, level) {
 		return
 	}
@@ -412,6 +421,11 @@ func (w *statusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (for upgrades).
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// GCPercent is the GOGC fn-gateway runs with unless GOGC is set: the gateway's live heap is
+// small (routing table, buffers), so letting it grow to five times that between collections
+// costs a few megabytes and saves about a twentieth of its CPU per request at saturation.
+const GCPercent = 400
 
 // Serve serves g on addr until ctx is done, then shuts down gracefully: it stops accepting
 // connections and waits for requests in flight (up to 25 s) before returning.

@@ -213,7 +213,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
 	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
 	logs = append(logs, gl, glb)
-	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil))})
+	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ func main() {
 	results := flag.String("results", "bench/results/gateway.md", "file to record the results in (empty: none)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway's process to this file")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gateway.GCPercent) // the gateway runs in this process: as fn-gateway runs
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -139,7 +143,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "bench"},
 		Spec:       v1alpha1.FunctionSpec{Image: "registry.test/hello", Timeout: &metav1.Duration{Duration: 30 * time.Second}},
 	})
-	gw, err := gateway.NewFromClients(ctx, kube, fns, gateway.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	gw, err := gateway.NewFromClients(ctx, kube, fns, gateway.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: logs})
 	if err != nil {
 		return err
 	}
@@ -205,7 +209,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 	report := table(targets[0], targets[1], rate, conns)
 	fmt.Print(report)
 	return bench.Record(resultsFile, "Gateway benchmark", fmt.Sprintf(
-		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file), "+
+		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file, GOGC=400 as fn-gateway sets it), "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
 			"Load generators, gateway and function share the machine; its load average was %s before and %s after.",
 		rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage()), report)

@@ -6,9 +6,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -23,12 +25,15 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: the in-cluster config, else $KUBECONFIG or ~/.kube/config)")
 	domain := flag.String("domain", "fn.local", "domain of functions' host names: NAME.NAMESPACE.DOMAIN")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gateway.GCPercent)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	// One access log line per request: batched, so that it costs no write per request.
 	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
-	err := run(ctx, *addr, *kubeconfig, *domain, slog.New(slog.NewJSONHandler(logs, nil)))
+	err := run(ctx, *addr, *kubeconfig, *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs)
 	_ = logs.Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
@@ -36,12 +41,12 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, addr, kubeconfig, domain string, log *slog.Logger) error {
+func run(ctx context.Context, addr, kubeconfig, domain string, log *slog.Logger, access io.Writer) error {
 	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{Domain: domain, Logger: log})
+	g, err := gateway.New(ctx, cfg, gateway.Options{Domain: domain, Logger: log, AccessLog: access})
 	if err != nil {
 		return err
 	}
