@@ -96,7 +96,16 @@ func (f *forwarding) run() bool {
 			werr = bc.bw.Flush()
 		}
 		// Even when the body could not be sent, the function may have answered (413): read it.
+		watched := f.c.br.Buffered() == 0 // a pipelined request waiting says the client is there
+		if watched {
+			f.c.watch.arm(bc)
+		}
 		resp, err = http.ReadResponse(bc.br, r)
+		if watched && f.c.watch.disarm() {
+			bc.close()
+			f.status, f.err = statusClientClosed, errors.New("the client went away")
+			return false
+		}
 		for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
 			f.writeInformational(resp) // 103 Early Hints and the like pass through
 			resp, err = http.ReadResponse(bc.br, r)

@@ -114,7 +114,9 @@ func (s *server) accept(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &conn{s: s, nc: nc, br: bufio.NewReaderSize(nc, connBufferSize), bw: bufio.NewWriterSize(nc, connBufferSize)}
+		c := &conn{s: s, nc: nc, cr: &connReader{nc: nc}, bw: bufio.NewWriterSize(nc, connBufferSize)}
+		c.br = bufio.NewReaderSize(c.cr, connBufferSize)
+		c.watch.c = c
 		c.clientIP, _, _ = net.SplitHostPort(nc.RemoteAddr().String())
 		s.mu.Lock()
 		if s.closing.Load() {
@@ -161,10 +163,94 @@ func (s *server) shutdown(ctx context.Context) error {
 type conn struct {
 	s        *server
 	nc       net.Conn
+	cr       *connReader // what br reads
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	clientIP string
 	idle     atomic.Bool // waiting for the next request
+	watch    clientWatch
+}
+
+// connReader reads a client connection, first giving back the byte a clientWatch read.
+type connReader struct {
+	nc      net.Conn
+	pending byte
+	has     bool
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.has && len(p) > 0 {
+		p[0], r.has = r.pending, false
+		return 1, nil
+	}
+	return r.nc.Read(p)
+}
+
+// clientWatchDelay is how long a request waits for its answer before the gateway watches its
+// client's connection: net/http reads every connection in the background for each request; the
+// connection loop does so only for the requests that take long enough for it to matter.
+const clientWatchDelay = 100 * time.Millisecond
+
+// clientWatch notices a client that goes away while its request waits for the function: it
+// closes the connection to the function, which cancels the request's context there. One per
+// connection, armed for each request forwarded.
+type clientWatch struct {
+	c       *conn
+	timer   *time.Timer
+	mu      sync.Mutex
+	armed   bool // the current request is waiting
+	reading bool // the watch is reading the client's connection
+	done    chan struct{}
+	target  *backendConn
+	gone    bool
+}
+
+// arm starts watching the client after clientWatchDelay, for a request forwarded on bc.
+func (w *clientWatch) arm(bc *backendConn) {
+	w.mu.Lock()
+	w.armed, w.reading, w.gone, w.target = true, false, false, bc
+	w.mu.Unlock()
+	if w.timer == nil {
+		w.timer = time.AfterFunc(clientWatchDelay, w.fire)
+	} else {
+		w.timer.Reset(clientWatchDelay)
+	}
+}
+
+func (w *clientWatch) fire() {
+	w.mu.Lock()
+	if !w.armed || w.reading { // a late fire of the previous request's timer
+		w.mu.Unlock()
+		return
+	}
+	w.reading = true
+	w.done = make(chan struct{})
+	target := w.target
+	w.mu.Unlock()
+	var b [1]byte
+	n, err := w.c.nc.Read(b[:])
+	if n == 1 { // the next request's first byte: keep it for the loop
+		w.c.cr.pending, w.c.cr.has = b[0], true
+	} else if err != nil && !isTimeout(err) {
+		w.gone = true
+		target.close() // the function's server cancels the request
+	}
+	close(w.done)
+}
+
+// disarm stops watching and reports whether the client went away meanwhile.
+func (w *clientWatch) disarm() bool {
+	w.mu.Lock()
+	w.armed = false
+	reading := w.reading
+	w.mu.Unlock()
+	if !reading {
+		w.timer.Stop()
+		return false
+	}
+	_ = w.c.nc.SetReadDeadline(time.Unix(1, 0)) // end the watch's read
+	<-w.done
+	return w.gone
 }
 
 func (c *conn) serve() {
@@ -292,7 +378,7 @@ func fastPath(head []byte) bool {
 func (c *conn) handOff() bool {
 	_ = c.nc.SetReadDeadline(time.Time{})
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	pc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.nc)}
+	pc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.cr)}
 	return c.s.handoff.give(pc)
 }
 

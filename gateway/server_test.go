@@ -193,3 +193,61 @@ func TestClosedKeptAliveConnection(t *testing.T) {
 		time.Sleep(150 * time.Millisecond) // the function closes the idle connection
 	}
 }
+
+// TestClientGoneCancelsFunction: a client that goes away while its request waits for the
+// function cancels the request at the function (its context is done), and the gateway records
+// 499. A request that is merely slow, and a pipelined request sent while the first waits, are
+// answered whole on the same connection.
+func TestClientGoneCancelsFunction(t *testing.T) {
+	t.Parallel()
+	cancelled := make(chan struct{}, 1)
+	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/block":
+			select {
+			case <-r.Context().Done():
+				cancelled <- struct{}{}
+			case <-time.After(20 * time.Second):
+			}
+		case "/slow":
+			time.Sleep(3 * clientWatchDelay)
+			_, _ = io.WriteString(w, "slow\n")
+		default:
+			_, _ = io.WriteString(w, "fast "+r.URL.Path+"\n")
+		}
+	})
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+
+	c := dialRaw(t, f)
+	c.send("GET /f/ns/hello/slow HTTP/1.1\r\nHost: gw\r\n\r\n")
+	if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "slow\n" {
+		t.Errorf("slow: %d %q", resp.StatusCode, body)
+	}
+	// The second request arrives while the first waits: the watch reads its first byte.
+	c.send("GET /f/ns/hello/slow HTTP/1.1\r\nHost: gw\r\n\r\n")
+	time.Sleep(2 * clientWatchDelay)
+	c.send("GET /f/ns/hello/next HTTP/1.1\r\nHost: gw\r\n\r\n")
+	for _, want := range []string{"slow\n", "fast /next\n"} {
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != want {
+			t.Errorf("got %d %q, want %q", resp.StatusCode, body, want)
+		}
+	}
+
+	gone := dialRaw(t, f)
+	gone.send("GET /f/ns/hello/block HTTP/1.1\r\nHost: gw\r\n\r\n")
+	time.Sleep(clientWatchDelay / 2)
+	gone.c.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the function's request was not cancelled after its client went away")
+	}
+	eventually(t, "a 499 logged for the request whose client went away", func() bool {
+		for _, l := range f.logs.lines(t) {
+			if l["path"] == "/f/ns/hello/block" && l["status"] == 499.0 {
+				return true
+			}
+		}
+		return false
+	})
+}
