@@ -143,20 +143,25 @@ func (f *forwarding) prepare() {
 	r := f.r
 	h := r.Header
 	removeHopHeaders(h)
+	fw := &f.c.forwarded
+	set := func(i int, name, value string) {
+		fw[i][0] = value
+		h[name] = fw[i][:]
+	}
 	if f.t.strip {
 		r.URL.Path, r.URL.RawPath = f.t.path, f.t.rawPath
-		h["X-Forwarded-Prefix"] = []string{f.t.prefix}
+		set(0, "X-Forwarded-Prefix", f.t.prefix)
 	}
 	if prior, ok := h["X-Forwarded-For"]; ok {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + f.c.clientIP}
+		set(1, "X-Forwarded-For", strings.Join(prior, ", ")+", "+f.c.clientIP)
 	} else {
-		h["X-Forwarded-For"] = []string{f.c.clientIP}
+		set(1, "X-Forwarded-For", f.c.clientIP)
 	}
 	if len(h["X-Forwarded-Host"]) == 0 {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		set(2, "X-Forwarded-Host", r.Host)
 	}
 	if len(h["X-Forwarded-Proto"]) == 0 {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		set(3, "X-Forwarded-Proto", "http")
 	}
 	r.Close = false // the client's connection, not the function's
 }
@@ -381,6 +386,7 @@ type backendConn struct {
 	addr      string
 	nc        net.Conn
 	fd        int // for the liveness check of an idle connection
+	peek      [1]byte
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
@@ -395,8 +401,7 @@ func (bc *backendConn) alive() bool {
 	if bc.fd < 0 {
 		return true
 	}
-	var b [1]byte
-	n, _, err := syscall.Recvfrom(bc.fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	n, _, err := syscall.Recvfrom(bc.fd, bc.peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	_ = n // 0 with no error is the end of the stream; any byte is one the function should not have sent
 	return err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 }

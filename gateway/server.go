@@ -117,7 +117,8 @@ func (s *server) accept(ln net.Listener) error {
 		c := &conn{s: s, nc: nc, cr: &connReader{nc: nc}, bw: bufio.NewWriterSize(nc, connBufferSize)}
 		c.br = bufio.NewReaderSize(c.cr, connBufferSize)
 		c.watch.c = c
-		c.clientIP, _, _ = net.SplitHostPort(nc.RemoteAddr().String())
+		c.remoteAddr = nc.RemoteAddr().String()
+		c.clientIP, _, _ = net.SplitHostPort(c.remoteAddr)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
@@ -167,7 +168,12 @@ type conn struct {
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	clientIP string
-	idle     atomic.Bool // waiting for the next request
+	// remoteAddr is the client's address, computed once for all its requests.
+	remoteAddr string
+	// forwarded holds the values of the X-Forwarded-* headers the gateway sets on a request,
+	// so that setting them allocates nothing; a request's headers do not outlive it.
+	forwarded [4][1]string
+	idle      atomic.Bool // waiting for the next request
 	watch    clientWatch
 }
 
@@ -289,7 +295,7 @@ func (c *conn) serve() {
 			c.answerBadRequest(err)
 			return
 		}
-		req.RemoteAddr = c.nc.RemoteAddr().String()
+		req.RemoteAddr = c.remoteAddr
 		if !c.s.g.serveConn(c, req) || req.Close || c.s.closing.Load() {
 			_ = c.bw.Flush()
 			return
