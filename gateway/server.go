@@ -174,7 +174,7 @@ type conn struct {
 	// so that setting them allocates nothing; a request's headers do not outlive it.
 	forwarded [4][1]string
 	idle      atomic.Bool // waiting for the next request
-	watch    clientWatch
+	watch     clientWatch
 }
 
 // connReader reads a client connection, first giving back the byte a clientWatch read.
