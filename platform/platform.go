@@ -126,7 +126,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(StatePath(cfg.Home))
 
 	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort}
-	if err := waitPortsFree(ctx, ports, progress); err != nil {
+	if err := waitPortsFree(ctx, ports, cfg.Home, progress); err != nil {
 		return err
 	}
 	step("starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)")

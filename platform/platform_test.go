@@ -53,7 +53,7 @@ func TestWaitPortsFree(t *testing.T) {
 	held := ln.Addr().(*net.TCPAddr).Port
 	var progress bytes.Buffer
 	start := time.Now()
-	err = waitPortsFree(context.Background(), []int{held}, &progress)
+	err = waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", &progress)
 	// A live process holds it: fail at once, naming the process, without waiting for it.
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d is in use by pid %d", held, os.Getpid())) {
 		t.Errorf("held port: %v", err)
@@ -62,10 +62,62 @@ func TestWaitPortsFree(t *testing.T) {
 		t.Errorf("waited %s for a port a live process holds", time.Since(start))
 	}
 	ln.Close()
-	if err := waitPortsFree(context.Background(), []int{held}, &progress); err != nil {
+	if err := waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", &progress); err != nil {
 		t.Errorf("free port: %v", err)
 	}
 	if progress.Len() != 0 {
 		t.Errorf("progress for ports that needed no wait: %q", progress.String())
 	}
+}
+
+// TestWaitPortsFreeKillsLeftovers: a process of a previous platform of the same home that still
+// holds a port (its platform crashed; nothing else will stop it) is killed, and the port waited
+// for.
+func TestWaitPortsFreeKillsLeftovers(t *testing.T) {
+	home := t.TempDir()
+	// A listener whose command line names the home, as the platform's components' do: this
+	// test binary, run as TestHelperHoldPort.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldPort$", "--", home)
+	cmd.Env = append(os.Environ(), "FN_TEST_HOLD_PORT=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	var port int
+	if _, err := fmt.Fscan(out, &port); err != nil {
+		t.Fatal(err)
+	}
+	var progress bytes.Buffer
+	if err := waitPortsFree(context.Background(), []int{port}, home, &progress); err != nil {
+		t.Fatalf("port held by a leftover: %v", err)
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leftover still runs")
+	}
+	if !strings.Contains(progress.String(), fmt.Sprintf("pid %d, left over from a previous platform", cmd.Process.Pid)) {
+		t.Errorf("progress %q does not say what was stopped", progress.String())
+	}
+}
+
+// TestHelperHoldPort is the process TestWaitPortsFreeKillsLeftovers starts: it listens on a
+// loopback port, prints it, and waits to be killed.
+func TestHelperHoldPort(t *testing.T) {
+	if os.Getenv("FN_TEST_HOLD_PORT") == "" {
+		t.Skip("the helper process of TestWaitPortsFreeKillsLeftovers")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
+	time.Sleep(time.Minute)
+	os.Exit(0)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -19,10 +20,12 @@ import (
 // command line has already vanished from /proc.
 const portReleaseWait = 30 * time.Second
 
-// waitPortsFree returns once every port can be bound on loopback. A port held by a live process
-// fails at once, naming it; a port held by a process that is exiting (or by one this process
-// cannot see) is waited for, up to portReleaseWait, saying so once on progress.
-func waitPortsFree(ctx context.Context, ports []int, progress io.Writer) error {
+// waitPortsFree returns once every port can be bound on loopback. A port held by a process of a
+// previous platform of the same home (its command line names home) is freed by killing it: its
+// platform is gone, so nothing else would stop it. A port held by another live process fails at
+// once, naming it; one held by a process that is exiting (or by one this process cannot see) is
+// waited for, up to portReleaseWait, saying so once on progress.
+func waitPortsFree(ctx context.Context, ports []int, home string, progress io.Writer) error {
 	deadline := time.Now().Add(portReleaseWait)
 	for _, port := range ports {
 		said := false
@@ -33,7 +36,13 @@ func waitPortsFree(ctx context.Context, ports []int, progress io.Writer) error {
 				break
 			}
 			pid, cmd := portHolder(port)
-			if pid > 0 && cmd != "" && !exiting(pid) {
+			if pid > 0 && home != "" && strings.Contains(cmd, home) && pid != os.Getpid() {
+				if !said {
+					fmt.Fprintf(progress, "stopping pid %d, left over from a previous platform, which holds port %d\n", pid, port)
+					said = true
+				}
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			} else if pid > 0 && cmd != "" && !exiting(pid) {
 				return fmt.Errorf("port %d is in use by pid %d (%s): stop it, or is another fn up running with another FN_HOME?", port, pid, cmd)
 			}
 			if time.Now().After(deadline) {
@@ -104,12 +113,24 @@ func listeningInodes(table string, port int) []string {
 	return inodes
 }
 
-// exiting reports whether pid is a zombie or dying (state Z, X) or has let go of its memory,
-// which a process does on its way out.
+// exiting reports whether pid is on its way out: a zombie or dead (state Z, X), or killed with
+// the signal not yet acted on (SIGKILL pending).
 func exiting(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	dir := "/proc/" + strconv.Itoa(pid)
+	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return true
+	}
+	if status, err := os.ReadFile(dir + "/status"); err == nil {
+		for line := range strings.SplitSeq(string(status), "\n") {
+			name, mask, ok := strings.Cut(line, ":")
+			if !ok || name != "SigPnd" && name != "ShdPnd" {
+				continue
+			}
+			if m, err := strconv.ParseUint(strings.TrimSpace(mask), 16, 64); err == nil && m&(1<<(syscall.SIGKILL-1)) != 0 {
+				return true
+			}
+		}
 	}
 	s := string(stat)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
