@@ -62,7 +62,12 @@ func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
 	}
+	// HTTP/2 without TLS (prior knowledge, as behind a TLS-terminating load balancer) is served
+	// there too; functions are reached over HTTP/1.1 either way.
+	s.slow.Protocols.SetHTTP1(true)
+	s.slow.Protocols.SetUnencryptedHTTP2(true)
 	slowDone := make(chan error, 1)
 	go func() { slowDone <- s.slow.Serve(s.handoff) }()
 	reaperDone := make(chan struct{})

@@ -251,3 +251,24 @@ func TestClientGoneCancelsFunction(t *testing.T) {
 		return false
 	})
 }
+
+// TestHTTP2PriorKnowledge: a client speaking HTTP/2 without TLS is served (through net/http).
+func TestHTTP2PriorKnowledge(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "hello over "+r.URL.Path+"\n")
+	})
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get(f.srv.URL + "/f/ns/hello/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(body) != "hello over /h2\n" {
+		t.Errorf("got %s %d %q, want HTTP/2 200", resp.Proto, resp.StatusCode, body)
+	}
+}

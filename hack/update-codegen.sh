@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates every generated file of the controller: deepcopy, clientset, listers, informers,
-# knative injection and genreconciler, and the CRD's OpenAPI schema. `make generate` runs it;
+# Regenerates every generated file: the controller's deepcopy, clientset, listers, informers,
+# knative injection and genreconciler, the CRD's OpenAPI schema, and the copies of the Kubernetes
+# build inputs fn embeds. `make generate` runs it;
 # `make verify` runs it and fails on any difference. Never edit the generated files by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +37,12 @@ go tool injection-gen --go-header-file "$HEADER" \
 step "CRD schema"
 go tool controller-gen crd:crdVersions=v1 paths="./$APIS_DIR/..." output:crd:artifacts:config=config/crd
 gofmt -w controller/client "$APIS_DIR"
+
+step "Kubernetes build inputs embedded in fn"
+# fn builds the control plane binaries from these copies when it runs outside a clone of this
+# repository (platform/controlplane/bindir.go); a nested go.mod would make a module, hence the
+# .pinned names.
+src=platform/controlplane/k8ssrc
+rm -rf "$src" && mkdir -p "$src"
+cp hack/k8s-binaries.sh "$src/k8s-binaries.sh"
+for f in go.mod go.sum tools.go; do cp "third_party/k8s/$f" "$src/$f.pinned"; done

@@ -3,8 +3,12 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,15 +16,20 @@ import (
 )
 
 // BinDir returns the directory of the control plane binaries: $FN_K8S_BIN when set, else the
-// output of the repository's hack/k8s-binaries.sh, which builds them once (about ten minutes)
-// and then answers from its cache at once. Its progress goes to progress.
+// output of hack/k8s-binaries.sh, which builds them once (about ten minutes) and then answers
+// from its cache at once. Its progress goes to progress. The script is the repository's when
+// the working directory is in a clone of it; elsewhere (an installed fn) it is the copy fn
+// embeds, with the module that pins the Kubernetes version, extracted under the user's cache.
+// Both key their builds alike, so they share the built binaries.
 func BinDir(ctx context.Context, progress io.Writer) (string, error) {
 	if d := os.Getenv("FN_K8S_BIN"); d != "" {
 		return d, nil
 	}
 	script, err := findScript()
 	if err != nil {
-		return "", err
+		if script, err = extractScript(); err != nil {
+			return "", err
+		}
 	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, script)
@@ -43,7 +52,70 @@ func findScript() (string, error) {
 			return p, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no hack/k8s-binaries.sh above %s: set FN_K8S_BIN to the directory of the Kubernetes binaries", wd)
+			return "", fmt.Errorf("no hack/k8s-binaries.sh above %s", wd)
 		}
 	}
+}
+
+// k8sSource holds copies of hack/k8s-binaries.sh and third_party/k8s's go.mod, go.sum and
+// tools.go (renamed *.pinned: a nested go.mod would make a module). hack/update-codegen.sh
+// writes them; make verify keeps them equal to their originals.
+//
+//go:embed k8ssrc
+var k8sSource embed.FS
+
+// extractScript writes the embedded build inputs, laid out as in the repository, into
+// $HOME/.cache/fn/k8s-src/<hash of them>/ (once) and returns its hack/k8s-binaries.sh.
+func extractScript() (string, error) {
+	files := map[string]string{ // embedded name: path in the repository layout
+		"k8s-binaries.sh": "hack/k8s-binaries.sh",
+		"go.mod.pinned":   "third_party/k8s/go.mod",
+		"go.sum.pinned":   "third_party/k8s/go.sum",
+		"tools.go.pinned": "third_party/k8s/tools.go",
+	}
+	h := sha256.New()
+	contents := map[string][]byte{}
+	for _, name := range []string{"k8s-binaries.sh", "go.mod.pinned", "go.sum.pinned", "tools.go.pinned"} {
+		b, err := fs.ReadFile(k8sSource, "k8ssrc/"+name)
+		if err != nil {
+			return "", err
+		}
+		contents[name] = b
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the Kubernetes build inputs: %w (set FN_K8S_BIN to the directory of the Kubernetes binaries)", err)
+	}
+	root := filepath.Join(cache, "fn", "k8s-src")
+	dir := filepath.Join(root, hex.EncodeToString(h.Sum(nil))[:16])
+	script := filepath.Join(dir, files["k8s-binaries.sh"])
+	if _, err := os.Stat(script); err == nil {
+		return script, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(root, ".tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	for name, rel := range files {
+		p := filepath.Join(tmp, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, contents[name], 0o755); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(script); serr == nil { // another fn extracted it meanwhile
+			return script, nil
+		}
+		return "", fmt.Errorf("writing the Kubernetes build inputs to %s: %w", dir, err)
+	}
+	return script, nil
 }
