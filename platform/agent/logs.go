@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -15,21 +16,69 @@ import (
 // container runtimes do.
 const maxLogLine = 16 << 10
 
+// Log rotation, as kubelets do it by default (containerLogMaxSize, containerLogMaxFiles): a
+// container's log file is rotated once it would pass logMaxSize, and logMaxFiles files are kept
+// (the current one and logMaxFiles-1 rotated ones, path.1 the newest).
+const (
+	logMaxSize  = 10 << 20
+	logMaxFiles = 5
+)
+
 // logFile is a container instance's log file in the CRI format: one entry per line,
 // "<RFC3339Nano time> <stream> <F|P> <text>". Both streams of the instance write to it.
 type logFile struct {
+	path     string
+	maxSize  int64
+	maxFiles int
+
 	mu   sync.Mutex
 	f    *os.File
+	size int64
 	wg   sync.WaitGroup
 	done chan struct{} // closed once both streams ended
 }
 
 func createLogFile(path string) (*logFile, error) {
+	return createRotatingLogFile(path, logMaxSize, logMaxFiles)
+}
+
+// createRotatingLogFile starts a log file at path, rotated past maxSize with maxFiles kept;
+// rotated files of an earlier instance are removed.
+func createRotatingLogFile(path string, maxSize int64, maxFiles int) (*logFile, error) {
+	for i := 1; ; i++ {
+		if err := os.Remove(rotatedLogPath(path, i)); err != nil {
+			break
+		}
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	return &logFile{f: f, done: make(chan struct{})}, nil
+	return &logFile{path: path, maxSize: maxSize, maxFiles: max(maxFiles, 1), f: f, done: make(chan struct{})}, nil
+}
+
+// rotatedLogPath is the i-th newest rotated file of the log at path.
+func rotatedLogPath(path string, i int) string {
+	return path + "." + strconv.Itoa(i)
+}
+
+// rotate moves the current file aside (dropping the oldest) and starts an empty one. A failure
+// keeps writing to the current file: logs are not lost for a full disk's sake.
+func (l *logFile) rotate() {
+	if l.maxFiles > 1 {
+		for i := l.maxFiles - 1; i >= 2; i-- {
+			_ = os.Rename(rotatedLogPath(l.path, i-1), rotatedLogPath(l.path, i))
+		}
+		if err := os.Rename(l.path, rotatedLogPath(l.path, 1)); err != nil {
+			return
+		}
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC|os.O_APPEND, 0o640)
+	if err != nil {
+		return
+	}
+	l.f.Close()
+	l.f, l.size = f, 0
 }
 
 // copyStream writes what r (a pipe from the process) yields as entries of stream.
@@ -68,7 +117,11 @@ func (l *logFile) write(stream, tag string, msg []byte) {
 	b = append(b, msg...)
 	b = append(b, '\n')
 	l.mu.Lock()
-	_, _ = l.f.Write(b)
+	if l.maxSize > 0 && l.size > 0 && l.size+int64(len(b)) > l.maxSize {
+		l.rotate()
+	}
+	n, _ := l.f.Write(b)
+	l.size += int64(n)
 	l.mu.Unlock()
 }
 
@@ -76,7 +129,9 @@ func (l *logFile) write(stream, tag string, msg []byte) {
 func (l *logFile) closeWhenDone() {
 	go func() {
 		l.wg.Wait()
+		l.mu.Lock()
 		l.f.Close()
+		l.mu.Unlock()
 		close(l.done)
 	}()
 }
@@ -145,13 +200,15 @@ func readLogs(ctx context.Context, path string, o logOptions, done <-chan struct
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		defer f.Close()
-		pw.CloseWithError(streamLogs(ctx, f, o, done, pw))
+		pw.CloseWithError(streamLogs(ctx, path, f, o, done, pw))
 	}()
 	return pr, nil
 }
 
-func streamLogs(ctx context.Context, f *os.File, o logOptions, done <-chan struct{}, w io.Writer) error {
+// streamLogs writes the entries of f, the log at path; following, it goes on to the new file
+// when the log is rotated. It closes the file it reads last.
+func streamLogs(ctx context.Context, path string, f *os.File, o logOptions, done <-chan struct{}, w io.Writer) error {
+	defer func() { f.Close() }()
 	fm := &logFormatter{o: o, remaining: o.limitBytes}
 	emit := func(b []byte) (bool, error) {
 		if o.limitBytes > 0 {
@@ -195,6 +252,12 @@ func streamLogs(ctx context.Context, f *os.File, o logOptions, done <-chan struc
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	finished := false
+	var next *os.File // the file the log was rotated to, once seen
+	defer func() {
+		if next != nil {
+			next.Close()
+		}
+	}()
 	for {
 		n, err := f.Read(chunk)
 		if n > 0 {
@@ -217,6 +280,14 @@ func streamLogs(ctx context.Context, f *os.File, o logOptions, done <-chan struc
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err
+		}
+		if next != nil { // f, read to its end after the rotation, is whole: go on with the new file
+			f.Close()
+			f, next = next, nil
+			continue
+		}
+		if next = reopenIfRotated(path, f); next != nil {
+			continue // what was written to f before the rotation is read first
 		}
 		if finished {
 			return nil
@@ -246,4 +317,30 @@ func tailEntries(entries []logEntry, n int) []logEntry {
 		}
 	}
 	return entries
+}
+
+// reopenIfRotated returns, when f is no longer the file at path (the log was rotated), the file
+// written after f: f is now path.K, its successor path.K-1 (or path). When f is no longer kept at
+// all (a reader further behind than the files kept), it is the oldest file kept. Else nil.
+func reopenIfRotated(path string, f *os.File) *os.File {
+	open, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	if cur, err := os.Stat(path); err != nil || os.SameFile(cur, open) {
+		return nil
+	}
+	successor := path
+	for i := 1; ; i++ {
+		st, err := os.Stat(rotatedLogPath(path, i))
+		if err != nil || os.SameFile(st, open) {
+			break
+		}
+		successor = rotatedLogPath(path, i)
+	}
+	next, err := os.Open(successor)
+	if err != nil {
+		return nil
+	}
+	return next
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -121,5 +122,75 @@ func TestLogsFollow(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("following did not stop with its context")
+	}
+}
+
+// TestLogRotation: past its size a log is rotated, the newest rotated file first and no more
+// than the files kept; a reader following it reads every line, in order, across rotations; a
+// new instance's log starts without the rotated files of the last.
+func TestLogRotation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.log")
+	lf, err := createRotatingLogFile(path, 2<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := readLogs(context.Background(), path, logOptions{tail: -1, follow: true}, lf.done)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(rc); got <- string(b) }()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.copyStream("stdout", r)
+	lf.closeWhenDone()
+	var want strings.Builder
+	for i := range 400 {
+		line := fmt.Sprintf("line %03d %s\n", i, strings.Repeat("x", 40))
+		want.WriteString(line)
+		if _, err := io.WriteString(w, line); err != nil {
+			t.Fatal(err)
+		}
+		if i%30 == 29 {
+			// Less than a file between the follower's polls: a follower further behind than
+			// the files kept loses lines, as with a kubelet's rotation.
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	w.Close()
+	select {
+	case g := <-got:
+		if g != want.String() {
+			t.Errorf("followed %d bytes, want %d: lines lost or reordered across rotations", len(g), want.Len())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the follower did not finish")
+	}
+
+	for i, p := range []string{path, rotatedLogPath(path, 1), rotatedLogPath(path, 2)} {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() > 2<<10 || st.Size() == 0 {
+			t.Errorf("file %d (%s): %v, size %v, want at most 2 KiB", i, p, err, st)
+		}
+	}
+	if _, err := os.Stat(rotatedLogPath(path, 3)); !os.IsNotExist(err) {
+		t.Errorf("a fourth file is kept: %v", err)
+	}
+	// Without following, the current file only (as kubectl logs reads it).
+	if last := readAll(t, path, logOptions{tail: -1}, lf.done); !strings.HasSuffix(last, "line 399 "+strings.Repeat("x", 40)+"\n") || len(last) > 2<<10 {
+		t.Errorf("current file: %d bytes ending %q", len(last), last[max(0, len(last)-60):])
+	}
+
+	lf2, err := createRotatingLogFile(path, 2<<10, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf2.closeWhenDone()
+	if _, err := os.Stat(rotatedLogPath(path, 1)); !os.IsNotExist(err) {
+		t.Errorf("a new instance's log kept the last one's rotated files: %v", err)
 	}
 }
