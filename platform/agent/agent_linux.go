@@ -197,6 +197,7 @@ func Run(ctx context.Context, o Options) error {
 	defer podInformers.Shutdown()
 	defer otherInformers.Shutdown()
 	go func() { _ = pc.Run(runCtx, 4) }()
+	go p.collectImages(runCtx)
 	// Whatever happens next, pods stop before Run returns.
 	ncStarted := false
 	defer func() {

@@ -44,6 +44,9 @@ type imageStore struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	// gcMu is held by the garbage collection, and shared by get: an image get returns was
+	// marked used in the same hold, so a collection after it keeps it for imageGCMinAge.
+	gcMu sync.RWMutex
 }
 
 // image is an unpacked image.
@@ -120,6 +123,23 @@ func (s *imageStore) get(ctx context.Context, ref string, policy corev1.PullPoli
 		return nil, err
 	}
 	defer s.lock(ref)()
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	img, err := s.getLocked(ctx, r, policy)
+	if err == nil {
+		s.touch(filepath.Dir(img.rootfs))
+	}
+	return img, err
+}
+
+// tagFile is the file holding the digest the tag was last pulled as.
+func (s *imageStore) tagFile(r name.Tag) string {
+	sum := sha256.Sum256([]byte(r.Name()))
+	return filepath.Join(s.dir, "tags", hex.EncodeToString(sum[:]))
+}
+
+func (s *imageStore) getLocked(ctx context.Context, r name.Reference, policy corev1.PullPolicy) (*image, error) {
+	ref := r.String()
 	tagFile := ""
 	switch r := r.(type) {
 	case name.Digest:
@@ -127,8 +147,7 @@ func (s *imageStore) get(ctx context.Context, ref string, policy corev1.PullPoli
 			return img, nil
 		}
 	case name.Tag:
-		sum := sha256.Sum256([]byte(r.Name()))
-		tagFile = filepath.Join(s.dir, "tags", hex.EncodeToString(sum[:]))
+		tagFile = s.tagFile(r)
 		if policy != corev1.PullAlways {
 			if d, err := os.ReadFile(tagFile); err == nil {
 				if img, err := s.load(string(d)); err == nil {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
@@ -268,5 +269,64 @@ func TestImageStoreForeign(t *testing.T) {
 		if _, err := s.get(context.Background(), ref, corev1.PullIfNotPresent); !errors.As(err, &cr) || !strings.Contains(err.Error(), arch) {
 			t.Errorf("%s: %v, want a CannotRun error naming %s", ref, err, arch)
 		}
+	}
+}
+
+// TestImageGC: images no pod uses and unused for the minimum age are removed, with the aliases
+// and tags naming them; an image in use, or used recently (get marks it), stays.
+func TestImageGC(t *testing.T) {
+	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(stdlog.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s, err := newImageStore(t.TempDir(), nil, false, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	refs := map[string]string{} // name: digest reference
+	for _, n := range []string{"old", "used", "recent"} {
+		img := testImage(t, runtime.GOARCH, layer(t, entry{name: "ko-app/fn", data: n, mode: 0o755}))
+		r, _ := name.ParseReference(host + "/fns/" + n + ":v1")
+		if err := remote.Write(r, img); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.get(ctx, r.String(), corev1.PullIfNotPresent); err != nil { // pulled by tag
+			t.Fatal(err)
+		}
+		d, _ := img.Digest()
+		refs[n] = host + "/fns/" + n + "@" + d.String()
+	}
+	long := time.Now().Add(-time.Hour)
+	for _, n := range []string{"old", "used", "recent"} {
+		dir := s.resolve(refs[n])
+		if dir == "" || s.resolve(host+"/fns/"+n+":v1") != dir {
+			t.Fatalf("%s: resolves to %q by digest, %q by tag", n, dir, s.resolve(host+"/fns/"+n+":v1"))
+		}
+		_ = os.Chtimes(filepath.Join(s.dir, dir, "image-id"), long, long)
+	}
+	if _, err := s.get(ctx, refs["recent"], corev1.PullIfNotPresent); err != nil { // used again now
+		t.Fatal(err)
+	}
+	usedDir, oldDir := s.resolve(refs["used"]), s.resolve(refs["old"])
+	removed := s.gc(map[string]bool{usedDir: true}, 10*time.Minute)
+	if len(removed) != 1 || removed[0] != oldDir {
+		t.Errorf("removed %v, want only the old image %s", removed, oldDir)
+	}
+	if s.resolve(refs["old"]) != "" || s.resolve(host+"/fns/old:v1") != "" {
+		t.Error("the old image is still found")
+	}
+	for _, n := range []string{"used", "recent"} {
+		img, err := s.get(ctx, refs[n], corev1.PullNever)
+		if err != nil {
+			t.Errorf("%s: %v", n, err)
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join(img.rootfs, "ko-app/fn")); err != nil || string(b) != n {
+			t.Errorf("%s: %q %v", n, b, err)
+		}
+	}
+	// Removed, it is pulled again when wanted.
+	if _, err := s.get(ctx, refs["old"], corev1.PullIfNotPresent); err != nil {
+		t.Errorf("pulling a collected image again: %v", err)
 	}
 }
