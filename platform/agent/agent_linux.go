@@ -147,6 +147,7 @@ func Run(ctx context.Context, o Options) error {
 	srv := &http.Server{
 		Handler: api.PodHandler(api.PodHandlerConfig{
 			GetContainerLogs: p.GetContainerLogs,
+			RunInContainer:   p.RunInContainer,
 			GetPods:          p.GetPods,
 			GetPodsFromKubernetes: func(context.Context) ([]*corev1.Pod, error) {
 				return pods.Lister().List(labels.Everything())

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -538,6 +539,58 @@ func TestAgent(t *testing.T) {
 			if err := kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 				t.Error(err)
 			}
+		}
+	})
+
+	t.Run("exec", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "tool")
+		build := exec.Command("go", "build", "-o", bin, "./testdata/tool")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("building the test tool: %v\n%s", err, out)
+		}
+		content, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		image := pushImage(t, e.registry+"/tools/tool", runtime.GOARCH, "/app/tool", content)
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "exec", Namespace: "default"},
+			Spec: corev1.PodSpec{
+				Containers:                    []corev1.Container{{Name: "tool", Image: image, Args: []string{"serve"}}},
+				TerminationGracePeriodSeconds: ptr.To(int64(1)),
+			},
+		}
+		if _, err := kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}) }()
+		waitFor(t, 60*time.Second, "pod exec to be ready", func() (bool, error) {
+			cur, err := kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+			return err == nil && podReady(cur), err
+		})
+		kubectl := func(stdin string, args ...string) (string, string, error) {
+			cmd := exec.CommandContext(ctx, e.kubectl[0], append(e.kubectl[1:], args...)...)
+			cmd.Stdin = strings.NewReader(stdin)
+			var out, errOut bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &errOut
+			err := cmd.Run()
+			return out.String(), errOut.String(), err
+		}
+		if out, errOut, err := kubectl("through the pod\n", "exec", "-i", "-n", "default", "exec", "--", "/app/tool", "cat"); err != nil || out != "through the pod\n" {
+			t.Errorf("kubectl exec -i cat: %q %v\n%s", out, err, errOut)
+		}
+		_, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/app/tool", "fail", "on", "purpose")
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || !strings.Contains(errOut, "on purpose") || !strings.Contains(errOut, "exit code 3") {
+			t.Errorf("kubectl exec of a failing command: %v, stderr %q, want its stderr and exit code 3", err, errOut)
+		}
+		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/no/such/program"); err == nil || !strings.Contains(errOut, "/no/such/program") {
+			t.Errorf("kubectl exec of a missing program: %v, stderr %q", err, errOut)
+		}
+		// A program looked up on the container's PATH: the image sets none, so the default one.
+		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "tool", "cat"); err == nil || !strings.Contains(errOut, `executable "tool" not found in the image's PATH`) {
+			t.Errorf("kubectl exec of a program not on PATH: %v, stderr %q", err, errOut)
 		}
 	})
 

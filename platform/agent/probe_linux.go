@@ -259,31 +259,16 @@ func (c *container) exec(ctx context.Context, inst *instance, command []string) 
 	if len(command) == 0 {
 		return errors.New("exec: no command")
 	}
-	l := inst.launch
-	pathEnv := defaultPath
-	for _, kv := range l.env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathEnv = v
-		}
-	}
-	exe, err := findExecutable(l.root, command[0], l.dir, pathEnv)
+	l, err := inst.launch.forCommand(command)
 	if err != nil {
 		return err
 	}
-	l.exe, l.argv = exe, command
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
 	}
 	cmd := l.command(w, w)
-	c.pd.mu.Lock()
-	sb := c.pd.sb
-	c.pd.mu.Unlock()
-	if sb == nil {
-		err = errSandboxClosed
-	} else {
-		err = sb.do(cmd.Start)
-	}
+	err = c.startInSandbox(cmd)
 	w.Close()
 	if err != nil {
 		r.Close()
