@@ -95,6 +95,11 @@ func (f *forwarding) run() bool {
 		if werr = writeRequest(bc.bw, r); werr == nil {
 			werr = bc.bw.Flush()
 		}
+		if cbe := (*clientBodyError)(nil); errors.As(werr, &cbe) {
+			// The function has half a request: closing its connection cancels it there.
+			bc.close()
+			return f.badBody(cbe)
+		}
 		// Even when the body could not be sent, the function may have answered (413): read it.
 		watched := f.c.br.Buffered() == 0 // a pipelined request waiting says the client is there
 		if watched {
@@ -193,6 +198,27 @@ func (f *forwarding) fail(err error) bool {
 		http.Error(w, fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", f.t.name, f.t.ns, f.rt.fnTimeout), http.StatusGatewayTimeout)
 	} else {
 		http.Error(w, fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", f.t.name, f.t.ns, f.t.name, f.t.ns), http.StatusBadGateway)
+	}
+	f.status = w.status
+	w.finish()
+	return false
+}
+
+// badBody ends a request whose body the client did not send whole: it went away (499, nothing
+// to answer), its body is malformed (400), or too slow for the function's timeout (408).
+func (f *forwarding) badBody(cbe *clientBodyError) bool {
+	f.err = cbe
+	if errors.Is(cbe.err, io.ErrUnexpectedEOF) || errors.Is(cbe.err, net.ErrClosed) || errors.Is(cbe.err, syscall.ECONNRESET) {
+		f.status = statusClientClosed
+		return false
+	}
+	_ = f.c.nc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+	w := newConnResponse(f.c.bw, f.r)
+	w.Header().Set("Connection", "close")
+	if isTimeout(cbe.err) {
+		http.Error(w, fmt.Sprintf("the request body did not arrive within the timeout of function %q (%s)", f.t.name, f.rt.fnTimeout), http.StatusRequestTimeout)
+	} else {
+		http.Error(w, "malformed request body: "+cbe.err.Error(), http.StatusBadRequest)
 	}
 	f.status = w.status
 	w.finish()
@@ -302,12 +328,12 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 		_, _ = bw.WriteString("Content-Length: ")
 		_, _ = bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
 		_, _ = bw.WriteString("\r\n\r\n")
-		_, err := io.CopyN(bw, r.Body, r.ContentLength)
+		_, err := io.CopyN(bw, bodyReader{r.Body}, r.ContentLength)
 		return err
 	case r.ContentLength < 0:
 		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
 		cw := httputil.NewChunkedWriter(bw)
-		if _, err := io.Copy(cw, r.Body); err != nil {
+		if _, err := io.Copy(cw, bodyReader{r.Body}); err != nil {
 			return err
 		}
 		if err := cw.Close(); err != nil {
@@ -322,6 +348,23 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 		_, err := bw.WriteString("\r\n")
 		return err
 	}
+}
+
+// clientBodyError is a failure to read the client's request body, as opposed to one to send it.
+type clientBodyError struct{ err error }
+
+func (e *clientBodyError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientBodyError) Unwrap() error { return e.err }
+
+// bodyReader marks the errors of the client's request body.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &clientBodyError{err}
+	}
+	return n, err
 }
 
 // writeHeaders writes h in HTTP/1.1 form, in map order: names and values come from a parser

@@ -272,3 +272,45 @@ func TestHTTP2PriorKnowledge(t *testing.T) {
 		t.Errorf("got %s %d %q, want HTTP/2 200", resp.Proto, resp.StatusCode, body)
 	}
 }
+
+// TestClientBodyCut: a client that goes away in the middle of its request body gets its request
+// cancelled at the function at once, not when the function's timeout passes; a malformed
+// chunked body is answered 400.
+func TestClientBodyCut(t *testing.T) {
+	t.Parallel()
+	readErr := make(chan error, 1)
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.ReadAll(r.Body)
+		readErr <- err
+	}))
+	t.Cleanup(b.Close)
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+
+	// Past the gateway's buffer, the function has started reading the body.
+	c := dialRaw(t, f)
+	c.send("POST /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 3*connBufferSize))
+	time.Sleep(50 * time.Millisecond)
+	c.c.Close()
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("the function read a whole body the client never sent")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the function still waits for the rest of a body whose client went away")
+	}
+	eventually(t, "a 499 logged for the cut body", func() bool {
+		for _, l := range f.logs.lines(t) {
+			if l["status"] == 499.0 && strings.Contains(fmt.Sprint(l["error"]), "request body") {
+				return true
+			}
+		}
+		return false
+	})
+
+	c = dialRaw(t, f)
+	c.send("POST /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot hex\r\n0\r\n\r\n")
+	if resp, body := c.read("POST"); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "malformed request body") {
+		t.Errorf("malformed chunked body: %d %q, want 400", resp.StatusCode, body)
+	}
+}
