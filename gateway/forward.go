@@ -70,8 +70,14 @@ func (f *forwarding) run() bool {
 	clientClose := r.Close
 	f.prepare()
 	bodyless := r.ContentLength == 0
-	// The client's body is read, and the answer written, within the request's deadline.
-	if err := f.c.nc.SetDeadline(f.deadline); err != nil {
+	// The client's body is read, and the answer written, within the request's deadline. (Its
+	// connection's read deadline otherwise stays the idle one: the loop reads nothing of it
+	// until the answer is written, but for the hang-up watch.)
+	err := f.c.dl.writeBy(f.deadline)
+	if err == nil && !bodyless {
+		err = f.c.dl.readBy(f.deadline)
+	}
+	if err != nil {
 		f.status, f.err = statusClientClosed, err
 		return false
 	}
@@ -80,7 +86,6 @@ func (f *forwarding) run() bool {
 		resp   *http.Response
 		reused bool
 		werr   error
-		err    error
 	)
 	for try := 0; ; try++ {
 		bc, reused, err = f.c.s.backends.get(f.ep.addr)
@@ -91,7 +96,7 @@ func (f *forwarding) run() bool {
 			}
 			return f.fail(err)
 		}
-		_ = bc.nc.SetDeadline(f.deadline)
+		_ = bc.dl.by(f.deadline)
 		if werr = writeRequest(bc.bw, r); werr == nil {
 			werr = bc.bw.Flush()
 		}
@@ -191,7 +196,7 @@ func (f *forwarding) switchEndpoint() bool {
 // 502 otherwise. The client connection is closed after it: its request body may be unread.
 func (f *forwarding) fail(err error) bool {
 	f.err = err
-	_ = f.c.nc.SetWriteDeadline(time.Now().Add(errorWriteTimeout)) // the request's may have passed
+	_ = f.c.dl.writeBy(time.Now().Add(errorWriteTimeout)) // the request's may have passed
 	w := newConnResponse(f.c.bw, f.r)
 	w.Header().Set("Connection", "close")
 	if isTimeout(err) || !time.Now().Before(f.deadline) {
@@ -212,7 +217,7 @@ func (f *forwarding) badBody(cbe *clientBodyError) bool {
 		f.status = statusClientClosed
 		return false
 	}
-	_ = f.c.nc.SetWriteDeadline(time.Now().Add(errorWriteTimeout))
+	_ = f.c.dl.writeBy(time.Now().Add(errorWriteTimeout))
 	w := newConnResponse(f.c.bw, f.r)
 	w.Header().Set("Connection", "close")
 	if isTimeout(cbe.err) {
@@ -429,6 +434,7 @@ type backendConn struct {
 	addr      string
 	nc        net.Conn
 	fd        int // for the liveness check of an idle connection
+	dl        deadlines
 	peek      [1]byte
 	br        *bufio.Reader
 	bw        *bufio.Writer
@@ -497,6 +503,7 @@ func (p *backendPool) get(addr string) (bc *backendConn, reused bool, err error)
 		return nil, false, err
 	}
 	bc = &backendConn{addr: addr, nc: nc, fd: -1, br: bufio.NewReaderSize(nc, connBufferSize), bw: bufio.NewWriterSize(nc, connBufferSize)}
+	bc.dl.nc = nc
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) { bc.fd = int(fd) })

@@ -122,6 +122,7 @@ func (s *server) accept(ln net.Listener) error {
 		c := &conn{s: s, nc: nc, cr: &connReader{nc: nc}, bw: bufio.NewWriterSize(nc, connBufferSize)}
 		c.br = bufio.NewReaderSize(c.cr, connBufferSize)
 		c.watch.c = c
+		c.dl.nc = nc
 		c.remoteAddr = nc.RemoteAddr().String()
 		c.clientIP, _, _ = net.SplitHostPort(c.remoteAddr)
 		s.mu.Lock()
@@ -180,6 +181,7 @@ type conn struct {
 	forwarded [4][1]string
 	idle      atomic.Bool // waiting for the next request
 	watch     clientWatch
+	dl        deadlines
 }
 
 // connReader reads a client connection, first giving back the byte a clientWatch read.
@@ -259,7 +261,7 @@ func (w *clientWatch) disarm() bool {
 		w.timer.Stop()
 		return false
 	}
-	_ = w.c.nc.SetReadDeadline(time.Unix(1, 0)) // end the watch's read
+	_ = w.c.dl.readExactly(time.Unix(1, 0)) // end the watch's read
 	<-w.done
 	return w.gone
 }
@@ -277,7 +279,7 @@ func (c *conn) serve() {
 	}()
 	for {
 		c.idle.Store(true)
-		if err := c.nc.SetReadDeadline(time.Now().Add(idleTimeout)); err != nil {
+		if err := c.dl.readBy(time.Now().Add(idleTimeout)); err != nil {
 			return
 		}
 		if c.s.closing.Load() {
@@ -332,7 +334,7 @@ func (c *conn) peekHead() ([]byte, error) {
 		}
 		if !timed { // the head did not come in one read: bound the wait for the rest
 			timed = true
-			if err := c.nc.SetReadDeadline(time.Now().Add(readHeaderTimeout)); err != nil {
+			if err := c.dl.readExactly(time.Now().Add(readHeaderTimeout)); err != nil {
 				return nil, err
 			}
 		}
@@ -387,7 +389,7 @@ func fastPath(head []byte) bool {
 
 // handOff gives the connection, with what was read of it, to the net/http server.
 func (c *conn) handOff() bool {
-	_ = c.nc.SetReadDeadline(time.Time{})
+	_ = c.dl.readExactly(time.Time{})
 	buffered, _ := c.br.Peek(c.br.Buffered())
 	pc := &prefixConn{Conn: c.nc, r: io.MultiReader(bytes.NewReader(bytes.Clone(buffered)), c.cr)}
 	return c.s.handoff.give(pc)
