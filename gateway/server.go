@@ -43,10 +43,11 @@ type server struct {
 	slow    *http.Server  // serves the connections handed off
 	handoff *connListener // feeds them to it
 
-	closing atomic.Bool
-	mu      sync.Mutex
-	conns   map[*conn]struct{}
-	wg      sync.WaitGroup
+	closing  atomic.Bool
+	buffered atomic.Int64 // connections holding buffers
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	wg       sync.WaitGroup
 }
 
 // ServeListener is Serve on a listener of the caller's.
@@ -119,8 +120,8 @@ func (s *server) accept(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		c := &conn{s: s, nc: nc, cr: &connReader{nc: nc}, bw: bufio.NewWriterSize(nc, connBufferSize)}
-		c.br = bufio.NewReaderSize(c.cr, connBufferSize)
+		c := &conn{s: s, nc: nc, cr: &connReader{nc: nc}}
+		c.acquire() // a new connection's request is usually on its way
 		c.watch.c = c
 		c.dl.nc = nc
 		c.remoteAddr = nc.RemoteAddr().String()
@@ -184,11 +185,45 @@ type conn struct {
 	dl        deadlines
 }
 
-// connReader reads a client connection, first giving back the byte a clientWatch read.
+// connReader reads a client connection, first giving back a byte read ahead (by a cold
+// connection's wait, or by a clientWatch).
 type connReader struct {
 	nc      net.Conn
 	pending byte
 	has     bool
+	one     [1]byte
+}
+
+// hotIdle is how long a connection keeps its read and write buffers (16 KiB each, pooled)
+// while it waits for a request: past it they go back to the pool, so that idle keep-alive
+// connections cost little more than their goroutines.
+const hotIdle = time.Second
+
+var (
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, connBufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, connBufferSize) }}
+)
+
+// acquire gives the connection its buffers.
+func (c *conn) acquire() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.cr)
+	c.bw = writers.Get().(*bufio.Writer)
+	c.bw.Reset(c.nc)
+	c.s.buffered.Add(1)
+}
+
+// release gives the connection's buffers back; what they hold is dropped.
+func (c *conn) release() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.bw.Reset(nil)
+	writers.Put(c.bw)
+	c.br, c.bw = nil, nil
+	c.s.buffered.Add(-1)
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
@@ -272,6 +307,7 @@ func (c *conn) serve() {
 		if !handedOff {
 			c.nc.Close()
 		}
+		c.release()
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
@@ -279,14 +315,32 @@ func (c *conn) serve() {
 	}()
 	for {
 		c.idle.Store(true)
-		if err := c.dl.readBy(time.Now().Add(idleTimeout)); err != nil {
-			return
-		}
-		if c.s.closing.Load() {
-			return
-		}
-		if _, err := c.br.Peek(1); err != nil {
-			return
+		if c.br == nil { // cold: wait for a request without buffers
+			if err := c.dl.readExactly(time.Now().Add(idleTimeout)); err != nil {
+				return
+			}
+			if c.s.closing.Load() {
+				return
+			}
+			if n, _ := c.nc.Read(c.cr.one[:]); n == 0 {
+				return // closed, or idle too long
+			}
+			c.cr.pending, c.cr.has = c.cr.one[0], true
+			c.acquire()
+		} else {
+			if err := c.dl.readBy(time.Now().Add(hotIdle)); err != nil {
+				return
+			}
+			if c.s.closing.Load() {
+				return
+			}
+			if _, err := c.br.Peek(1); err != nil {
+				if isTimeout(err) && c.br.Buffered() == 0 && !c.s.closing.Load() {
+					c.release() // idle for hotIdle: wait cold
+					continue
+				}
+				return
+			}
 		}
 		c.idle.Store(false)
 		head, err := c.peekHead()

@@ -314,3 +314,41 @@ func TestClientBodyCut(t *testing.T) {
 		t.Errorf("malformed chunked body: %d %q, want 400", resp.StatusCode, body)
 	}
 }
+
+// TestIdleConnectionsGiveBackBuffers: a connection idle for hotIdle returns its buffers to the
+// pool and takes them again when its next request comes, which is served as any other.
+func TestIdleConnectionsGiveBackBuffers(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "a", nil)
+	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+	c := dialRaw(t, f)
+	for i := range 2 {
+		c.send("GET /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\n\r\n")
+		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "hello from a\n" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		time.Sleep(hotIdle + 300*time.Millisecond) // the connection goes cold
+	}
+
+	// The server's own count, on a loop of its own.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{g: f.gw, backends: newBackendPool(), handoff: newConnListener(ln.Addr()), conns: map[*conn]struct{}{}}
+	go func() { _ = s.accept(ln) }()
+	t.Cleanup(func() { ln.Close() })
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	eventually(t, "buffers held by the new connection", func() bool { return s.buffered.Load() == 1 })
+	eventually(t, "buffers given back after hotIdle", func() bool { return s.buffered.Load() == 0 })
+	if _, err := io.WriteString(cl, "G"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "buffers taken again for a request", func() bool { return s.buffered.Load() == 1 })
+	cl.Close()
+	eventually(t, "buffers given back when the connection closed", func() bool { return s.buffered.Load() == 0 })
+}
