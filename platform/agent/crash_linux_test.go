@@ -106,7 +106,7 @@ func TestCrash(t *testing.T) {
 // TestSandboxKeepsThreads checks that pod sandboxes never end the threads they lock (Linux
 // sends Pdeathsig to the children a thread forked when it exits, and any thread may have forked
 // others' children before a sandbox locked it), and that a closed sandbox's thread is back in
-// the host's namespaces.
+// the host's namespaces. The main thread is never one: /proc/self shows its namespaces.
 func TestSandboxKeepsThreads(t *testing.T) {
 	if testing.Short() {
 		t.Skip("creates namespaces")
@@ -128,6 +128,9 @@ func TestSandboxKeepsThreads(t *testing.T) {
 		})
 		if podNet == hostNet {
 			t.Errorf("sandbox thread %d in the host's network namespace", tid)
+		}
+		if tid == os.Getpid() {
+			t.Errorf("the main thread is a sandbox thread: /proc/self would show the pod's namespaces")
 		}
 		tids = append(tids, tid)
 		sb.close()

@@ -44,6 +44,7 @@ var errSandboxClosed = errors.New("pod sandbox closed")
 type sandboxThread struct {
 	reqs       chan func()
 	noNewPrivs bool // set for good on the thread
+	tid        int
 }
 
 // threadPool holds the sandbox threads no pod uses, by their no_new_privs setting (which
@@ -66,6 +67,14 @@ func getSandboxThread(noNewPrivs bool) (*sandboxThread, error) {
 	ready := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked, and the goroutine never returns: see sandbox
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread: what the process shows of itself in /proc/self (its namespaces,
+			// /proc/self/net) is this thread's, so it must stay in the host's namespaces. Keep
+			// it parked here for good, so that no sandbox ever gets it, and take another.
+			ready <- errMainThread
+			select {}
+		}
+		t.tid = unix.Gettid()
 		if noNewPrivs {
 			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 				ready <- fmt.Errorf("setting no_new_privs: %w", err)
@@ -78,10 +87,15 @@ func getSandboxThread(noNewPrivs bool) (*sandboxThread, error) {
 		}
 	}()
 	if err := <-ready; err != nil {
+		if errors.Is(err, errMainThread) {
+			return getSandboxThread(noNewPrivs)
+		}
 		return nil, err
 	}
 	return t, nil
 }
+
+var errMainThread = errors.New("the main thread")
 
 func putSandboxThread(t *sandboxThread) {
 	threadPool.Lock()
