@@ -17,13 +17,14 @@ import (
 
 // The gateway serves HTTP/1.1 on its own connection loop: one goroutine per client connection
 // reads a request with the standard library's parser (http.ReadRequest), forwards it on a pooled
-// connection to the function's endpoint on the same goroutine (Request.Write, http.ReadResponse)
-// and writes the answer back. Compared with net/http's server and Transport, which hand each
-// request between several goroutines (a background read per request, a read and a write loop per
-// upstream connection), this doubles the gateway's throughput on a small machine
-// (bench/results/gateway.md). A connection whose next request is anything else - HTTP/1.0, an
-// Upgrade, Expect: 100-continue, HTTP/2 or a head that does not fit the read buffer - is handed
-// for the rest of its life to a net/http server with the same handler (Gateway.ServeHTTP).
+// connection to the function's endpoint on the same goroutine (a request writer of its own, then
+// http.ReadResponse) and writes the answer back. Compared with net/http's server and Transport,
+// which hand each request between several goroutines (a background read per request, a read and
+// a write loop per upstream connection), this doubles the gateway's throughput on a small
+// machine (bench/results/gateway.md). A connection whose next request is anything else -
+// HTTP/1.0, an Upgrade, Expect: 100-continue, HTTP/2 or a head that does not fit the read buffer
+// - is handed for the rest of its life to a net/http server with the same handler
+// (Gateway.ServeHTTP).
 
 const (
 	// readHeaderTimeout bounds the arrival of a request's head once its first byte came.
