@@ -178,16 +178,10 @@ func (f *forwarding) prepare() {
 
 // switchEndpoint moves the request to another ready endpoint of its function.
 func (f *forwarding) switchEndpoint() bool {
-	rt := f.g.table.Load().routes[f.t.key]
-	if rt == nil {
-		return false
-	}
-	ep := rt.pickOther(f.ep)
+	ep := f.g.moveToOther(f.t.key, f.ep)
 	if ep == nil {
 		return false
 	}
-	ep.inflight.Add(1)
-	f.ep.inflight.Add(-1)
 	f.ep = ep
 	return true
 }
@@ -196,16 +190,11 @@ func (f *forwarding) switchEndpoint() bool {
 // 502 otherwise. The client connection is closed after it: its request body may be unread.
 func (f *forwarding) fail(err error) bool {
 	f.err = err
-	_ = f.c.dl.writeBy(time.Now().Add(errorWriteTimeout)) // the request's may have passed
-	w := newConnResponse(f.c.bw, f.r)
-	w.Header().Set("Connection", "close")
 	if isTimeout(err) || !time.Now().Before(f.deadline) {
-		http.Error(w, fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", f.t.name, f.t.ns, f.rt.fnTimeout), http.StatusGatewayTimeout)
+		f.answerError(http.StatusGatewayTimeout, timeoutText(f.t.key, f.rt.fnTimeout))
 	} else {
-		http.Error(w, fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", f.t.name, f.t.ns, f.t.name, f.t.ns), http.StatusBadGateway)
+		f.answerError(http.StatusBadGateway, unreachableText(f.t.key))
 	}
-	f.status = w.status
-	w.finish()
 	return false
 }
 
@@ -213,21 +202,26 @@ func (f *forwarding) fail(err error) bool {
 // to answer), its body is malformed (400), or too slow for the function's timeout (408).
 func (f *forwarding) badBody(cbe *clientBodyError) bool {
 	f.err = cbe
-	if errors.Is(cbe.err, io.ErrUnexpectedEOF) || errors.Is(cbe.err, net.ErrClosed) || errors.Is(cbe.err, syscall.ECONNRESET) {
+	switch {
+	case errors.Is(cbe.err, io.ErrUnexpectedEOF) || errors.Is(cbe.err, net.ErrClosed) || errors.Is(cbe.err, syscall.ECONNRESET):
 		f.status = statusClientClosed
-		return false
+	case isTimeout(cbe.err):
+		f.answerError(http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within the timeout of function %q (%s)", f.t.name, f.rt.fnTimeout))
+	default:
+		f.answerError(http.StatusBadRequest, "malformed request body: "+cbe.err.Error())
 	}
+	return false
+}
+
+// answerError answers the request with the gateway's own error, and closes the connection after
+// it. The request's write deadline may have passed: the answer gets errorWriteTimeout.
+func (f *forwarding) answerError(code int, msg string) {
 	_ = f.c.dl.writeBy(time.Now().Add(errorWriteTimeout))
 	w := newConnResponse(f.c.bw, f.r)
 	w.Header().Set("Connection", "close")
-	if isTimeout(cbe.err) {
-		http.Error(w, fmt.Sprintf("the request body did not arrive within the timeout of function %q (%s)", f.t.name, f.rt.fnTimeout), http.StatusRequestTimeout)
-	} else {
-		http.Error(w, "malformed request body: "+cbe.err.Error(), http.StatusBadRequest)
-	}
+	http.Error(w, msg, code)
 	f.status = w.status
 	w.finish()
-	return false
 }
 
 // errorWriteTimeout bounds the writing of the gateway's own error answer.
@@ -236,7 +230,7 @@ const errorWriteTimeout = 5 * time.Second
 // writeInformational passes a 1xx response on to the client.
 func (f *forwarding) writeInformational(resp *http.Response) {
 	bw := f.c.bw
-	writeStatusLine(bw, resp)
+	writeStatusLine(bw, resp.StatusCode, reason(resp))
 	removeHopHeaders(resp.Header)
 	writeHeaders(bw, resp.Header)
 	_, _ = bw.WriteString("\r\n")
@@ -252,17 +246,15 @@ func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientCl
 	noBody := f.r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	removeHopHeaders(resp.Header)
 	delete(resp.Header, "Content-Length")
-	writeStatusLine(bw, resp)
+	writeStatusLine(bw, resp.StatusCode, reason(resp))
 	writeHeaders(bw, resp.Header)
 	chunked := false
 	switch {
 	case resp.ContentLength >= 0 && (!noBody || f.r.Method == http.MethodHead):
-		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.WriteString(strconv.FormatInt(resp.ContentLength, 10))
-		_, _ = bw.WriteString("\r\n")
+		writeFraming(bw, resp.ContentLength)
 	case !noBody:
 		chunked = true
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		writeFraming(bw, -1)
 	}
 	keepClient = !clientClose && !f.c.s.closing.Load()
 	if !keepClient {
@@ -330,13 +322,13 @@ func writeRequest(bw *bufio.Writer, r *http.Request) error {
 	writeHeaders(bw, r.Header)
 	switch {
 	case r.ContentLength > 0:
-		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
-		_, _ = bw.WriteString("\r\n\r\n")
+		writeFraming(bw, r.ContentLength)
+		_, _ = bw.WriteString("\r\n")
 		_, err := io.CopyN(bw, bodyReader{r.Body}, r.ContentLength)
 		return err
 	case r.ContentLength < 0:
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		writeFraming(bw, -1)
+		_, _ = bw.WriteString("\r\n")
 		cw := httputil.NewChunkedWriter(bw)
 		if _, err := io.Copy(cw, bodyReader{r.Body}); err != nil {
 			return err
@@ -385,17 +377,31 @@ func writeHeaders(bw *bufio.Writer, h http.Header) {
 	}
 }
 
-// writeStatusLine writes resp's status line as HTTP/1.1.
-func writeStatusLine(bw *bufio.Writer, resp *http.Response) {
-	code := strconv.Itoa(resp.StatusCode)
-	reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, code))
-	if reason == "" {
-		reason = http.StatusText(resp.StatusCode)
+// reason is the reason phrase of resp's status line, or the standard one when it gave none.
+func reason(resp *http.Response) string {
+	if r := strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode))); r != "" {
+		return r
 	}
+	return http.StatusText(resp.StatusCode)
+}
+
+// writeStatusLine writes an HTTP/1.1 status line.
+func writeStatusLine(bw *bufio.Writer, code int, reason string) {
 	_, _ = bw.WriteString("HTTP/1.1 ")
-	_, _ = bw.WriteString(code)
+	_, _ = bw.WriteString(strconv.Itoa(code))
 	_ = bw.WriteByte(' ')
 	_, _ = bw.WriteString(reason)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// writeFraming writes the header framing a body: its Content-Length, or chunked for -1.
+func writeFraming(bw *bufio.Writer, length int64) {
+	if length < 0 {
+		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+		return
+	}
+	_, _ = bw.WriteString("Content-Length: ")
+	_, _ = bw.WriteString(strconv.FormatInt(length, 10))
 	_, _ = bw.WriteString("\r\n")
 }
 

@@ -65,10 +65,36 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	case c.parent.Err() != nil:
 		c.rw.status = statusClientClosed
 	case errors.Is(c.Context.Err(), context.DeadlineExceeded):
-		http.Error(w, fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", c.name, c.ns, c.rt.fnTimeout), http.StatusGatewayTimeout)
+		http.Error(w, timeoutText(c.key, c.rt.fnTimeout), http.StatusGatewayTimeout)
 	default:
-		http.Error(w, fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", c.name, c.ns, c.name, c.ns), http.StatusBadGateway)
+		http.Error(w, unreachableText(c.key), http.StatusBadGateway)
 	}
+}
+
+// timeoutText is the answer to a request its function did not answer in time.
+func timeoutText(k key, timeout time.Duration) string {
+	return fmt.Sprintf("function %q in namespace %q did not answer within its timeout of %s", k.name, k.ns, timeout)
+}
+
+// unreachableText is the answer to a request its function's endpoint could not take.
+func unreachableText(k key) string {
+	return fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", k.name, k.ns, k.name, k.ns)
+}
+
+// moveToOther moves a request in flight to from, an endpoint of function k, to another ready
+// endpoint of it, and returns that one (nil when there is none).
+func (g *Gateway) moveToOther(k key, from *endpoint) *endpoint {
+	rt := g.table.Load().routes[k]
+	if rt == nil {
+		return nil
+	}
+	ep := rt.pickOther(from)
+	if ep == nil {
+		return nil
+	}
+	ep.inflight.Add(1)
+	from.inflight.Add(-1)
+	return ep
 }
 
 // bufferPool recycles the proxy's copy buffers.
@@ -96,16 +122,10 @@ func (t retryingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c, _ := r.Context().Value(callKey{}).(*call)
 	for try := 0; try < dialRetries && err != nil && c != nil && refused(err) && r.Context().Err() == nil &&
 		(r.Body == nil || r.Body == http.NoBody); try++ {
-		rt := t.g.table.Load().routes[c.rt.key]
-		if rt == nil {
-			break
-		}
-		ep := rt.pickOther(c.ep)
+		ep := t.g.moveToOther(c.rt.key, c.ep)
 		if ep == nil {
 			break
 		}
-		ep.inflight.Add(1)
-		c.ep.inflight.Add(-1)
 		c.ep = ep
 		r = r.Clone(r.Context())
 		r.URL.Host = ep.addr

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"strconv"
 	"time"
 )
 
@@ -108,20 +107,10 @@ func (w *connResponse) writeHead(length int) {
 	if _, ok := h["Content-Type"]; !ok && length > 0 {
 		h["Content-Type"] = []string{http.DetectContentType(w.body)}
 	}
-	_, _ = bw.WriteString("HTTP/1.1 ")
-	_, _ = bw.WriteString(strconv.Itoa(w.status))
-	_ = bw.WriteByte(' ')
-	_, _ = bw.WriteString(http.StatusText(w.status))
-	_, _ = bw.WriteString("\r\n")
-	_ = h.Write(bw)
-	switch {
-	case !w.bodyAllowed():
-	case length >= 0:
-		_, _ = bw.WriteString("Content-Length: ")
-		_, _ = bw.WriteString(strconv.Itoa(length))
-		_, _ = bw.WriteString("\r\n")
-	default:
-		_, _ = bw.WriteString("Transfer-Encoding: chunked\r\n")
+	writeStatusLine(bw, w.status, http.StatusText(w.status))
+	_ = h.Write(bw) // the handler's headers: Header.Write also drops line breaks in values
+	if w.bodyAllowed() {
+		writeFraming(bw, int64(length))
 	}
 	_, w.err = bw.WriteString("\r\n")
 }
