@@ -39,10 +39,8 @@ go tool controller-gen crd:crdVersions=v1 paths="./$APIS_DIR/..." output:crd:art
 gofmt -w controller/client "$APIS_DIR"
 
 step "Kubernetes build inputs embedded in fn"
-# fn builds the control plane binaries from these copies when it runs outside a clone of this
-# repository (platform/controlplane/bindir.go); a nested go.mod would make a module, hence the
-# .pinned names.
+# fn builds the control plane binaries with k8s-binaries.sh and these copies of the pinning
+# module when it runs outside a clone of this repository (platform/controlplane/bindir.go); a
+# nested go.mod would make a module, hence the .pinned names.
 src=platform/controlplane/k8ssrc
-rm -rf "$src" && mkdir -p "$src"
-cp hack/k8s-binaries.sh "$src/k8s-binaries.sh"
 for f in go.mod go.sum tools.go; do cp "third_party/k8s/$f" "$src/$f.pinned"; done

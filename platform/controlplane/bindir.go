@@ -16,23 +16,27 @@ import (
 )
 
 // BinDir returns the directory of the control plane binaries: $FN_K8S_BIN when set, else the
-// output of hack/k8s-binaries.sh, which builds them once (about ten minutes) and then answers
-// from its cache at once. Its progress goes to progress. The script is the repository's when
-// the working directory is in a clone of it; elsewhere (an installed fn) it is the copy fn
-// embeds, with the module that pins the Kubernetes version, extracted under the user's cache.
-// Both key their builds alike, so they share the built binaries.
+// output of k8s-binaries.sh, which builds them once (about ten minutes) and then answers from its
+// cache at once. Its progress goes to progress. The script is the repository's
+// hack/k8s-binaries.sh when the working directory is in a clone of it; elsewhere (an installed
+// fn) it is the one fn embeds, with the module that pins the Kubernetes version, extracted under
+// the user's cache. Both key their builds alike, so they share the built binaries.
 func BinDir(ctx context.Context, progress io.Writer) (string, error) {
 	if d := os.Getenv("FN_K8S_BIN"); d != "" {
 		return d, nil
 	}
+	var env []string
 	script, err := findScript()
 	if err != nil {
-		if script, err = extractScript(); err != nil {
+		var module string
+		if script, module, err = extractScript(); err != nil {
 			return "", err
 		}
+		env = append(os.Environ(), "FN_K8S_MODULE="+module)
 	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, script)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = &out, progress
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the Kubernetes binaries (%s): %w", script, err)
@@ -57,28 +61,28 @@ func findScript() (string, error) {
 	}
 }
 
-// k8sSource holds copies of hack/k8s-binaries.sh and third_party/k8s's go.mod, go.sum and
-// tools.go (renamed *.pinned: a nested go.mod would make a module). hack/update-codegen.sh
-// writes them; make verify keeps them equal to their originals.
+// k8sSource holds k8s-binaries.sh (hack/k8s-binaries.sh runs it) and copies of
+// third_party/k8s's go.mod, go.sum and tools.go, named *.pinned (a nested go.mod would make a
+// module); hack/update-codegen.sh writes the copies and make verify keeps them equal.
 //
 //go:embed k8ssrc
 var k8sSource embed.FS
 
-// extractScript writes the embedded build inputs, laid out as in the repository, into
-// $HOME/.cache/fn/k8s-src/<hash of them>/ (once) and returns its hack/k8s-binaries.sh.
-func extractScript() (string, error) {
-	files := map[string]string{ // embedded name: path in the repository layout
-		"k8s-binaries.sh": "hack/k8s-binaries.sh",
-		"go.mod.pinned":   "third_party/k8s/go.mod",
-		"go.sum.pinned":   "third_party/k8s/go.sum",
-		"tools.go.pinned": "third_party/k8s/tools.go",
+// extractScript writes the embedded build inputs into $HOME/.cache/fn/k8s-src/<hash of them>/
+// (once): the script, and the pinning module in module/. It returns both paths.
+func extractScript() (script, module string, err error) {
+	files := map[string]string{ // embedded name: path in the extracted directory
+		"k8s-binaries.sh": "k8s-binaries.sh",
+		"go.mod.pinned":   "module/go.mod",
+		"go.sum.pinned":   "module/go.sum",
+		"tools.go.pinned": "module/tools.go",
 	}
 	h := sha256.New()
 	contents := map[string][]byte{}
 	for _, name := range []string{"k8s-binaries.sh", "go.mod.pinned", "go.sum.pinned", "tools.go.pinned"} {
 		b, err := fs.ReadFile(k8sSource, "k8ssrc/"+name)
 		if err != nil {
-			return "", err
+			return "", "", err
 		}
 		contents[name] = b
 		fmt.Fprintf(h, "%s %d\n", name, len(b))
@@ -86,36 +90,36 @@ func extractScript() (string, error) {
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
-		return "", fmt.Errorf("no cache directory for the Kubernetes build inputs: %w (set FN_K8S_BIN to the directory of the Kubernetes binaries)", err)
+		return "", "", fmt.Errorf("no cache directory for the Kubernetes build inputs: %w (set FN_K8S_BIN to the directory of the Kubernetes binaries)", err)
 	}
 	root := filepath.Join(cache, "fn", "k8s-src")
 	dir := filepath.Join(root, hex.EncodeToString(h.Sum(nil))[:16])
-	script := filepath.Join(dir, files["k8s-binaries.sh"])
+	script, module = filepath.Join(dir, files["k8s-binaries.sh"]), filepath.Join(dir, "module")
 	if _, err := os.Stat(script); err == nil {
-		return script, nil
+		return script, module, nil
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {
-		return "", err
+		return "", "", err
 	}
 	tmp, err := os.MkdirTemp(root, ".tmp-")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer os.RemoveAll(tmp)
 	for name, rel := range files {
 		p := filepath.Join(tmp, rel)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
+			return "", "", err
 		}
 		if err := os.WriteFile(p, contents[name], 0o755); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, serr := os.Stat(script); serr == nil { // another fn extracted it meanwhile
-			return script, nil
+			return script, module, nil
 		}
-		return "", fmt.Errorf("writing the Kubernetes build inputs to %s: %w", dir, err)
+		return "", "", fmt.Errorf("writing the Kubernetes build inputs to %s: %w", dir, err)
 	}
-	return script, nil
+	return script, module, nil
 }

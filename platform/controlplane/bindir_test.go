@@ -10,11 +10,11 @@ import (
 	"testing"
 )
 
-// TestEmbeddedBuildInputs: the build inputs fn embeds are the repository's, and an fn outside a
-// clone of it, extracting them, finds the binaries the repository's script built (same key).
+// TestEmbeddedBuildInputs: the pinning module fn embeds is the repository's, and an fn outside a
+// clone of it, extracting it with the script, finds the binaries the repository's build made
+// (same key).
 func TestEmbeddedBuildInputs(t *testing.T) {
 	for embedded, orig := range map[string]string{
-		"k8s-binaries.sh": "../../hack/k8s-binaries.sh",
 		"go.mod.pinned":   "../../third_party/k8s/go.mod",
 		"go.sum.pinned":   "../../third_party/k8s/go.sum",
 		"tools.go.pinned": "../../third_party/k8s/tools.go",
@@ -40,19 +40,19 @@ func TestEmbeddedBuildInputs(t *testing.T) {
 		t.Fatalf("hack/k8s-binaries.sh: %v", err)
 	}
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	script, err := extractScript()
+	script, module, err := extractScript()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(script, os.Getenv("XDG_CACHE_HOME")) || filepath.Base(script) != "k8s-binaries.sh" {
 		t.Errorf("extracted to %s", script)
 	}
-	again, err := extractScript()
+	again, _, err := extractScript()
 	if err != nil || again != script {
 		t.Errorf("second extraction: %s %v, want %s", again, err, script)
 	}
 	cmd := exec.Command(script)
-	cmd.Env = append(os.Environ(), "FN_K8S_CACHE="+filepath.Dir(strings.TrimSpace(string(repoDir))))
+	cmd.Env = append(os.Environ(), "FN_K8S_CACHE="+filepath.Dir(strings.TrimSpace(string(repoDir))), "FN_K8S_MODULE="+module)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	embeddedDir, err := cmd.Output()

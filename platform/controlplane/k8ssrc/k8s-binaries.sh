@@ -9,6 +9,7 @@
 # builds into a new directory. A warm call only checks for the files.
 #
 #   FN_K8S_CACHE   cache root (default: $HOME/.cache/fn/k8s)
+#   FN_K8S_MODULE  the pinning module's directory (default: the repository's third_party/k8s)
 #
 # A cold build takes ~10 minutes on 2 cores and ~3 GB of memory, and fills
 # ~4 GB of Go build cache; the binaries together are ~330 MB.
@@ -18,8 +19,11 @@ K8S_VERSION=v1.37.2
 K8S_MAJOR=1
 K8S_MINOR=37
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-mod_dir="$root/third_party/k8s"
+# The module pinning the versions: the repository's third_party/k8s, or FN_K8S_MODULE (an fn
+# outside a clone of the repository extracts this script and that module's files, which it
+# embeds, and points here).
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+mod_dir="$(cd "${FN_K8S_MODULE:-$here/../../../third_party/k8s}" && pwd)"
 
 binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl)
 packages=(
