@@ -28,29 +28,26 @@ const portReleaseWait = 30 * time.Second
 func waitPortsFree(ctx context.Context, ports []int, home string, progress io.Writer) error {
 	deadline := time.Now().Add(portReleaseWait)
 	for _, port := range ports {
-		said := false
-		for {
+		for checked := false; ; checked = true {
 			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err == nil {
 				ln.Close()
 				break
 			}
-			pid, cmd := portHolder(port)
-			if pid > 0 && home != "" && strings.Contains(cmd, home) && pid != os.Getpid() {
-				if !said {
+			if !checked { // who holds it, once: then only whether it is free yet
+				pid, cmd := portHolder(port)
+				switch {
+				case pid > 0 && home != "" && strings.Contains(cmd, home) && pid != os.Getpid():
 					fmt.Fprintf(progress, "stopping pid %d, left over from a previous platform, which holds port %d\n", pid, port)
-					said = true
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				case pid > 0 && cmd != "" && !exiting(pid):
+					return fmt.Errorf("port %d is in use by pid %d (%s): stop it, or is another fn up running with another FN_HOME?", port, pid, cmd)
+				default:
+					fmt.Fprintf(progress, "waiting for port %d to be released (a process of a previous platform is exiting)\n", port)
 				}
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-			} else if pid > 0 && cmd != "" && !exiting(pid) {
-				return fmt.Errorf("port %d is in use by pid %d (%s): stop it, or is another fn up running with another FN_HOME?", port, pid, cmd)
 			}
 			if time.Now().After(deadline) {
 				return fmt.Errorf("port %d is still in use after %s: stop what holds it (another fn up with another FN_HOME?)", port, portReleaseWait)
-			}
-			if !said {
-				fmt.Fprintf(progress, "waiting for port %d to be released (a process of a previous platform is exiting)\n", port)
-				said = true
 			}
 			select {
 			case <-ctx.Done():
