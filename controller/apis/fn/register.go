@@ -7,3 +7,7 @@ const (
 	// FunctionLabelKey labels every child of a Function with the Function's name.
 	FunctionLabelKey = GroupName + "/function"
 )
+
+// ScaleReasonAnnotation, on a Function's Deployment, is the autoscaler's latest reason for its
+// replica count (autoscaler.Reason*): the reconciler reports it in the Function's status.
+const ScaleReasonAnnotation = "autoscaling." + GroupName + "/reason"

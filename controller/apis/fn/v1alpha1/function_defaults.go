@@ -15,6 +15,9 @@ const (
 	DefaultScaleDown         = 30 * time.Second
 	DefaultGitRef            = "main"
 	DefaultConcurrency int32 = 0
+	// MinWindow and MaxWindow bound spec.scale.window.
+	MinWindow = 2 * time.Second
+	MaxWindow = time.Hour
 )
 
 // DefaultTarget is the default per-replica target of each metric.

@@ -21,8 +21,10 @@ import (
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.status.url`
+// +kubebuilder:printcolumn:name="Desired",type=integer,JSONPath=`.status.desiredReplicas`
+// +kubebuilder:printcolumn:name="Ready Replicas",type=integer,JSONPath=`.status.readyReplicas`
+// +kubebuilder:printcolumn:name="Scale",type=string,JSONPath=`.status.conditions[?(@.type=="AutoscalerReady")].reason`
 // +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.status.image`,priority=1
-// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Function struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -122,6 +124,9 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="must be at most max",fieldPath=".min"
 // +kubebuilder:validation:XValidation:rule="!has(self.scaleDownDelay) || duration(self.scaleDownDelay) >= duration('0s')",message="must be a duration >= 0",fieldPath=".scaleDownDelay"
+// +kubebuilder:validation:XValidation:rule="!has(self.initial) || !has(self.max) || self.initial <= self.max",message="must be at most max",fieldPath=".initial"
+// +kubebuilder:validation:XValidation:rule="!has(self.initial) || !has(self.min) || self.initial >= self.min",message="must be at least min",fieldPath=".initial"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || (duration(self.window) >= duration('2s') && duration(self.window) <= duration('1h'))",message="must be a duration from 2s to 1h",fieldPath=".window"
 type Scale struct {
 	// Min is the minimum number of replicas; 0 lets the function scale to zero (default 0).
 	// +optional
@@ -139,11 +144,23 @@ type Scale struct {
 	// Metric is what to scale on: concurrency (default), rps or cpu.
 	// +optional
 	Metric ScaleMetric `json:"metric,omitempty"`
-	// ScaleDownDelay is how long traffic must have stopped before scaling to zero (default 30s).
+	// ScaleDownDelay is how long a lower replica count must be wanted before it is applied: a
+	// function scales to zero after its window plus this delay without a request (default 30s).
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
+	// Initial is the replica count a new Function starts with; 0 starts it scaled to zero
+	// (default max(1, min)).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	Initial *int32 `json:"initial,omitempty"`
+	// Window is the stable window the autoscaler averages load over, from 2s to 1h (default the
+	// cluster's, 60s); the panic window is a tenth of it.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	Window *metav1.Duration `json:"window,omitempty"`
 }
 
 // FunctionStatus is what the controller observed.
@@ -161,6 +178,10 @@ type FunctionStatus struct {
 	// Image is the image the function runs, resolved to a digest.
 	// +optional
 	Image string `json:"image,omitempty"`
+
+	// DesiredReplicas is the replica count the autoscaler wants.
+	// +optional
+	DesiredReplicas int32 `json:"desiredReplicas"`
 
 	// Replicas is the number of replicas of the function's Deployment.
 	// +optional

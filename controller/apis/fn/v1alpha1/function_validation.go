@@ -63,6 +63,19 @@ func (sc *Scale) Validate() *apis.FieldError {
 	default:
 		errs = errs.Also(apis.ErrInvalidValue(sc.Metric, "metric", "want concurrency, rps or cpu"))
 	}
+	if sc.Initial != nil {
+		switch {
+		case *sc.Initial < 0:
+			errs = errs.Also(apis.ErrInvalidValue(*sc.Initial, "initial", "want 0 or more"))
+		case sc.Max != nil && *sc.Initial > *sc.Max:
+			errs = errs.Also(apis.ErrInvalidValue(*sc.Initial, "initial", fmt.Sprintf("want at most max (%d)", *sc.Max)))
+		case sc.Min != nil && *sc.Initial < *sc.Min:
+			errs = errs.Also(apis.ErrInvalidValue(*sc.Initial, "initial", fmt.Sprintf("want at least min (%d)", *sc.Min)))
+		}
+	}
+	if sc.Window != nil && (sc.Window.Duration < MinWindow || sc.Window.Duration > MaxWindow) {
+		errs = errs.Also(apis.ErrInvalidValue(sc.Window.Duration.String(), "window", fmt.Sprintf("want a duration from %s to %s", MinWindow, MaxWindow)))
+	}
 	if sc.ScaleDownDelay != nil && sc.ScaleDownDelay.Duration < 0 {
 		errs = errs.Also(apis.ErrInvalidValue(sc.ScaleDownDelay.Duration.String(), "scaleDownDelay", "want a duration >= 0"))
 	}

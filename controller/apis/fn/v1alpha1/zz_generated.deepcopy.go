@@ -196,6 +196,16 @@ func (in *Scale) DeepCopyInto(out *Scale) {
 		*out = new(metav1.Duration)
 		**out = **in
 	}
+	if in.Initial != nil {
+		in, out := &in.Initial, &out.Initial
+		*out = new(int32)
+		**out = **in
+	}
+	if in.Window != nil {
+		in, out := &in.Window, &out.Window
+		*out = new(metav1.Duration)
+		**out = **in
+	}
 	return
 }
 

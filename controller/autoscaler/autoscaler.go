@@ -1,0 +1,313 @@
+package autoscaler
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrs "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	appsv1listers "k8s.io/client-go/listers/apps/v1"
+
+	"fnkit.dev/fn/controller/apis/fn"
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
+)
+
+// Options configure an Autoscaler.
+type Options struct {
+	// Config, when set, is the configuration; otherwise DefaultConfig until SetConfig is called
+	// (Run watches the ConfigMap).
+	Config *Config
+	// Logger receives scaling decisions and errors (default: none).
+	Logger *zap.SugaredLogger
+	// Now is the clock (default time.Now); tests set it.
+	Now func() time.Time
+}
+
+// Autoscaler scales the Functions of metric concurrency and rps. Gateways give it Reports
+// (Report, or POST /report through ServeHTTP); every replica of the autoscaler keeps them, so a
+// new leader starts with the same window of data; only the leader decides (Run).
+type Autoscaler struct {
+	kube    kubernetes.Interface
+	fns     fnlisters.FunctionLister
+	deploys appsv1listers.DeploymentLister
+	log     *zap.SugaredLogger
+	now     func() time.Time
+	start   time.Time
+	cfg     atomic.Pointer[Config]
+
+	mu       sync.Mutex
+	series   map[types.NamespacedName]*series
+	gateways map[string]gatewaySeen
+	states   map[types.NamespacedName]State
+	applied  map[types.NamespacedName]applied
+
+	pokeMu  sync.Mutex
+	pokes   map[types.NamespacedName]struct{}
+	pokeSig chan struct{}
+	leading atomic.Bool
+}
+
+// applied is the last replica count this autoscaler wrote, for decisions made before the
+// Deployment's informer has seen it.
+type applied struct {
+	replicas int32
+	at       time.Time
+}
+
+// New returns an Autoscaler that reads Functions and Deployments from listers and writes
+// replicas with kube.
+func New(kube kubernetes.Interface, fns fnlisters.FunctionLister, deploys appsv1listers.DeploymentLister, o Options) *Autoscaler {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop().Sugar()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Autoscaler{
+		kube: kube, fns: fns, deploys: deploys, log: o.Logger, now: o.Now, start: o.Now(),
+		series:   map[types.NamespacedName]*series{},
+		gateways: map[string]gatewaySeen{},
+		states:   map[types.NamespacedName]State{},
+		applied:  map[types.NamespacedName]applied{},
+		pokes:    map[types.NamespacedName]struct{}{},
+		pokeSig:  make(chan struct{}, 1),
+	}
+	c := DefaultConfig
+	if o.Config != nil {
+		c = *o.Config
+	}
+	a.cfg.Store(&c)
+	return a
+}
+
+// SetConfig replaces the configuration.
+func (a *Autoscaler) SetConfig(c Config) { a.cfg.Store(&c) }
+
+// Config is the configuration in use.
+func (a *Autoscaler) Config() Config { return *a.cfg.Load() }
+
+// keep is how long samples are kept: the longest window a Function may have.
+const keep = v1alpha1.MaxWindow
+
+// fresh is how old a gateway's newest sample may be for its instant figures to count.
+const fresh = 3 * time.Second
+
+// Report records a gateway's report. With Poke, functions with held requests are decided at once.
+func (a *Autoscaler) Report(r Report) {
+	now := a.now()
+	period := r.Period
+	if period <= 0 {
+		period = time.Second
+	}
+	var poke []types.NamespacedName
+	a.mu.Lock()
+	gs := a.gateways[r.Gateway]
+	if gs.first.IsZero() {
+		gs.first = now.Add(-period)
+	}
+	if !r.Poke {
+		gs.last = now
+	}
+	for _, st := range r.Functions {
+		k := types.NamespacedName{Namespace: st.Namespace, Name: st.Name}
+		s := a.series[k]
+		if s == nil {
+			s = newSeries(now)
+			a.series[k] = s
+		}
+		if r.Poke {
+			// A poke carries no period's figures: it updates what is held now.
+			if st.Held > 0 {
+				s.lastActive = now
+				s.pokedHeld(r.Gateway, st.Held, now)
+				poke = append(poke, k)
+			}
+			continue
+		}
+		s.add(r.Gateway, sample{at: now, period: period, Stat: st}, keep)
+	}
+	a.gateways[r.Gateway] = gs
+	a.mu.Unlock()
+	if len(poke) == 0 {
+		return
+	}
+	a.pokeMu.Lock()
+	for _, k := range poke {
+		a.pokes[k] = struct{}{}
+	}
+	a.pokeMu.Unlock()
+	select {
+	case a.pokeSig <- struct{}{}:
+	default:
+	}
+}
+
+// maxReportBytes bounds a report's body.
+const maxReportBytes = 8 << 20
+
+// ServeHTTP takes gateways' reports: POST /report with a JSON Report; GET /healthz.
+func (a *Autoscaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/healthz":
+		w.WriteHeader(http.StatusOK)
+	case r.URL.Path == "/report" && r.Method == http.MethodPost:
+		var rep Report
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReportBytes)).Decode(&rep); err != nil || rep.Gateway == "" {
+			http.Error(w, "want a JSON report with a gateway", http.StatusBadRequest)
+			return
+		}
+		a.Report(rep)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// Run decides, every tick and on every poke, until ctx is done. Only one replica may run it at
+// a time: RunLeader runs it while elected.
+func (a *Autoscaler) Run(ctx context.Context) {
+	a.leading.Store(true)
+	defer a.leading.Store(false)
+	tick := time.NewTicker(a.Config().TickInterval)
+	defer tick.Stop()
+	interval := a.Config().TickInterval
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.pokeSig:
+			a.pokeMu.Lock()
+			keys := a.pokes
+			a.pokes = map[types.NamespacedName]struct{}{}
+			a.pokeMu.Unlock()
+			for k := range keys {
+				a.decide(ctx, k)
+			}
+		case <-tick.C:
+			if c := a.Config().TickInterval; c != interval {
+				interval = c
+				tick.Reset(c)
+			}
+			a.tick(ctx)
+		}
+	}
+}
+
+// tick decides every Function of metric concurrency or rps, and forgets what is gone.
+func (a *Autoscaler) tick(ctx context.Context) {
+	all, err := a.fns.List(labels.Everything())
+	if err != nil {
+		a.log.Errorw("listing Functions", zap.Error(err))
+		return
+	}
+	live := make(map[types.NamespacedName]bool, len(all))
+	for _, f := range all {
+		k := types.NamespacedName{Namespace: f.Namespace, Name: f.Name}
+		live[k] = true
+		a.decide(ctx, k)
+	}
+	now := a.now()
+	a.mu.Lock()
+	for k := range a.series {
+		if !live[k] {
+			delete(a.series, k)
+			delete(a.states, k)
+			delete(a.applied, k)
+		}
+	}
+	for gw, gs := range a.gateways {
+		if now.Sub(gs.last) > keep && now.Sub(gs.first) > keep {
+			delete(a.gateways, gw)
+		}
+	}
+	a.mu.Unlock()
+}
+
+// Observe is what the autoscaler knows of function k at now, given its Deployment's replicas.
+func (a *Autoscaler) observe(k types.NamespacedName, s Spec, f *v1alpha1.Function, replicas, ready int32, now time.Time) Observation {
+	o := Observation{Replicas: replicas, Ready: ready, Since: a.start}
+	if ct := f.CreationTimestamp.Time; ct.After(o.Since) {
+		o.Since = ct
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ap, ok := a.applied[k]; ok && now.Sub(ap.at) < fresh {
+		o.Replicas = ap.replicas
+	}
+	if sr := a.series[k]; sr != nil {
+		o.Stable, o.Panic, o.Current, o.Held = sr.observe(s.Metric, s.Window, s.PanicWindow, fresh, a.gateways, now)
+		o.LastActive = sr.lastActive
+	}
+	return o
+}
+
+// decide makes and applies the decision of function k.
+func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
+	f, err := a.fns.Functions(k.Namespace).Get(k.Name)
+	if err != nil {
+		return // gone
+	}
+	f = f.DeepCopy()
+	f.SetDefaults(ctx)
+	if f.Spec.Scale.Metric == v1alpha1.MetricCPU {
+		return // a HorizontalPodAutoscaler's
+	}
+	d, err := a.deploys.Deployments(k.Namespace).Get(k.Name)
+	if err != nil || !metav1.IsControlledBy(d, f) {
+		return // not made yet, or not the Function's: the reconciler reports that
+	}
+	replicas := int32(1)
+	if d.Spec.Replicas != nil {
+		replicas = *d.Spec.Replicas
+	}
+	now := a.now()
+	spec := a.Config().SpecOf(f)
+	obs := a.observe(k, spec, f, replicas, d.Status.ReadyReplicas, now)
+	a.mu.Lock()
+	prev := a.states[k]
+	a.mu.Unlock()
+	dec, next := Decide(spec, obs, prev, now)
+	a.mu.Lock()
+	a.states[k] = next
+	a.mu.Unlock()
+
+	if dec.Replicas != obs.Replicas {
+		scale := &autoscalingv1.Scale{
+			ObjectMeta: metav1.ObjectMeta{Name: d.Name, Namespace: d.Namespace},
+			Spec:       autoscalingv1.ScaleSpec{Replicas: dec.Replicas},
+		}
+		if _, err := a.kube.AppsV1().Deployments(k.Namespace).UpdateScale(ctx, d.Name, scale, metav1.UpdateOptions{}); err != nil {
+			if !apierrs.IsNotFound(err) {
+				a.log.Errorw("scaling", "function", k.String(), "replicas", dec.Replicas, zap.Error(err))
+			}
+			return
+		}
+		a.mu.Lock()
+		a.applied[k] = applied{replicas: dec.Replicas, at: now}
+		a.mu.Unlock()
+		a.log.Infow("scaled", "function", k.String(), "from", obs.Replicas, "to", dec.Replicas, "reason", dec.Reason, "message", dec.Message)
+	}
+	if d.Annotations[fn.ScaleReasonAnnotation] != dec.Reason {
+		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fn.ScaleReasonAnnotation: dec.Reason}}})
+		if _, err := a.kube.AppsV1().Deployments(k.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrs.IsNotFound(err) {
+			a.log.Errorw("recording the scale reason", "function", k.String(), zap.Error(err))
+		}
+	}
+}
+
+// State is the decision state of function namespace/name.
+func (a *Autoscaler) State(namespace, name string) State {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.states[types.NamespacedName{Namespace: namespace, Name: name}]
+}

@@ -1,0 +1,122 @@
+package autoscaler
+
+import (
+	"time"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+)
+
+// sample is one gateway's Stat of a function for the period ending at at.
+type sample struct {
+	at     time.Time
+	period time.Duration
+	Stat
+}
+
+// series holds the samples of one function from every gateway, over the longest window.
+type series struct {
+	byGateway map[string][]sample
+	// lastActive is the last time a sample showed a request.
+	lastActive time.Time
+	// since is when this function's data begins.
+	since time.Time
+	// poked are the requests gateways said they hold between their reports.
+	poked map[string]heldAt
+}
+
+type heldAt struct {
+	held int64
+	at   time.Time
+}
+
+// pokedHeld records the requests a gateway holds now, ahead of its next report.
+func (s *series) pokedHeld(gateway string, held int64, now time.Time) {
+	if s.poked == nil {
+		s.poked = map[string]heldAt{}
+	}
+	s.poked[gateway] = heldAt{held, now}
+}
+
+func newSeries(since time.Time) *series {
+	return &series{byGateway: map[string][]sample{}, since: since}
+}
+
+// add records a gateway's sample and drops those older than keep.
+func (s *series) add(gateway string, smp sample, keep time.Duration) {
+	if smp.Concurrency > 0 || smp.Requests > 0 || smp.InFlight > 0 || smp.Held > 0 {
+		s.lastActive = smp.at
+	}
+	ss := append(s.byGateway[gateway], smp)
+	i := 0
+	for i < len(ss) && smp.at.Sub(ss[i].at) > keep {
+		i++
+	}
+	s.byGateway[gateway] = ss[i:]
+}
+
+// gatewaySeen is when a gateway's reports began, and its newest one.
+type gatewaySeen struct{ first, last time.Time }
+
+// observe averages the samples of the windows ending at now. A gateway's average counts the
+// periods in which it reported nothing of this function as zero: it covers the window, or the
+// time since the gateway's first report when that is shorter. now's instant figures come from
+// each gateway's newest sample when that is fresh.
+func (s *series) observe(metric v1alpha1.ScaleMetric, window, panicWindow, fresh time.Duration, gateways map[string]gatewaySeen, now time.Time) (stable, panic, current float64, held int64) {
+	for gw, ss := range s.byGateway {
+		seen, ok := gateways[gw]
+		if !ok || len(ss) == 0 {
+			continue
+		}
+		stable += average(metric, ss, seen.first, window, now)
+		panic += average(metric, ss, seen.first, panicWindow, now)
+		if last := ss[len(ss)-1]; now.Sub(last.at) <= fresh && seen.last.Equal(last.at) {
+			h := last.Held
+			if p, ok := s.poked[gw]; ok && p.at.After(last.at) {
+				h = max(h, p.held)
+			}
+			held += h
+			current += float64(last.InFlight + h)
+		}
+	}
+	// Pokes of gateways with no fresh report of this function.
+	for gw, p := range s.poked {
+		if now.Sub(p.at) > fresh {
+			delete(s.poked, gw)
+			continue
+		}
+		if ss := s.byGateway[gw]; len(ss) > 0 && ss[len(ss)-1].at.After(now.Add(-fresh)) {
+			continue // counted above
+		}
+		held += p.held
+		current += float64(p.held)
+	}
+	if metric == v1alpha1.MetricRPS {
+		current = panic + float64(held)
+	}
+	return stable, panic, current, held
+}
+
+// average is a gateway's average of the metric over the window ending at now.
+func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window time.Duration, now time.Time) float64 {
+	start := now.Add(-window)
+	covered := window
+	if first.After(start) {
+		covered = now.Sub(first)
+	}
+	if covered <= 0 {
+		return 0
+	}
+	var sum float64
+	for _, smp := range ss {
+		if !smp.at.After(start) || smp.at.After(now) {
+			continue
+		}
+		switch metric {
+		case v1alpha1.MetricRPS:
+			sum += float64(smp.Requests)
+		default:
+			sum += smp.Concurrency * smp.period.Seconds()
+		}
+	}
+	return sum / covered.Seconds()
+}

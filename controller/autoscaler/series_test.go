@@ -1,0 +1,62 @@
+package autoscaler
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+)
+
+// TestSeries sums gateways' averages, counts the periods a gateway did not report as zero, and
+// takes held requests from pokes between reports.
+func TestSeries(t *testing.T) {
+	s := newSeries(t0)
+	gws := map[string]gatewaySeen{}
+	report := func(gw string, at time.Time, c float64, req uint64, inflight, held int64) {
+		g := gws[gw]
+		if g.first.IsZero() {
+			g.first = at.Add(-time.Second)
+		}
+		g.last = at
+		gws[gw] = g
+		s.add(gw, sample{at: at, period: time.Second, Stat: Stat{Concurrency: c, Requests: req, InFlight: inflight, Held: held}}, time.Hour)
+	}
+	// Gateway a: 10 in flight for 10 s. Gateway b: 4 in flight for the last 5 s of them, and
+	// reporting nothing (idle) in its first 5 s.
+	for i := 1; i <= 10; i++ {
+		at := t0.Add(time.Duration(i) * time.Second)
+		report("a", at, 10, 100, 10, 0)
+		if i == 1 {
+			gws["b"] = gatewaySeen{first: t0, last: at}
+		}
+		if i > 5 {
+			report("b", at, 4, 40, 4, 0)
+		} else {
+			g := gws["b"]
+			g.last = at
+			gws["b"] = g
+		}
+	}
+	now := t0.Add(10 * time.Second)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	stable, panic, current, held := s.observe(v1alpha1.MetricConcurrency, 10*time.Second, 2*time.Second, fresh, gws, now)
+	if !near(stable, 10+2) || !near(panic, 14) || current != 14 || held != 0 {
+		t.Errorf("concurrency: stable %v panic %v current %v held %v, want 12, 14, 14, 0", stable, panic, current, held)
+	}
+	stable, panic, _, _ = s.observe(v1alpha1.MetricRPS, 10*time.Second, 2*time.Second, fresh, gws, now)
+	if !near(stable, 100+20) || !near(panic, 140) {
+		t.Errorf("rps: stable %v panic %v, want 120, 140", stable, panic)
+	}
+	// A poke from gateway a between reports: its held requests count at once.
+	s.pokedHeld("a", 7, now.Add(500*time.Millisecond))
+	_, _, current, held = s.observe(v1alpha1.MetricConcurrency, 10*time.Second, 2*time.Second, fresh, gws, now.Add(600*time.Millisecond))
+	if held != 7 || current != 21 {
+		t.Errorf("after a poke: held %d current %v, want 7 and 21", held, current)
+	}
+	// A gateway gone quiet: its instant figures stop counting once stale.
+	_, _, current, held = s.observe(v1alpha1.MetricConcurrency, 10*time.Second, 2*time.Second, fresh, gws, now.Add(time.Minute))
+	if held != 0 || current != 0 {
+		t.Errorf("a minute later: held %d current %v, want 0", held, current)
+	}
+}
