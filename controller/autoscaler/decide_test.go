@@ -154,7 +154,11 @@ func TestDecide(t *testing.T) {
 // TestDecideOverTime runs decisions every 2 s through a day in the life of a function: a load
 // step, a steady load that must not flap, the load stopping, and scale to zero at window + delay.
 func TestDecideOverTime(t *testing.T) {
-	s := spec(func(s *Spec) { s.Window = 10 * time.Second; s.PanicWindow = time.Second; s.ScaleDownDelay = 4 * time.Second })
+	s := spec(func(s *Spec) {
+		s.Window = 10 * time.Second
+		s.PanicWindow = time.Second
+		s.ScaleDownDelay = 4 * time.Second
+	})
 	var st State
 	replicas := int32(1)
 	load := func(at time.Duration) float64 {
