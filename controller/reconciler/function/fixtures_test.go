@@ -25,6 +25,7 @@ import (
 	pkgreconciler "knative.dev/pkg/reconciler"
 	rtesting "knative.dev/pkg/reconciler/testing"
 
+	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 	fakefnclientset "fnkit.dev/fn/controller/client/clientset/versioned/fake"
 	fakefnclient "fnkit.dev/fn/controller/client/injection/client/fake"
@@ -82,7 +83,13 @@ func WithStatus(f *v1alpha1.Function) {
 	f.Status.ObservedGeneration = f.Generation
 	f.Status.SetAddress(apis.HTTP(f.Name+"."+f.Namespace+".svc.cluster.local"), apis.HTTP(f.Name+"."+f.Namespace+".fn.test"))
 	f.Status.MarkServiceReady()
-	f.Status.MarkAutoscalerReady()
+	f.Status.PropagateScaleReason("Stable")
+	f.Status.DesiredReplicas = 1
+}
+
+// WithScaleReason reports the autoscaler's reason, as the Deployment's annotation carries it.
+func WithScaleReason(reason string) FunctionOption {
+	return func(f *v1alpha1.Function) { f.Status.PropagateScaleReason(reason) }
 }
 
 // WithDeploying marks the Deployment as not yet reporting.
@@ -134,6 +141,8 @@ func deployment(f *v1alpha1.Function, opts ...DeploymentOption) *appsv1.Deployme
 	f = f.DeepCopy()
 	f.SetDefaults(context.Background())
 	d := resources.MakeDeployment(f, testConfig)
+	// As the autoscaler has annotated it.
+	d.Annotations = map[string]string{fn.ScaleReasonAnnotation: "Stable"}
 	for _, o := range opts {
 		o(d)
 	}
@@ -142,6 +151,15 @@ func deployment(f *v1alpha1.Function, opts ...DeploymentOption) *appsv1.Deployme
 
 func withDeploymentStatus(s appsv1.DeploymentStatus) DeploymentOption {
 	return func(d *appsv1.Deployment) { d.Status = s }
+}
+
+// created is the Deployment the reconciler creates: no autoscaler has seen it yet.
+func created(f *v1alpha1.Function) *appsv1.Deployment {
+	return deployment(f, func(d *appsv1.Deployment) { d.Annotations = nil })
+}
+
+func withScaleReason(reason string) DeploymentOption {
+	return func(d *appsv1.Deployment) { d.Annotations = map[string]string{fn.ScaleReasonAnnotation: reason} }
 }
 
 func withReplicas(n int32) DeploymentOption {
@@ -171,7 +189,7 @@ func withOutsideDefaults(d *appsv1.Deployment) {
 	d.Spec.Template.Spec.DNSPolicy = corev1.DNSClusterFirst
 	d.Spec.Template.Spec.SchedulerName = "default-scheduler"
 	d.Labels["team"] = "payments"
-	d.Annotations = map[string]string{"deployment.kubernetes.io/revision": "3"}
+	d.Annotations["deployment.kubernetes.io/revision"] = "3"
 }
 
 func withoutOwner(d *appsv1.Deployment) { d.OwnerReferences = nil }
@@ -182,10 +200,14 @@ func service(f *v1alpha1.Function) *corev1.Service {
 	return s
 }
 
-func hpa(f *v1alpha1.Function) *autoscalingv2.HorizontalPodAutoscaler {
+func hpa(f *v1alpha1.Function, opts ...func(*autoscalingv2.HorizontalPodAutoscaler)) *autoscalingv2.HorizontalPodAutoscaler {
 	f = f.DeepCopy()
 	f.SetDefaults(context.Background())
-	return resources.MakeHPA(f)
+	h := resources.MakeHPA(f)
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // listers serve the table row's objects to the reconciler, as informers would.

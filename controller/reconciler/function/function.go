@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +17,7 @@ import (
 	"knative.dev/pkg/controller"
 	pkgreconciler "knative.dev/pkg/reconciler"
 
+	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 	functionreconciler "fnkit.dev/fn/controller/client/injection/reconciler/fn/v1alpha1/function"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
@@ -37,55 +40,88 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pk
 	f.SetDefaults(ctx)
 	f.Status.InitializeConditions()
 	f.Status.Image = f.Spec.Image
-
-	if err := r.reconcileDeployment(ctx, f); err != nil {
+	d, err := r.reconcileDeployment(ctx, f)
+	if err != nil {
 		return err
 	}
 	if err := r.reconcileService(ctx, f); err != nil {
 		return err
 	}
-	if err := r.reconcileHPA(ctx, f); err != nil {
+	if err := r.reconcileAutoscaler(ctx, f, d); err != nil {
 		return err
 	}
+	f.Status.MarkReadyScaledToZero()
 	return nil
 }
 
-func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function) error {
-	want := resources.MakeDeployment(f, r.cfg)
-	have, err := r.deploymentLister.Deployments(f.Namespace).Get(want.Name)
-	switch {
-	case apierrs.IsNotFound(err):
-		have, err = r.kube.AppsV1().Deployments(f.Namespace).Create(ctx, want, metav1.CreateOptions{})
-		if err != nil {
-			f.Status.MarkDeploymentFailed("CreateFailed", err)
-			return fmt.Errorf("creating Deployment %s: %w", want.Name, err)
-		}
-		controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Created", "Created Deployment %q", want.Name)
-	case err != nil:
-		return fmt.Errorf("getting Deployment %s: %w", want.Name, err)
-	case !metav1.IsControlledBy(have, f):
-		f.Status.MarkDeploymentNotOwned(want.Name)
-		return controller.NewPermanentError(fmt.Errorf("function %s does not own Deployment %s", f.Name, want.Name))
-	default:
-		// Replicas belong to the autoscaler once the Deployment exists; the selector is immutable.
-		want.Spec.Replicas, want.Spec.Selector = have.Spec.Replicas, have.Spec.Selector
-		updated := have.DeepCopy()
-		changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
-		if err != nil {
-			return err
-		}
-		if changed {
-			if have, err = r.kube.AppsV1().Deployments(f.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-				f.Status.MarkDeploymentFailed("UpdateFailed", err)
-				return fmt.Errorf("updating Deployment %s: %w", want.Name, err)
-			}
-			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Updated", "Updated Deployment %q", want.Name)
-		}
+func (r *Reconciler) deployments(f *v1alpha1.Function) child[*appsv1.Deployment] {
+	c := r.kube.AppsV1().Deployments(f.Namespace)
+	return child[*appsv1.Deployment]{
+		kind: "Deployment",
+		get:  func(ns, name string) (*appsv1.Deployment, error) { return r.deploymentLister.Deployments(ns).Get(name) },
+		create: func(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployment, error) {
+			return c.Create(ctx, d, metav1.CreateOptions{})
+		},
+		update: func(ctx context.Context, d *appsv1.Deployment) (*appsv1.Deployment, error) {
+			return c.Update(ctx, d, metav1.UpdateOptions{})
+		},
+		sync: func(have, want *appsv1.Deployment) (*appsv1.Deployment, bool, error) {
+			// Replicas belong to the autoscaler once the Deployment exists; the selector is immutable.
+			want.Spec.Replicas, want.Spec.Selector = have.Spec.Replicas, have.Spec.Selector
+			updated := have.DeepCopy()
+			changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
+			return updated, changed, err
+		},
+		notOwned: f.Status.MarkDeploymentNotOwned,
+		failed:   f.Status.MarkDeploymentFailed,
+	}
+}
+
+func (r *Reconciler) services(f *v1alpha1.Function) child[*corev1.Service] {
+	c := r.kube.CoreV1().Services(f.Namespace)
+	return child[*corev1.Service]{
+		kind:   "Service",
+		get:    func(ns, name string) (*corev1.Service, error) { return r.serviceLister.Services(ns).Get(name) },
+		create: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) { return c.Create(ctx, s, metav1.CreateOptions{}) },
+		update: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) { return c.Update(ctx, s, metav1.UpdateOptions{}) },
+		sync: func(have, want *corev1.Service) (*corev1.Service, bool, error) {
+			updated := have.DeepCopy()
+			changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
+			return updated, changed, err
+		},
+		notOwned: f.Status.MarkServiceNotOwned,
+		failed:   f.Status.MarkServiceFailed,
+	}
+}
+
+func (r *Reconciler) hpas(f *v1alpha1.Function) child[*autoscalingv2.HorizontalPodAutoscaler] {
+	c := r.kube.AutoscalingV2().HorizontalPodAutoscalers(f.Namespace)
+	type hpa = autoscalingv2.HorizontalPodAutoscaler
+	return child[*hpa]{
+		kind:   "HorizontalPodAutoscaler",
+		get:    func(ns, name string) (*hpa, error) { return r.hpaLister.HorizontalPodAutoscalers(ns).Get(name) },
+		create: func(ctx context.Context, h *hpa) (*hpa, error) { return c.Create(ctx, h, metav1.CreateOptions{}) },
+		update: func(ctx context.Context, h *hpa) (*hpa, error) { return c.Update(ctx, h, metav1.UpdateOptions{}) },
+		sync: func(have, want *hpa) (*hpa, bool, error) {
+			updated := have.DeepCopy()
+			changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
+			return updated, changed, err
+		},
+		notOwned: f.Status.MarkAutoscalerNotOwned,
+		failed:   f.Status.MarkAutoscalerFailed,
+	}
+}
+
+func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function) (*appsv1.Deployment, error) {
+	have, err := r.deployments(f).reconcile(ctx, f, resources.MakeDeployment(f, r.cfg))
+	if err != nil {
+		return nil, err
 	}
 	desired := int32(1)
 	if have.Spec.Replicas != nil {
 		desired = *have.Spec.Replicas
 	}
+	f.Status.DesiredReplicas = desired
 	switch {
 	case desired == 0 && have.Status.Replicas == 0:
 		f.Status.MarkScaledToZero()
@@ -100,37 +136,13 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Functi
 			f.Status.MarkDeploymentRollingOut(have.Status.UpdatedReplicas, desired)
 		}
 	}
-	return nil
+	return have, nil
 }
 
 func (r *Reconciler) reconcileService(ctx context.Context, f *v1alpha1.Function) error {
 	want := resources.MakeService(f)
-	have, err := r.serviceLister.Services(f.Namespace).Get(want.Name)
-	switch {
-	case apierrs.IsNotFound(err):
-		if _, err := r.kube.CoreV1().Services(f.Namespace).Create(ctx, want, metav1.CreateOptions{}); err != nil {
-			f.Status.MarkServiceFailed("CreateFailed", err)
-			return fmt.Errorf("creating Service %s: %w", want.Name, err)
-		}
-		controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Created", "Created Service %q", want.Name)
-	case err != nil:
-		return fmt.Errorf("getting Service %s: %w", want.Name, err)
-	case !metav1.IsControlledBy(have, f):
-		f.Status.MarkServiceNotOwned(want.Name)
-		return controller.NewPermanentError(fmt.Errorf("function %s does not own Service %s", f.Name, want.Name))
-	default:
-		updated := have.DeepCopy()
-		changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
-		if err != nil {
-			return err
-		}
-		if changed {
-			if _, err := r.kube.CoreV1().Services(f.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-				f.Status.MarkServiceFailed("UpdateFailed", err)
-				return fmt.Errorf("updating Service %s: %w", want.Name, err)
-			}
-			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Updated", "Updated Service %q", want.Name)
-		}
+	if _, err := r.services(f).reconcile(ctx, f, want); err != nil {
+		return err
 	}
 	f.Status.MarkServiceReady()
 	f.Status.SetAddress(
@@ -150,13 +162,16 @@ func (r *Reconciler) functionURL(f *v1alpha1.Function) *apis.URL {
 	return apis.HTTP(fmt.Sprintf("%s.%s.%s", f.Name, f.Namespace, r.cfg.Domain))
 }
 
-func (r *Reconciler) reconcileHPA(ctx context.Context, f *v1alpha1.Function) error {
+// reconcileAutoscaler makes the HorizontalPodAutoscaler of metric cpu, or removes one left
+// from it, and reports the autoscaler's own state: fn's autoscaler records its reason on the
+// Deployment (fn.ScaleReasonAnnotation), an HPA in its conditions.
+func (r *Reconciler) reconcileAutoscaler(ctx context.Context, f *v1alpha1.Function, d *appsv1.Deployment) error {
 	name := resources.HPAName(f)
-	have, err := r.hpaLister.HorizontalPodAutoscalers(f.Namespace).Get(name)
-	if err != nil && !apierrs.IsNotFound(err) {
-		return fmt.Errorf("getting HorizontalPodAutoscaler %s: %w", name, err)
-	}
 	if !resources.WantsHPA(f) {
+		have, err := r.hpaLister.HorizontalPodAutoscalers(f.Namespace).Get(name)
+		if err != nil && !apierrs.IsNotFound(err) {
+			return fmt.Errorf("getting HorizontalPodAutoscaler %s: %w", name, err)
+		}
 		// The concurrency and rps autoscaler is fn's own; remove an HPA left from metric cpu.
 		if err == nil && metav1.IsControlledBy(have, f) {
 			if err := r.kube.AutoscalingV2().HorizontalPodAutoscalers(f.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrs.IsNotFound(err) {
@@ -165,58 +180,13 @@ func (r *Reconciler) reconcileHPA(ctx context.Context, f *v1alpha1.Function) err
 			}
 			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Deleted", "Deleted HorizontalPodAutoscaler %q: metric is %s", name, f.Spec.Scale.Metric)
 		}
-		f.Status.MarkAutoscalerReady()
+		f.Status.PropagateScaleReason(d.Annotations[fn.ScaleReasonAnnotation])
 		return nil
 	}
-	want := resources.MakeHPA(f)
-	switch {
-	case apierrs.IsNotFound(err):
-		if _, err := r.kube.AutoscalingV2().HorizontalPodAutoscalers(f.Namespace).Create(ctx, want, metav1.CreateOptions{}); err != nil {
-			f.Status.MarkAutoscalerFailed("CreateFailed", err)
-			return fmt.Errorf("creating HorizontalPodAutoscaler %s: %w", name, err)
-		}
-		controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Created", "Created HorizontalPodAutoscaler %q", name)
-	case !metav1.IsControlledBy(have, f):
-		f.Status.MarkAutoscalerNotOwned(name)
-		return controller.NewPermanentError(fmt.Errorf("function %s does not own HorizontalPodAutoscaler %s", f.Name, name))
-	default:
-		updated := have.DeepCopy()
-		changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
-		if err != nil {
-			return err
-		}
-		if changed {
-			if _, err := r.kube.AutoscalingV2().HorizontalPodAutoscalers(f.Namespace).Update(ctx, updated, metav1.UpdateOptions{}); err != nil {
-				f.Status.MarkAutoscalerFailed("UpdateFailed", err)
-				return fmt.Errorf("updating HorizontalPodAutoscaler %s: %w", name, err)
-			}
-			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Updated", "Updated HorizontalPodAutoscaler %q", name)
-		}
+	h, err := r.hpas(f).reconcile(ctx, f, resources.MakeHPA(f))
+	if err != nil {
+		return err
 	}
-	f.Status.MarkAutoscalerReady()
+	f.Status.PropagateHPAStatus(&h.Status)
 	return nil
-}
-
-// owned is what the reconciler compares and overlays of a child: its labels, owner references
-// and spec. Status and server-managed metadata are not the reconciler's.
-type owned[S any] struct {
-	Labels          map[string]string       `json:"labels,omitempty"`
-	OwnerReferences []metav1.OwnerReference `json:"ownerReferences,omitempty"`
-	Spec            S                       `json:"spec"`
-}
-
-// syncChild overlays want's labels, owner references and spec on a child (a copy of what the API
-// server has), and reports whether that changed anything.
-func syncChild[S any](have *metav1.ObjectMeta, haveSpec *S, want *metav1.ObjectMeta, wantSpec S) (bool, error) {
-	h := owned[S]{have.Labels, have.OwnerReferences, *haveSpec}
-	w := owned[S]{want.Labels, want.OwnerReferences, wantSpec}
-	if ok, err := contains(h, w); err != nil || ok {
-		return false, err
-	}
-	var out owned[S]
-	if err := overlay(h, w, &out); err != nil {
-		return false, err
-	}
-	have.Labels, have.OwnerReferences, *haveSpec = out.Labels, out.OwnerReferences, out.Spec
-	return true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
@@ -32,11 +33,12 @@ func TestReconcile(t *testing.T) {
 		Objects: []runtime.Object{hello()},
 		Key:     "default/hello",
 		WantCreates: []runtime.Object{
-			deployment(hello()),
+			created(hello()),
 			resources.MakeService(hello()),
 		},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(WithStatus, WithDeploying),
+			// Not ready until the autoscaler has taken the function.
+			Object: hello(WithStatus, WithDeploying, WithScaleReason("")),
 		}},
 		WantEvents: []string{
 			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Deployment "hello"`),
@@ -92,7 +94,7 @@ func TestReconcile(t *testing.T) {
 		Name: "the autoscaler's replicas are left alone",
 		Objects: []runtime.Object{
 			hello(with(ready, WithDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5, UpdatedReplicas: 5,
-				Conditions: available().Conditions}))...),
+				Conditions: available().Conditions}), func(f *v1alpha1.Function) { f.Status.DesiredReplicas = 5 })...),
 			deployment(hello(), withReplicas(5), withDeploymentStatus(appsv1.DeploymentStatus{Replicas: 5, ReadyReplicas: 5, AvailableReplicas: 5, UpdatedReplicas: 5,
 				Conditions: available().Conditions})),
 			service(hello()),
@@ -102,12 +104,41 @@ func TestReconcile(t *testing.T) {
 		Name: "scaled to zero is ready",
 		Objects: []runtime.Object{
 			hello(with(ready, WithMinScale(0))...),
-			deployment(hello(), withReplicas(0)),
+			deployment(hello(), withReplicas(0), withScaleReason("ScaledToZero")),
 			service(hello()),
 		},
 		Key: "default/hello",
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) { f.Status.MarkScaledToZero() })...),
+			Object: hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) {
+				f.Status.MarkScaledToZero()
+				f.Status.DesiredReplicas = 0
+				f.Status.PropagateScaleReason("ScaledToZero")
+				f.Status.MarkReadyScaledToZero()
+			})...),
+		}},
+	}, {
+		Name: "scaled to zero and reported so: steady",
+		Objects: []runtime.Object{
+			hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) {
+				f.Status.MarkScaledToZero()
+				f.Status.DesiredReplicas = 0
+				f.Status.PropagateScaleReason("ScaledToZero")
+				f.Status.MarkReadyScaledToZero()
+			})...),
+			deployment(hello(), withReplicas(0), withScaleReason("ScaledToZero")),
+			service(hello()),
+		},
+		Key: "default/hello",
+	}, {
+		Name: "the autoscaler's reason is the condition's",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available()), withScaleReason("AtMax")),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithScaleReason("AtMax"))...),
 		}},
 	}, {
 		Name: "a deployment of that name not owned by the function is reported, not taken over",
@@ -134,7 +165,7 @@ func TestReconcile(t *testing.T) {
 		Key:          "default/hello",
 		WithReactors: []clientgotesting.ReactionFunc{rtesting.InduceFailure("create", "deployments")},
 		WantErr:      true,
-		WantCreates:  []runtime.Object{deployment(hello())},
+		WantCreates:  []runtime.Object{created(hello())},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
 			Object: hello(func(f *v1alpha1.Function) {
 				f.Status.InitializeConditions()
@@ -216,6 +247,7 @@ func TestReconcile(t *testing.T) {
 			Object: hello(with(ready, func(f *v1alpha1.Function) {
 				f.Status.PropagateDeploymentStatus(&appsv1.DeploymentStatus{Replicas: 3, ReadyReplicas: 2, AvailableReplicas: 2, UpdatedReplicas: 1, Conditions: available().Conditions})
 				f.Status.MarkDeploymentRollingOut(1, 2)
+				f.Status.DesiredReplicas = 2
 			})...),
 		}},
 	}, {
@@ -225,7 +257,29 @@ func TestReconcile(t *testing.T) {
 		WantCreates: []runtime.Object{
 			hpa(hello(WithMetric(v1alpha1.MetricCPU))),
 		},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithMetric(v1alpha1.MetricCPU), func(f *v1alpha1.Function) {
+				f.Status.PropagateHPAStatus(&autoscalingv2.HorizontalPodAutoscalerStatus{})
+			})...),
+		}},
 		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created HorizontalPodAutoscaler "hello"`)},
+	}, {
+		Name: "metric cpu: an HPA without metrics is not active yet",
+		Objects: []runtime.Object{
+			hello(with(ready, WithMetric(v1alpha1.MetricCPU))...),
+			deployment(hello(WithMetric(v1alpha1.MetricCPU)), withDeploymentStatus(available())),
+			service(hello()),
+			hpa(hello(WithMetric(v1alpha1.MetricCPU)), func(h *autoscalingv2.HorizontalPodAutoscaler) {
+				h.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.ScalingActive, Status: corev1.ConditionFalse,
+					Reason: "FailedGetResourceMetric", Message: "the HPA was unable to compute the replica count: no metrics returned"}}
+			}),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithMetric(v1alpha1.MetricCPU),
+				withCondition(v1alpha1.FunctionConditionAutoscalerReady, corev1.ConditionUnknown, "FailedGetResourceMetric",
+					"HorizontalPodAutoscaler: the HPA was unable to compute the replica count: no metrics returned"))...),
+		}},
 	}, {
 		Name: "metric back to concurrency: the HPA is deleted",
 		Objects: []runtime.Object{

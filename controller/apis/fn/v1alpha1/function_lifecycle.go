@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
@@ -15,8 +16,9 @@ const (
 	FunctionConditionDeploymentReady apis.ConditionType = "DeploymentReady"
 	// FunctionConditionServiceReady is true when the Service exists as desired.
 	FunctionConditionServiceReady apis.ConditionType = "ServiceReady"
-	// FunctionConditionAutoscalerReady is true when the autoscaler (a HorizontalPodAutoscaler for
-	// metric cpu) exists as desired.
+	// FunctionConditionAutoscalerReady is true when the autoscaler scales the function: fn's own
+	// autoscaler has decided its replicas (its reason is the condition's), or for metric cpu a
+	// HorizontalPodAutoscaler is active.
 	FunctionConditionAutoscalerReady apis.ConditionType = "AutoscalerReady"
 )
 
@@ -110,9 +112,62 @@ func (s *FunctionStatus) MarkServiceFailed(reason string, err error) {
 	functionCondSet.Manage(s).MarkFalse(FunctionConditionServiceReady, reason, "%v", err)
 }
 
-// MarkAutoscalerReady marks the autoscaler as desired.
-func (s *FunctionStatus) MarkAutoscalerReady() {
-	functionCondSet.Manage(s).MarkTrue(FunctionConditionAutoscalerReady)
+// ScaleReasonMessages are the messages of fn's autoscaler's reasons for a replica count.
+var ScaleReasonMessages = map[string]string{
+	"Stable":       "replicas follow the load averaged over the stable window",
+	"Panic":        "a burst of requests: scaling up, and not down, until it has passed for a window",
+	"AtMax":        "more replicas are wanted than spec.scale.max allows",
+	"AtMin":        "fewer replicas are wanted than spec.scale.min keeps",
+	"ScaledToZero": "no request for the window plus the scale-down delay: no replica runs, the next request starts one",
+	"Activating":   "requests are held while a replica starts",
+	"Warming":      "the autoscaler is gathering a window of data: it scales up as needed, not down",
+}
+
+// PropagateScaleReason reports fn's autoscaler's latest reason for the Deployment's replica
+// count (empty: it has not decided yet).
+func (s *FunctionStatus) PropagateScaleReason(reason string) {
+	if reason == "" {
+		functionCondSet.Manage(s).MarkUnknown(FunctionConditionAutoscalerReady, "Pending",
+			"waiting for fn's autoscaler to take the function: is fn-controller running?")
+		return
+	}
+	msg, ok := ScaleReasonMessages[reason]
+	if !ok {
+		msg = reason
+	}
+	functionCondSet.Manage(s).MarkTrueWithReason(FunctionConditionAutoscalerReady, reason, "%s", msg)
+}
+
+// PropagateHPAStatus reports a HorizontalPodAutoscaler's state (metric cpu): not active while it
+// cannot read metrics, failed when it cannot scale.
+func (s *FunctionStatus) PropagateHPAStatus(h *autoscalingv2.HorizontalPodAutoscalerStatus) {
+	m := functionCondSet.Manage(s)
+	var limited *autoscalingv2.HorizontalPodAutoscalerCondition
+	for i := range h.Conditions {
+		switch c := &h.Conditions[i]; {
+		case c.Type == autoscalingv2.AbleToScale && c.Status == corev1.ConditionFalse:
+			m.MarkFalse(FunctionConditionAutoscalerReady, c.Reason, "HorizontalPodAutoscaler: %s", c.Message)
+			return
+		case c.Type == autoscalingv2.ScalingActive && c.Status == corev1.ConditionFalse:
+			m.MarkUnknown(FunctionConditionAutoscalerReady, c.Reason, "HorizontalPodAutoscaler: %s", c.Message)
+			return
+		case c.Type == autoscalingv2.ScalingLimited && c.Status == corev1.ConditionTrue:
+			limited = c
+		}
+	}
+	if limited != nil {
+		m.MarkTrueWithReason(FunctionConditionAutoscalerReady, limited.Reason, "HorizontalPodAutoscaler: %s", limited.Message)
+		return
+	}
+	m.MarkTrueWithReason(FunctionConditionAutoscalerReady, "HorizontalPodAutoscaler", "scaled on CPU by a HorizontalPodAutoscaler")
+}
+
+// MarkReadyScaledToZero gives a ready Function scaled to zero that reason, so that it shows.
+func (s *FunctionStatus) MarkReadyScaledToZero() {
+	if !s.IsReady() || s.DesiredReplicas != 0 {
+		return
+	}
+	functionCondSet.Manage(s).MarkTrueWithReason(FunctionConditionReady, "ScaledToZero", "%s", ScaleReasonMessages["ScaledToZero"])
 }
 
 // MarkAutoscalerNotOwned reports a HorizontalPodAutoscaler of the function's name it does not own.

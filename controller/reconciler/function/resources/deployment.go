@@ -39,13 +39,21 @@ const ContainerName = "function"
 // PortName names the runtime's port on the container and the Service's target.
 const PortName = "http"
 
-// InitialReplicas is the replica count a Deployment starts with: max(min, 1). After creation the
-// autoscaler owns replicas.
+// InitialReplicas is the replica count a Deployment starts with: spec.scale.initial, else
+// max(min, 1). After creation the autoscaler owns replicas.
 func InitialReplicas(f *v1alpha1.Function) int32 {
-	if f.Spec.Scale != nil && f.Spec.Scale.Min != nil && *f.Spec.Scale.Min > 1 {
-		return *f.Spec.Scale.Min
+	sc := f.Spec.Scale
+	if sc == nil {
+		return 1
 	}
-	return 1
+	n := int32(1)
+	if sc.Initial != nil {
+		n = *sc.Initial
+	}
+	if sc.Min != nil && *sc.Min > n {
+		n = *sc.Min
+	}
+	return n
 }
 
 // MakeDeployment returns the Deployment that runs the function. Fields the API server would

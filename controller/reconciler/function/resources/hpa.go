@@ -18,7 +18,10 @@ func WantsHPA(f *v1alpha1.Function) bool {
 // MakeHPA returns the HorizontalPodAutoscaler that scales the function's Deployment on CPU.
 // A HorizontalPodAutoscaler cannot scale to zero, so its minimum is at least 1.
 func MakeHPA(f *v1alpha1.Function) *autoscalingv2.HorizontalPodAutoscaler {
-	minReplicas, maxReplicas := InitialReplicas(f), v1alpha1.DefaultMaxScale
+	minReplicas, maxReplicas := max(InitialReplicas(f), 1), v1alpha1.DefaultMaxScale
+	if sc := f.Spec.Scale; sc != nil && sc.Min != nil {
+		minReplicas = max(*sc.Min, 1)
+	}
 	target := v1alpha1.DefaultTarget[v1alpha1.MetricCPU]
 	if sc := f.Spec.Scale; sc != nil {
 		if sc.Max != nil {

@@ -70,6 +70,15 @@ func TestMakeDeployment(t *testing.T) {
 	if *min5.Spec.Replicas != 5 {
 		t.Errorf("replicas %d with min 5", *min5.Spec.Replicas)
 	}
+	for _, tc := range []struct {
+		initial, min *int32
+		want         int32
+	}{{ptr.To(int32(0)), nil, 0}, {ptr.To(int32(3)), ptr.To(int32(1)), 3}, {nil, ptr.To(int32(0)), 1}} {
+		d := MakeDeployment(function(func(f *v1alpha1.Function) { f.Spec.Scale = &v1alpha1.Scale{Initial: tc.initial, Min: tc.min} }), DefaultConfig)
+		if *d.Spec.Replicas != tc.want {
+			t.Errorf("initial %v min %v: replicas %d, want %d", ptr.Deref(tc.initial, -1), ptr.Deref(tc.min, -1), *d.Spec.Replicas, tc.want)
+		}
+	}
 }
 
 func TestMakeServiceAndHPA(t *testing.T) {
