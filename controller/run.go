@@ -10,6 +10,7 @@ import (
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"knative.dev/pkg/configmap"
@@ -19,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"fnkit.dev/fn/config"
+	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 )
@@ -31,12 +33,20 @@ type Options struct {
 	Logger *zap.SugaredLogger
 	// Workers is the number of concurrent reconciles (default 8).
 	Workers int
+	// Autoscaler configures the concurrency and rps autoscaler that runs beside the reconciler.
+	Autoscaler autoscaler.StartOptions
 }
 
-// Run runs the Function controller against the cluster of cfg until ctx is done: the same
-// controller as cmd/fn-controller, for the local platform and tests. It returns once informers
-// are synced and the controller runs; errors after that are logged.
-func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+// Controller is a running controller.
+type Controller struct {
+	// Autoscaler takes gateways' reports.
+	Autoscaler *autoscaler.Autoscaler
+}
+
+// Run runs the Function controller and the autoscaler against the cluster of cfg until ctx is
+// done: the same as cmd/fn-controller, for the local platform and tests. It returns once
+// informers are synced and both run; errors after that are logged.
+func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop().Sugar()
 	}
@@ -56,14 +66,25 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	ctx, informers := injection.Default.SetupInformers(ctx, cfg)
 	impl := function.NewControllerWithConfig(ctx, configmap.NewStaticWatcher(), c)
 	if err := controller.StartInformers(ctx.Done(), informers...); err != nil {
-		return fmt.Errorf("starting informers: %w", err)
+		return nil, fmt.Errorf("starting informers: %w", err)
 	}
 	go func() {
 		if err := impl.RunContext(ctx, o.Workers); err != nil {
 			o.Logger.Errorw("function controller stopped", zap.Error(err))
 		}
 	}()
-	return nil
+	ao := o.Autoscaler
+	if ao.Logger == nil {
+		ao.Logger = o.Logger.Named("autoscaler")
+	}
+	if ao.Election.Identity == "" {
+		ao.Election.Identity = "fn-controller-" + string(uuid.NewUUID())
+	}
+	as, err := autoscaler.Start(ctx, cfg, ao)
+	if err != nil {
+		return nil, err
+	}
+	return &Controller{Autoscaler: as}, nil
 }
 
 // InstallCRD creates or updates the Function CRD and waits until the API server serves it.

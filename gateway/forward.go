@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -32,12 +33,22 @@ func (g *Gateway) serveConn(c *conn, r *http.Request) bool {
 	}
 	if ep == nil {
 		w := newConnResponse(c.bw, r)
-		g.ServeHTTP(w, r)
-		return w.finish() && !c.s.closing.Load()
+		if rt == nil || !g.holding() {
+			g.ServeHTTP(w, r)
+			return w.finish() && !c.s.closing.Load()
+		}
+		// It may be held while the function starts: a client that goes away meanwhile cancels it.
+		ctx, cancel := context.WithCancel(r.Context())
+		c.watch.arm(cancel)
+		g.ServeHTTP(w, r.WithContext(ctx))
+		gone := c.watch.disarm()
+		cancel()
+		return !gone && w.finish() && !c.s.closing.Load()
 	}
 	method, path := r.Method, r.URL.Path
 	st := rt.stats
 	st.inflight.Add(1)
+	st.arrivals.Add(1)
 	ep.inflight.Add(1)
 	f := &forwarding{g: g, c: c, r: r, t: t, rt: rt, ep: ep, deadline: start.Add(rt.timeout)}
 	keep := f.run()
@@ -108,7 +119,7 @@ func (f *forwarding) run() bool {
 		// Even when the body could not be sent, the function may have answered (413): read it.
 		watched := f.c.br.Buffered() == 0 // a pipelined request waiting says the client is there
 		if watched {
-			f.c.watch.arm(bc)
+			f.c.watch.arm(bc.close) // the function's server cancels the request
 		}
 		resp, err = http.ReadResponse(bc.br, r)
 		if watched && f.c.watch.disarm() {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/client/clientset/versioned"
 	fninformers "fnkit.dev/fn/controller/client/informers/externalversions"
 	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
@@ -50,18 +51,30 @@ type Options struct {
 	// line would have) instead of Logger, encoded by the gateway at a fraction of slog's cost.
 	// Give it a LogBuffer. The Logger keeps everything else.
 	AccessLog io.Writer
-	// Activator, when set, is asked to start functions that have no ready endpoint, and the
-	// gateway holds their requests until one is ready or the request's timeout passes. Without
-	// it such requests are answered 503 at once.
-	Activator Activator
+
+	// Autoscaler, when set, receives this gateway's report of every function's load each
+	// ReportPeriod, and one at once when a request is held; AutoscalerURLs and
+	// AutoscalerService name autoscalers reached over HTTP instead (every ready endpoint of
+	// the Service "NAMESPACE/NAME" gets each report). With any of them, requests for a function
+	// without a ready endpoint are held until one is ready; without, they are answered 503.
+	Autoscaler        Reporter
+	AutoscalerURLs    []string
+	AutoscalerService string
+	// ID names this gateway in its reports (default: the host name and a random suffix).
+	ID string
+	// ReportPeriod is the time between reports (default 1s); load is sampled ten times in it.
+	ReportPeriod time.Duration
+	// MaxHeld bounds the requests held per function (default DefaultMaxHeld); past it, 503.
+	MaxHeld int
+	// ProbePods makes the gateway watch functions' Pods and probe a new pod's /_fn/ready
+	// directly, so it takes requests as soon as it answers, before its EndpointSlice lists it
+	// ready (default: on when requests are held).
+	ProbePods *bool
 }
 
-// Activator starts functions scaled to zero: it is where scale from zero plugs into the gateway.
-type Activator interface {
-	// Activate asks for the function to get a ready endpoint. It is called on a request's path
-	// and should return quickly: the gateway itself waits for the endpoint to show up in the
-	// function's EndpointSlices, or for ctx to be done.
-	Activate(ctx context.Context, namespace, name string)
+// Reporter takes a gateway's reports of load; the autoscaler implements it.
+type Reporter interface {
+	Report(autoscaler.Report)
 }
 
 // Gateway routes requests to functions. It is an http.Handler.
@@ -81,6 +94,10 @@ type Gateway struct {
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
 	unrouted  atomic.Uint64
+
+	reports *reporter     // nil without an autoscaler
+	prober  *prober       // nil unless ProbePods
+	pods    cache.Indexer // nil unless ProbePods
 }
 
 // New starts a Gateway for the cluster of cfg: it watches Functions and EndpointSlices in all
@@ -109,6 +126,9 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	}
 	if o.DefaultTimeout <= 0 {
 		o.DefaultTimeout = v1alpha1.DefaultTimeout
+	}
+	if o.MaxHeld <= 0 {
+		o.MaxHeld = DefaultMaxHeld
 	}
 	g := &Gateway{
 		opts:       o,
@@ -144,15 +164,40 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	if _, err := fnInformer.Informer().AddEventHandler(g.handler(functionKey)); err != nil {
 		return nil, err
 	}
+	synced := []cache.InformerSynced{sliceInformer.HasSynced, fnInformer.Informer().HasSynced}
+	if o.Autoscaler != nil || len(o.AutoscalerURLs) > 0 || o.AutoscalerService != "" {
+		g.reports = newReporter(g, o)
+	}
+	if (o.ProbePods == nil && g.reports != nil) || (o.ProbePods != nil && *o.ProbePods) {
+		podInformers := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = fn.FunctionLabelKey }),
+			informers.WithTransform(stripManagedFields))
+		podInformer := podInformers.Core().V1().Pods().Informer()
+		if err := podInformer.AddIndexers(cache.Indexers{functionIndex: podFunction}); err != nil {
+			return nil, err
+		}
+		g.prober = newProber(g)
+		g.pods = podInformer.GetIndexer()
+		mark := g.handler(podKey)
+		if _, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { g.prober.update(obj, false); mark.OnAdd(obj, false) },
+			UpdateFunc: func(old, obj any) { g.prober.update(obj, false); mark.OnUpdate(old, obj) },
+			DeleteFunc: func(obj any) { g.prober.update(obj, true); mark.OnDelete(obj) },
+		}); err != nil {
+			return nil, err
+		}
+		podInformers.Start(ctx.Done())
+		synced = append(synced, podInformer.HasSynced)
+	}
 	kubeInformers.Start(ctx.Done())
 	fnInformers.Start(ctx.Done())
 	wctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	if !cache.WaitForCacheSync(wctx.Done(), sliceInformer.HasSynced, fnInformer.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(wctx.Done(), synced...) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("listing Functions and EndpointSlices: not done within %s: check the gateway's access to them (RBAC) and the API server", syncTimeout)
+		return nil, fmt.Errorf("listing Functions, EndpointSlices and Pods: not done within %s: check the gateway's access to them (RBAC) and the API server", syncTimeout)
 	}
 
 	all, err := g.fnLister.List(labels.Everything())
@@ -165,6 +210,9 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	}
 	g.update(keys)
 	go g.syncRoutes(ctx.Done())
+	if g.reports != nil {
+		go g.reports.run(ctx.Done())
+	}
 	go func() {
 		<-ctx.Done()
 		g.transport.CloseIdleConnections()
@@ -245,6 +293,8 @@ type call struct {
 	ep  *endpoint
 	rw  statusWriter
 	err error // why the gateway failed the request
+	// cold is set for a request that was held until the function had a ready endpoint.
+	cold bool
 }
 
 type callKey struct{}
@@ -287,6 +337,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	st := rt.stats
 	st.inflight.Add(1)
+	st.arrivals.Add(1)
 	c := &call{parent: r.Context(), target: t, rt: rt}
 	c.rw.ResponseWriter = w
 	ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
@@ -306,6 +357,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		st.observe(status, d)
+		if c.cold && !c.rw.first.IsZero() {
+			st.cold.observe(c.rw.first.Sub(start))
+		}
 		upstream := ""
 		if c.ep != nil {
 			upstream = c.ep.addr
@@ -327,41 +381,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // statusClientClosed is the status recorded for requests whose client went away first.
 const statusClientClosed = 499
-
-// await is the path of a request for a function without a ready endpoint: with an Activator,
-// hold it until an endpoint is ready; otherwise, or when none gets ready in time, answer it.
-func (g *Gateway) await(c *call) *endpoint {
-	if g.opts.Activator != nil {
-		g.opts.Activator.Activate(c, c.ns, c.name)
-		rt := c.rt
-		for rt != nil && rt.ready != nil {
-			select {
-			case <-rt.ready:
-			case <-c.Done():
-				rt = nil
-				continue
-			}
-			rt = g.table.Load().routes[c.key]
-			if rt == nil {
-				c.err = errors.New("function deleted")
-				http.Error(&c.rw, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", c.name, c.ns), http.StatusNotFound)
-				return nil
-			}
-			if ep := rt.pick(); ep != nil {
-				return ep
-			}
-		}
-	}
-	if c.parent.Err() != nil {
-		c.err = c.parent.Err()
-		c.rw.status = statusClientClosed
-		return nil
-	}
-	c.err = errors.New("no ready endpoint")
-	c.rw.Header().Set("Retry-After", "1")
-	http.Error(&c.rw, fmt.Sprintf("function %q in namespace %q has no ready endpoint: retry shortly; fn describe %s -n %s shows why", c.name, c.ns, c.name, c.ns), http.StatusServiceUnavailable)
-	return nil
-}
 
 // logRequest writes the access log line of a request.
 func (g *Gateway) logRequest(ctx context.Context, k key, method, path string, status int, d time.Duration, upstream string, err error) {
@@ -394,15 +413,17 @@ func (g *Gateway) logRequest(ctx context.Context, k key, method, path string, st
 	g.log.LogAttrs(ctx, level, "request", attrs[:n]...)
 }
 
-// statusWriter records the status of a response.
+// statusWriter records the status of a response and when its first byte went out.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	first  time.Time
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
+		w.first = time.Now()
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -410,6 +431,7 @@ func (w *statusWriter) WriteHeader(code int) {
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.first = time.Now()
 	}
 	return w.ResponseWriter.Write(b)
 }

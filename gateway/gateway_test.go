@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -861,55 +860,6 @@ func TestHealth(t *testing.T) {
 	f := newFixture(t, Options{})
 	if resp, body := f.get(t, "/_gw/health"); resp.StatusCode != http.StatusOK || body != "ok\n" {
 		t.Errorf("health: %d %q", resp.StatusCode, body)
-	}
-}
-
-// activator makes a function's endpoint ready when asked, like the autoscaler will: slices holds
-// the EndpointSlice it creates for each function, none for those that never get ready.
-type activator struct {
-	t      *testing.T
-	kube   atomic.Pointer[kubefake.Clientset] // set once the fixture exists
-	slices map[string]*discoveryv1.EndpointSlice
-	calls  chan string
-}
-
-func (a *activator) Activate(ctx context.Context, ns, name string) {
-	a.calls <- ns + "/" + name
-	s := a.slices[name]
-	if s == nil {
-		return
-	}
-	go func() {
-		time.Sleep(50 * time.Millisecond) // the request waits
-		if _, err := a.kube.Load().DiscoveryV1().EndpointSlices(ns).Create(context.Background(), s, metav1.CreateOptions{}); err != nil {
-			a.t.Error(err)
-		}
-	}()
-}
-
-func TestActivatorHoldsRequests(t *testing.T) {
-	t.Parallel()
-	b := newBackend(t, "a", nil)
-	act := &activator{t: t, calls: make(chan string, 10), slices: map[string]*discoveryv1.EndpointSlice{
-		"hello": slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)),
-	}}
-	f := newFixture(t, Options{Activator: act}, function("hello", "ns"), function("never", "ns", withTimeout(10*time.Millisecond)))
-	act.kube.Store(f.kube)
-	resp, body := f.get(t, "/f/ns/hello/")
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "a" {
-		t.Errorf("held request: %d %q, want 200 from a", resp.StatusCode, body)
-	}
-	if got := <-act.calls; got != "ns/hello" {
-		t.Errorf("activated %s, want ns/hello", got)
-	}
-
-	// A function that does not get ready within its timeout: 503.
-	resp, _ = f.get(t, "/f/ns/never/")
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" {
-		t.Errorf("request held past its timeout: %d, want 503 with Retry-After", resp.StatusCode)
-	}
-	if got := <-act.calls; got != "ns/never" {
-		t.Errorf("activated %s, want ns/never", got)
 	}
 }
 

@@ -20,15 +20,72 @@ var bucketBounds = []time.Duration{
 
 // stats are one function's request metrics, updated with atomics on the request path.
 type stats struct {
-	inflight atomic.Int64
+	// inflight counts the requests in flight, held ones included; held only those waiting for
+	// the function to get a ready endpoint; arrivals every request routed to the function.
+	inflight, held atomic.Int64
+	arrivals       atomic.Uint64
 
 	// codes is copied on write: requests find their code's counter without a lock.
 	codes atomic.Pointer[[]codeCount]
 	mu    sync.Mutex // serializes writers of codes
 
+	duration histogram
+	// cold is the time from arrival to the first byte of the answer of requests that were held
+	// while the function started.
+	cold histogram
+}
+
+// histogram is a Prometheus histogram over bucketBounds.
+type histogram struct {
 	buckets [18]atomic.Uint64 // per bucket, not cumulative; the last one is +Inf
 	sum     atomic.Int64      // nanoseconds
 	count   atomic.Uint64
+}
+
+func (h *histogram) observe(d time.Duration) {
+	i := 0
+	for i < len(bucketBounds) && d > bucketBounds[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sum.Add(int64(d))
+	h.count.Add(1)
+}
+
+// appendHistogram appends the series of h for function k.
+func appendHistogram(b []byte, name string, k key, h *histogram) []byte {
+	count := h.count.Load() // read first: buckets then sum at least this much
+	var cum uint64
+	for i := range h.buckets {
+		cum += h.buckets[i].Load()
+		b = appendLabels(append(append(b, name...), "_bucket"...), k)
+		b = append(b, `,le="`...)
+		if i < len(bucketBounds) {
+			b = strconv.AppendFloat(b, bucketBounds[i].Seconds(), 'g', -1, 64)
+		} else {
+			b = append(b, "+Inf"...)
+			cum = max(cum, count)
+			count = cum
+		}
+		b = append(b, "\"} "...)
+		b = strconv.AppendUint(b, cum, 10)
+		b = append(b, '\n')
+	}
+	b = appendLabels(append(append(b, name...), "_sum"...), k)
+	b = append(b, "} "...)
+	b = strconv.AppendFloat(b, time.Duration(h.sum.Load()).Seconds(), 'g', -1, 64)
+	b = appendLabels(append(append(b, '\n'), name+"_count"...), k)
+	b = append(b, "} "...)
+	b = strconv.AppendUint(b, count, 10)
+	return append(b, '\n')
+}
+
+// appendGauge appends one gauge's series for function k.
+func appendGauge(b []byte, name string, k key, v int64) []byte {
+	b = appendLabels(append(b, name...), k)
+	b = append(b, "} "...)
+	b = strconv.AppendInt(b, v, 10)
+	return append(b, '\n')
 }
 
 type codeCount struct {
@@ -37,7 +94,7 @@ type codeCount struct {
 }
 
 func init() {
-	if len(bucketBounds)+1 != len(stats{}.buckets) {
+	if len(bucketBounds)+1 != len(histogram{}.buckets) {
 		panic("gateway: histogram buckets and bounds disagree")
 	}
 }
@@ -45,13 +102,7 @@ func init() {
 // observe records a finished request.
 func (s *stats) observe(code int, d time.Duration) {
 	s.counter(code).Add(1)
-	i := 0
-	for i < len(bucketBounds) && d > bucketBounds[i] {
-		i++
-	}
-	s.buckets[i].Add(1)
-	s.sum.Add(int64(d))
-	s.count.Add(1)
+	s.duration.observe(d)
 }
 
 func (s *stats) counter(code int) *atomic.Uint64 {
@@ -119,31 +170,29 @@ func (g *Gateway) metrics() []byte {
 	b = append(b, "# HELP fn_gateway_request_duration_seconds Duration of requests to functions through the gateway.\n"+
 		"# TYPE fn_gateway_request_duration_seconds histogram\n"...)
 	for _, rt := range rts {
-		s := rt.stats
-		count := s.count.Load() // read first: buckets then sum at least this much
-		var cum uint64
-		for i := range s.buckets {
-			cum += s.buckets[i].Load()
-			b = appendLabels(append(b, "fn_gateway_request_duration_seconds_bucket"...), rt.key)
-			b = append(b, `,le="`...)
-			if i < len(bucketBounds) {
-				b = strconv.AppendFloat(b, bucketBounds[i].Seconds(), 'g', -1, 64)
-			} else {
-				b = append(b, "+Inf"...)
-				cum = max(cum, count)
-				count = cum
-			}
-			b = append(b, "\"} "...)
-			b = strconv.AppendUint(b, cum, 10)
-			b = append(b, '\n')
+		b = appendHistogram(b, "fn_gateway_request_duration_seconds", rt.key, &rt.stats.duration)
+	}
+	b = append(b, "# HELP fn_gateway_cold_start_seconds Time from arrival to the first byte of the answer of requests held while their function started.\n"+
+		"# TYPE fn_gateway_cold_start_seconds histogram\n"...)
+	for _, rt := range rts {
+		if rt.stats.cold.count.Load() > 0 {
+			b = appendHistogram(b, "fn_gateway_cold_start_seconds", rt.key, &rt.stats.cold)
 		}
-		b = appendLabels(append(b, "fn_gateway_request_duration_seconds_sum"...), rt.key)
-		b = append(b, "} "...)
-		b = strconv.AppendFloat(b, time.Duration(s.sum.Load()).Seconds(), 'g', -1, 64)
-		b = appendLabels(append(b, "\nfn_gateway_request_duration_seconds_count"...), rt.key)
-		b = append(b, "} "...)
-		b = strconv.AppendUint(b, count, 10)
-		b = append(b, '\n')
+	}
+	b = append(b, "# HELP fn_gateway_requests_held Requests held while their function has no ready endpoint.\n"+
+		"# TYPE fn_gateway_requests_held gauge\n"...)
+	for _, rt := range rts {
+		b = appendGauge(b, "fn_gateway_requests_held", rt.key, rt.stats.held.Load())
+	}
+	b = append(b, "# HELP fn_gateway_desired_replicas Replicas the function's autoscaler wants, from its status.\n"+
+		"# TYPE fn_gateway_desired_replicas gauge\n"...)
+	for _, rt := range rts {
+		b = appendGauge(b, "fn_gateway_desired_replicas", rt.key, int64(rt.desired))
+	}
+	b = append(b, "# HELP fn_gateway_ready_endpoints Ready endpoints the gateway routes the function's requests to.\n"+
+		"# TYPE fn_gateway_ready_endpoints gauge\n"...)
+	for _, rt := range rts {
+		b = appendGauge(b, "fn_gateway_ready_endpoints", rt.key, int64(len(rt.eps)))
 	}
 	b = append(b, "# HELP fn_gateway_requests_in_flight Requests to functions in flight through the gateway, including those held for a function to start.\n"+
 		"# TYPE fn_gateway_requests_in_flight gauge\n"...)

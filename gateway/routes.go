@@ -41,6 +41,11 @@ type route struct {
 	ready chan struct{}
 	// stats outlive routes: a route rebuilt for the same function keeps them.
 	stats *stats
+	// failure, set when eps is empty, is why the function's pods cannot start: held requests
+	// are answered with it.
+	failure string
+	// desired is the replica count the function's status says its autoscaler wants.
+	desired int32
 }
 
 // endpoint is one ready pod of a function. It outlives routes while the pod stays in the
@@ -216,6 +221,7 @@ func (g *Gateway) build(k key, prev *route) *route {
 		rt.fnTimeout = f.Spec.Timeout.Duration
 	}
 	rt.timeout = rt.fnTimeout + timeoutGrace
+	rt.desired = f.Status.DesiredReplicas
 	if prev != nil {
 		rt.stats = prev.stats
 	} else {
@@ -257,6 +263,21 @@ func (g *Gateway) build(k key, prev *route) *route {
 			rt.eps = append(rt.eps, ep)
 		}
 	}
+	// Pods that answered the gateway's own probe, until their EndpointSlice lists them ready.
+	if g.prober != nil {
+		g.prober.handedOver(k, seen)
+		for _, addr := range g.prober.readyAddrs(k) {
+			if seen[addr] {
+				continue
+			}
+			seen[addr] = true
+			ep := have[addr]
+			if ep == nil {
+				ep = &endpoint{addr: addr}
+			}
+			rt.eps = append(rt.eps, ep)
+		}
+	}
 	slices.SortFunc(rt.eps, func(a, b *endpoint) int {
 		switch {
 		case a.addr < b.addr:
@@ -267,13 +288,32 @@ func (g *Gateway) build(k key, prev *route) *route {
 		return 0
 	})
 	if len(rt.eps) == 0 {
-		if prev != nil && prev.ready != nil {
+		rt.failure = g.failure(k)
+		if prev != nil && prev.ready != nil && prev.failure == rt.failure {
 			rt.ready = prev.ready // still waiting
 		} else {
-			rt.ready = make(chan struct{})
+			rt.ready = make(chan struct{}) // held requests look again at the new failure
 		}
 	}
 	return rt
+}
+
+// listedReady reports whether function k's EndpointSlices list addr as ready.
+func (g *Gateway) listedReady(k key, addr string) bool {
+	objs, _ := g.slices.ByIndex(serviceIndex, k.ns+"/"+k.name)
+	for _, obj := range objs {
+		s := obj.(*discoveryv1.EndpointSlice)
+		port, ok := slicePort(s)
+		if !ok {
+			continue
+		}
+		for _, e := range s.Endpoints {
+			if len(e.Addresses) > 0 && (e.Conditions.Ready == nil || *e.Conditions.Ready) && net.JoinHostPort(e.Addresses[0], port) == addr {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // slicePort is the port of a slice's endpoints that the runtime listens on: the one named

@@ -241,8 +241,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 const clientWatchDelay = 100 * time.Millisecond
 
 // clientWatch notices a client that goes away while its request waits for the function: it
-// closes the connection to the function, which cancels the request's context there. One per
-// connection, armed for each request forwarded.
+// calls the request's gone func, which closes the connection to the function (the function's
+// server cancels the request) or cancels a request held while the function starts. One per
+// connection, armed for each request that waits.
 type clientWatch struct {
 	c       *conn
 	timer   *time.Timer
@@ -250,14 +251,14 @@ type clientWatch struct {
 	armed   bool // the current request is waiting
 	reading bool // the watch is reading the client's connection
 	done    chan struct{}
-	target  *backendConn
+	onGone  func()
 	gone    bool
 }
 
-// arm starts watching the client after clientWatchDelay, for a request forwarded on bc.
-func (w *clientWatch) arm(bc *backendConn) {
+// arm starts watching the client after clientWatchDelay; onGone is called if it goes away.
+func (w *clientWatch) arm(onGone func()) {
 	w.mu.Lock()
-	w.armed, w.reading, w.gone, w.target = true, false, false, bc
+	w.armed, w.reading, w.gone, w.onGone = true, false, false, onGone
 	w.mu.Unlock()
 	if w.timer == nil {
 		w.timer = time.AfterFunc(clientWatchDelay, w.fire)
@@ -274,7 +275,7 @@ func (w *clientWatch) fire() {
 	}
 	w.reading = true
 	w.done = make(chan struct{})
-	target := w.target
+	onGone := w.onGone
 	w.mu.Unlock()
 	var b [1]byte
 	n, err := w.c.nc.Read(b[:])
@@ -282,7 +283,7 @@ func (w *clientWatch) fire() {
 		w.c.cr.pending, w.c.cr.has = b[0], true
 	} else if err != nil && !isTimeout(err) {
 		w.gone = true
-		target.close() // the function's server cancels the request
+		onGone()
 	}
 	close(w.done)
 }

@@ -1,22 +1,83 @@
-// Command fn-controller reconciles Functions into Deployments, Services and autoscalers.
+// Command fn-controller reconciles Functions into Deployments, Services and autoscalers, and runs
+// the concurrency and rps autoscaler: every replica takes the gateways' reports on
+// --autoscaler-addr; the one elected through the fn-autoscaler Lease decides.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/rest"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/injection/sharedmain"
 	"knative.dev/pkg/signals"
 
+	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function"
 )
 
 func main() {
+	addr := flag.String("autoscaler-addr", ":8081", "address the autoscaler takes the gateways' reports on")
 	cfg := injection.ParseAndGetRESTConfigOrDie()
 	// A Function costs three to four API writes; client-go's default of 5 per second would take
 	// minutes to settle a thousand. --kube-api-qps and --kube-api-burst still override this.
 	if cfg.QPS == 0 {
 		cfg.QPS, cfg.Burst = 100, 200
 	}
+	ctx := signals.NewContext()
+	if err := startAutoscaler(ctx, cfg, *addr); err != nil {
+		log.Fatalf("fn-controller: %v", err)
+	}
 	controller.DefaultThreadsPerController = 4
-	sharedmain.MainWithConfig(signals.NewContext(), "fn-controller", cfg, function.NewController)
+	sharedmain.MainWithConfig(ctx, "fn-controller", cfg, function.NewController)
+}
+
+// startAutoscaler starts the autoscaler and its report endpoint on addr.
+func startAutoscaler(ctx context.Context, cfg *rest.Config, addr string) error {
+	zl, err := zap.NewProduction()
+	if err != nil {
+		return err
+	}
+	ns := os.Getenv("SYSTEM_NAMESPACE")
+	if ns == "" {
+		ns = autoscaler.DefaultNamespace
+	}
+	id := os.Getenv("POD_NAME")
+	if id == "" {
+		id = "fn-controller-" + string(uuid.NewUUID())
+	}
+	as, err := autoscaler.Start(ctx, cfg, autoscaler.StartOptions{
+		Options:  autoscaler.Options{Logger: zl.Sugar().Named("autoscaler")},
+		Election: autoscaler.Election{Namespace: ns, Identity: id},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("autoscaler: listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: as, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			zl.Error("autoscaler endpoint", zap.Error(err))
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return nil
 }
