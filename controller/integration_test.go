@@ -26,6 +26,7 @@ import (
 
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/autoscaler"
 	fnclient "fnkit.dev/fn/controller/client/clientset/versioned"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 	"fnkit.dev/fn/platform/controlplane"
@@ -37,6 +38,7 @@ var (
 	restConfig *rest.Config
 	kube       kubernetes.Interface
 	fns        fnclient.Interface
+	ctl        *fncontroller.Controller
 )
 
 // TestMain starts one real control plane (etcd, kube-apiserver, and kube-controller-manager
@@ -78,7 +80,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := fncontroller.Run(ctx, restConfig, fncontroller.Options{Config: resources.Config{Domain: "fn.test"}}); err != nil {
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fn-system"}}, metav1.CreateOptions{}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if ctl, err = fncontroller.Run(ctx, restConfig, fncontroller.Options{Config: resources.Config{Domain: "fn.test"}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -342,4 +348,53 @@ func writeKubeconfig(path string) error {
 	cfg.Contexts["it"] = &clientcmdapi.Context{Cluster: "it", AuthInfo: "it"}
 	cfg.CurrentContext = "it"
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// TestAutoscaler runs the autoscaler against the real API server: a Function with a short window
+// and no traffic scales to zero through the Deployment's scale subresource and stays Ready with
+// reason ScaledToZero; requests held at zero scale it out at once, by what they need.
+func TestAutoscaler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane")
+	}
+	ctx := context.Background()
+	ns := namespace(t)
+	f := &v1alpha1.Function{
+		ObjectMeta: metav1.ObjectMeta{Name: "idle"},
+		Spec: v1alpha1.FunctionSpec{Image: "127.0.0.1:5000/fns/idle" + digest, Scale: &v1alpha1.Scale{
+			Window: &metav1.Duration{Duration: 2 * time.Second}, ScaleDownDelay: &metav1.Duration{}, Max: ptr.To(int32(5))}},
+	}
+	if _, err := fns.FnkitV1alpha1().Functions(ns).Create(ctx, f, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "scaled to zero", func() (bool, error) {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, "idle", metav1.GetOptions{})
+		return err == nil && *d.Spec.Replicas == 0, err
+	})
+	eventually(t, "Ready with reason ScaledToZero", func() (bool, error) {
+		f, err := fns.FnkitV1alpha1().Functions(ns).Get(ctx, "idle", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		r := f.Status.GetCondition(v1alpha1.FunctionConditionReady)
+		a := f.Status.GetCondition(v1alpha1.FunctionConditionAutoscalerReady)
+		return r != nil && r.IsTrue() && r.Reason == "ScaledToZero" && a.Reason == "ScaledToZero" && f.Status.DesiredReplicas == 0 &&
+			f.Annotations["autoscaling.fnkit.dev/reason"] == "ScaledToZero", nil
+	})
+
+	// 25 requests held at one gateway: 3 replicas at once (target 10), not at the next tick.
+	start := time.Now()
+	ctl.Autoscaler.Report(autoscaler.Report{Gateway: "it", Poke: true, Functions: []autoscaler.Stat{{Namespace: ns, Name: "idle", Held: 25}}})
+	eventually(t, "activated to 3", func() (bool, error) {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, "idle", metav1.GetOptions{})
+		return err == nil && *d.Spec.Replicas == 3, err
+	})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("activation took %s: the poke waited for a tick", d)
+	}
+	// Only the elected replica decides, and it holds the Lease.
+	l, err := kube.CoordinationV1().Leases("fn-system").Get(ctx, autoscaler.LeaseName, metav1.GetOptions{})
+	if err != nil || l.Spec.HolderIdentity == nil || !strings.HasPrefix(*l.Spec.HolderIdentity, "fn-controller-") {
+		t.Errorf("autoscaler Lease: %v %v", l, err)
+	}
 }

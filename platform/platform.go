@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	fncontroller "fnkit.dev/fn/controller"
+	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/platform/agent"
@@ -200,8 +201,15 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 	logs = append(logs, cl)
 	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(cl), zapcore.InfoLevel)).Sugar()
-	if err := fncontroller.Run(compCtx, rc, fncontroller.Options{Logger: zl,
-		Config: resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL}}); err != nil {
+	// The autoscaler's Lease and configuration live in fn-system; a platform restarted after a
+	// crash takes its own lease back at once (same identity).
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: autoscaler.DefaultNamespace}}, metav1.CreateOptions{}); err != nil && !apierrs.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", autoscaler.DefaultNamespace, err)
+	}
+	ctl, err := fncontroller.Run(compCtx, rc, fncontroller.Options{Logger: zl,
+		Config:     resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL},
+		Autoscaler: autoscaler.StartOptions{Election: autoscaler.Election{Identity: "fn-up-" + NodeName}}})
+	if err != nil {
 		return err
 	}
 
@@ -213,7 +221,8 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
 	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
 	logs = append(logs, gl, glb)
-	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb})
+	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb,
+		Autoscaler: ctl.Autoscaler, ID: "fn-up"})
 	if err != nil {
 		return err
 	}

@@ -6,11 +6,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,7 +24,15 @@ func main() {
 	addr := flag.String("addr", ":8080", "address to serve on")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: the in-cluster config, else $KUBECONFIG or ~/.kube/config)")
 	domain := flag.String("domain", "fn.local", "domain of functions' host names: NAME.NAMESPACE.DOMAIN")
+	var o gateway.Options
+	flag.StringVar(&o.AutoscalerService, "autoscaler-service", "", "NAMESPACE/NAME of the autoscaler's Service: every ready endpoint of it gets this gateway's load reports, and requests for functions at zero are held while they start")
+	urls := flag.String("autoscaler-url", "", "comma-separated base URLs of autoscalers to report to (instead of, or beside, --autoscaler-service)")
+	flag.IntVar(&o.MaxHeld, "max-held", gateway.DefaultMaxHeld, "requests held per function while it starts; past it, 503")
 	flag.Parse()
+	if *urls != "" {
+		o.AutoscalerURLs = strings.Split(*urls, ",")
+	}
+	o.ID = os.Getenv("POD_NAME")
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gateway.GCPercent)
 	}
@@ -33,7 +41,8 @@ func main() {
 	defer stop()
 	// One access log line per request: batched, so that it costs no write per request.
 	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
-	err := run(ctx, *addr, *kubeconfig, *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs)
+	o.Domain, o.Logger, o.AccessLog = *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs
+	err := run(ctx, *addr, *kubeconfig, o)
 	_ = logs.Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
@@ -41,16 +50,16 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, addr, kubeconfig, domain string, log *slog.Logger, access io.Writer) error {
+func run(ctx context.Context, addr, kubeconfig string, o gateway.Options) error {
 	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return err
 	}
-	g, err := gateway.New(ctx, cfg, gateway.Options{Domain: domain, Logger: log, AccessLog: access})
+	g, err := gateway.New(ctx, cfg, o)
 	if err != nil {
 		return err
 	}
-	log.Info("serving", "addr", addr, "domain", domain)
+	o.Logger.Info("serving", "addr", addr, "domain", o.Domain, "autoscaler", o.AutoscalerService, "autoscalerURLs", o.AutoscalerURLs)
 	return gateway.Serve(ctx, addr, g)
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/client/clientset/versioned"
 	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
 )
 
@@ -37,13 +38,14 @@ type Options struct {
 // (Report, or POST /report through ServeHTTP); every replica of the autoscaler keeps them, so a
 // new leader starts with the same window of data; only the leader decides (Run).
 type Autoscaler struct {
-	kube    kubernetes.Interface
-	fns     fnlisters.FunctionLister
-	deploys appsv1listers.DeploymentLister
-	log     *zap.SugaredLogger
-	now     func() time.Time
-	start   time.Time
-	cfg     atomic.Pointer[Config]
+	kube     kubernetes.Interface
+	fnClient versioned.Interface
+	fns      fnlisters.FunctionLister
+	deploys  appsv1listers.DeploymentLister
+	log      *zap.SugaredLogger
+	now      func() time.Time
+	start    time.Time
+	cfg      atomic.Pointer[Config]
 
 	mu       sync.Mutex
 	series   map[types.NamespacedName]*series
@@ -64,9 +66,9 @@ type applied struct {
 	at       time.Time
 }
 
-// New returns an Autoscaler that reads Functions and Deployments from listers and writes
-// replicas with kube.
-func New(kube kubernetes.Interface, fns fnlisters.FunctionLister, deploys appsv1listers.DeploymentLister, o Options) *Autoscaler {
+// New returns an Autoscaler that reads Functions and Deployments from listers, writes replicas
+// with kube and its reasons (fn.ScaleReasonAnnotation) on Functions with fnClient.
+func New(kube kubernetes.Interface, fnClient versioned.Interface, fns fnlisters.FunctionLister, deploys appsv1listers.DeploymentLister, o Options) *Autoscaler {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop().Sugar()
 	}
@@ -74,7 +76,7 @@ func New(kube kubernetes.Interface, fns fnlisters.FunctionLister, deploys appsv1
 		o.Now = time.Now
 	}
 	a := &Autoscaler{
-		kube: kube, fns: fns, deploys: deploys, log: o.Logger, now: o.Now, start: o.Now(),
+		kube: kube, fnClient: fnClient, fns: fns, deploys: deploys, log: o.Logger, now: o.Now, start: o.Now(),
 		series:   map[types.NamespacedName]*series{},
 		gateways: map[string]gatewaySeen{},
 		states:   map[types.NamespacedName]State{},
@@ -297,9 +299,11 @@ func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
 		a.mu.Unlock()
 		a.log.Infow("scaled", "function", k.String(), "from", obs.Replicas, "to", dec.Replicas, "reason", dec.Reason, "message", dec.Message)
 	}
-	if d.Annotations[fn.ScaleReasonAnnotation] != dec.Reason {
+	if f.Annotations[fn.ScaleReasonAnnotation] != dec.Reason {
+		// On the Function, not the Deployment: a Deployment's annotations bump its generation and
+		// are copied to its ReplicaSets.
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fn.ScaleReasonAnnotation: dec.Reason}}})
-		if _, err := a.kube.AppsV1().Deployments(k.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrs.IsNotFound(err) {
+		if _, err := a.fnClient.FnkitV1alpha1().Functions(k.Namespace).Patch(ctx, f.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrs.IsNotFound(err) {
 			a.log.Errorw("recording the scale reason", "function", k.String(), zap.Error(err))
 		}
 	}

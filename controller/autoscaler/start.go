@@ -47,7 +47,7 @@ func Start(ctx context.Context, cfg *rest.Config, o StartOptions) (*Autoscaler, 
 	ff := fninformers.NewSharedInformerFactory(fns, 0)
 	deploys := kf.Apps().V1().Deployments()
 	functions := ff.Fnkit().V1alpha1().Functions()
-	a := New(kube, functions.Lister(), deploys.Lister(), o.Options)
+	a := New(kube, fns, functions.Lister(), deploys.Lister(), o.Options)
 	// A request held at zero is decided at once; one arriving just after a Deployment changed is
 	// decided on its current replicas.
 	di, fi := deploys.Informer(), functions.Informer()

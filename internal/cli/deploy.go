@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/apis"
 
@@ -139,8 +140,18 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	return nil
 }
 
-// apply creates the Function or updates its image and the fields given by flags.
-func (o *deployOptions) apply(ctx context.Context, cl *cluster, name, image string) (*v1alpha1.Function, error) {
+// apply creates the Function or updates its image and the fields given by flags. An update that
+// meets a concurrent write (the autoscaler records its reason on the Function) is redone on the
+// newer object.
+func (o *deployOptions) apply(ctx context.Context, cl *cluster, name, image string) (f *v1alpha1.Function, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		f, err = o.applyOnce(ctx, cl, name, image)
+		return err
+	})
+	return f, err
+}
+
+func (o *deployOptions) applyOnce(ctx context.Context, cl *cluster, name, image string) (*v1alpha1.Function, error) {
 	fns := cl.fns.FnkitV1alpha1().Functions(cl.namespace)
 	f, err := fns.Get(ctx, name, metav1.GetOptions{})
 	create := apierrs.IsNotFound(err)
@@ -176,6 +187,9 @@ func (o *deployOptions) apply(ctx context.Context, cl *cluster, name, image stri
 		f, err = fns.Create(ctx, f, metav1.CreateOptions{})
 	} else {
 		f, err = fns.Update(ctx, f, metav1.UpdateOptions{})
+	}
+	if apierrs.IsConflict(err) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("applying function %s: %w", name, err)

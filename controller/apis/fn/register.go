@@ -8,6 +8,6 @@ const (
 	FunctionLabelKey = GroupName + "/function"
 )
 
-// ScaleReasonAnnotation, on a Function's Deployment, is the autoscaler's latest reason for its
-// replica count (autoscaler.Reason*): the reconciler reports it in the Function's status.
+// ScaleReasonAnnotation, on a Function, is fn's autoscaler's latest reason for its replica count
+// (autoscaler.Reason*): the reconciler reports it in the Function's status.
 const ScaleReasonAnnotation = "autoscaling." + GroupName + "/reason"

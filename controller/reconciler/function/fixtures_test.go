@@ -47,8 +47,10 @@ type FunctionOption func(*v1alpha1.Function)
 // Function returns a Function as a user would write it, with the options applied.
 func Function(name, namespace string, opts ...FunctionOption) *v1alpha1.Function {
 	f := &v1alpha1.Function{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, UID: types.UID("uid-" + name), Generation: 1},
-		Spec:       v1alpha1.FunctionSpec{Image: image},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, UID: types.UID("uid-" + name), Generation: 1,
+			// As the autoscaler has annotated it; Scaled changes that.
+			Annotations: map[string]string{fn.ScaleReasonAnnotation: "Stable"}},
+		Spec: v1alpha1.FunctionSpec{Image: image},
 	}
 	for _, o := range opts {
 		o(f)
@@ -141,8 +143,7 @@ func deployment(f *v1alpha1.Function, opts ...DeploymentOption) *appsv1.Deployme
 	f = f.DeepCopy()
 	f.SetDefaults(context.Background())
 	d := resources.MakeDeployment(f, testConfig)
-	// As the autoscaler has annotated it.
-	d.Annotations = map[string]string{fn.ScaleReasonAnnotation: "Stable"}
+	d.Annotations = map[string]string{}
 	for _, o := range opts {
 		o(d)
 	}
@@ -153,13 +154,19 @@ func withDeploymentStatus(s appsv1.DeploymentStatus) DeploymentOption {
 	return func(d *appsv1.Deployment) { d.Status = s }
 }
 
-// created is the Deployment the reconciler creates: no autoscaler has seen it yet.
+// created is the Deployment the reconciler creates.
 func created(f *v1alpha1.Function) *appsv1.Deployment {
 	return deployment(f, func(d *appsv1.Deployment) { d.Annotations = nil })
 }
 
-func withScaleReason(reason string) DeploymentOption {
-	return func(d *appsv1.Deployment) { d.Annotations = map[string]string{fn.ScaleReasonAnnotation: reason} }
+// Scaled is a Function the autoscaler has given its reason.
+func Scaled(reason string) FunctionOption {
+	return func(f *v1alpha1.Function) {
+		if f.Annotations == nil {
+			f.Annotations = map[string]string{}
+		}
+		f.Annotations[fn.ScaleReasonAnnotation] = reason
+	}
 }
 
 func withReplicas(n int32) DeploymentOption {

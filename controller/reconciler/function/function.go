@@ -40,14 +40,13 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pk
 	f.SetDefaults(ctx)
 	f.Status.InitializeConditions()
 	f.Status.Image = f.Spec.Image
-	d, err := r.reconcileDeployment(ctx, f)
-	if err != nil {
+	if err := r.reconcileDeployment(ctx, f); err != nil {
 		return err
 	}
 	if err := r.reconcileService(ctx, f); err != nil {
 		return err
 	}
-	if err := r.reconcileAutoscaler(ctx, f, d); err != nil {
+	if err := r.reconcileAutoscaler(ctx, f); err != nil {
 		return err
 	}
 	f.Status.MarkReadyScaledToZero()
@@ -80,10 +79,14 @@ func (r *Reconciler) deployments(f *v1alpha1.Function) child[*appsv1.Deployment]
 func (r *Reconciler) services(f *v1alpha1.Function) child[*corev1.Service] {
 	c := r.kube.CoreV1().Services(f.Namespace)
 	return child[*corev1.Service]{
-		kind:   "Service",
-		get:    func(ns, name string) (*corev1.Service, error) { return r.serviceLister.Services(ns).Get(name) },
-		create: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) { return c.Create(ctx, s, metav1.CreateOptions{}) },
-		update: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) { return c.Update(ctx, s, metav1.UpdateOptions{}) },
+		kind: "Service",
+		get:  func(ns, name string) (*corev1.Service, error) { return r.serviceLister.Services(ns).Get(name) },
+		create: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) {
+			return c.Create(ctx, s, metav1.CreateOptions{})
+		},
+		update: func(ctx context.Context, s *corev1.Service) (*corev1.Service, error) {
+			return c.Update(ctx, s, metav1.UpdateOptions{})
+		},
 		sync: func(have, want *corev1.Service) (*corev1.Service, bool, error) {
 			updated := have.DeepCopy()
 			changed, err := syncChild(&updated.ObjectMeta, &updated.Spec, &want.ObjectMeta, want.Spec)
@@ -112,10 +115,10 @@ func (r *Reconciler) hpas(f *v1alpha1.Function) child[*autoscalingv2.HorizontalP
 	}
 }
 
-func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function) (*appsv1.Deployment, error) {
+func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function) error {
 	have, err := r.deployments(f).reconcile(ctx, f, resources.MakeDeployment(f, r.cfg))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	desired := int32(1)
 	if have.Spec.Replicas != nil {
@@ -136,7 +139,7 @@ func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Functi
 			f.Status.MarkDeploymentRollingOut(have.Status.UpdatedReplicas, desired)
 		}
 	}
-	return have, nil
+	return nil
 }
 
 func (r *Reconciler) reconcileService(ctx context.Context, f *v1alpha1.Function) error {
@@ -164,8 +167,8 @@ func (r *Reconciler) functionURL(f *v1alpha1.Function) *apis.URL {
 
 // reconcileAutoscaler makes the HorizontalPodAutoscaler of metric cpu, or removes one left
 // from it, and reports the autoscaler's own state: fn's autoscaler records its reason on the
-// Deployment (fn.ScaleReasonAnnotation), an HPA in its conditions.
-func (r *Reconciler) reconcileAutoscaler(ctx context.Context, f *v1alpha1.Function, d *appsv1.Deployment) error {
+// Function (fn.ScaleReasonAnnotation), an HPA in its conditions.
+func (r *Reconciler) reconcileAutoscaler(ctx context.Context, f *v1alpha1.Function) error {
 	name := resources.HPAName(f)
 	if !resources.WantsHPA(f) {
 		have, err := r.hpaLister.HorizontalPodAutoscalers(f.Namespace).Get(name)
@@ -180,7 +183,7 @@ func (r *Reconciler) reconcileAutoscaler(ctx context.Context, f *v1alpha1.Functi
 			}
 			controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Deleted", "Deleted HorizontalPodAutoscaler %q: metric is %s", name, f.Spec.Scale.Metric)
 		}
-		f.Status.PropagateScaleReason(d.Annotations[fn.ScaleReasonAnnotation])
+		f.Status.PropagateScaleReason(f.Annotations[fn.ScaleReasonAnnotation])
 		return nil
 	}
 	h, err := r.hpas(f).reconcile(ctx, f, resources.MakeHPA(f))

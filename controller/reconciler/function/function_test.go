@@ -30,7 +30,7 @@ func TestReconcile(t *testing.T) {
 		Key:  "default/hello",
 	}, {
 		Name:    "create children",
-		Objects: []runtime.Object{hello()},
+		Objects: []runtime.Object{hello(Scaled(""))},
 		Key:     "default/hello",
 		WantCreates: []runtime.Object{
 			created(hello()),
@@ -38,7 +38,7 @@ func TestReconcile(t *testing.T) {
 		},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
 			// Not ready until the autoscaler has taken the function.
-			Object: hello(WithStatus, WithDeploying, WithScaleReason("")),
+			Object: hello(Scaled(""), WithStatus, WithDeploying, WithScaleReason("")),
 		}},
 		WantEvents: []string{
 			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Deployment "hello"`),
@@ -103,13 +103,13 @@ func TestReconcile(t *testing.T) {
 	}, {
 		Name: "scaled to zero is ready",
 		Objects: []runtime.Object{
-			hello(with(ready, WithMinScale(0))...),
-			deployment(hello(), withReplicas(0), withScaleReason("ScaledToZero")),
+			hello(with(ready, WithMinScale(0), Scaled("ScaledToZero"))...),
+			deployment(hello(), withReplicas(0)),
 			service(hello()),
 		},
 		Key: "default/hello",
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) {
+			Object: hello(with(ready, WithMinScale(0), Scaled("ScaledToZero"), func(f *v1alpha1.Function) {
 				f.Status.MarkScaledToZero()
 				f.Status.DesiredReplicas = 0
 				f.Status.PropagateScaleReason("ScaledToZero")
@@ -119,26 +119,26 @@ func TestReconcile(t *testing.T) {
 	}, {
 		Name: "scaled to zero and reported so: steady",
 		Objects: []runtime.Object{
-			hello(with(ready, WithMinScale(0), func(f *v1alpha1.Function) {
+			hello(with(ready, WithMinScale(0), Scaled("ScaledToZero"), func(f *v1alpha1.Function) {
 				f.Status.MarkScaledToZero()
 				f.Status.DesiredReplicas = 0
 				f.Status.PropagateScaleReason("ScaledToZero")
 				f.Status.MarkReadyScaledToZero()
 			})...),
-			deployment(hello(), withReplicas(0), withScaleReason("ScaledToZero")),
+			deployment(hello(), withReplicas(0)),
 			service(hello()),
 		},
 		Key: "default/hello",
 	}, {
 		Name: "the autoscaler's reason is the condition's",
 		Objects: []runtime.Object{
-			hello(ready...),
-			deployment(hello(), withDeploymentStatus(available()), withScaleReason("AtMax")),
+			hello(with(ready, Scaled("AtMax"))...),
+			deployment(hello(), withDeploymentStatus(available())),
 			service(hello()),
 		},
 		Key: "default/hello",
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithScaleReason("AtMax"))...),
+			Object: hello(with(ready, Scaled("AtMax"), WithScaleReason("AtMax"))...),
 		}},
 	}, {
 		Name: "a deployment of that name not owned by the function is reported, not taken over",
