@@ -29,6 +29,11 @@ type deployOptions struct {
 	concurrency int32
 	minScale    int32
 	maxScale    int32
+	initial     int32
+	target      int32
+	metric      string
+	window      time.Duration
+	downDelay   time.Duration
 	wait        time.Duration
 	cluster     clusterFlags
 	out         outputFlag
@@ -55,6 +60,9 @@ its directory's name unless --name says otherwise.`,
 					return &UsageError{fmt.Errorf("--env %q: want NAME=VALUE", kv)}
 				}
 			}
+			if err := o.scale().Validate(); err != nil {
+				return &UsageError{fmt.Errorf("scale flags: %s", strings.ReplaceAll(err.Error(), "\n", "; "))}
+			}
 			dir := "."
 			if len(args) == 1 {
 				dir = args[0]
@@ -71,6 +79,11 @@ its directory's name unless --name says otherwise.`,
 	f.Int32Var(&o.concurrency, "concurrency", -1, "maximum in-flight requests per replica (0: unlimited)")
 	f.Int32Var(&o.minScale, "min", -1, "minimum replicas")
 	f.Int32Var(&o.maxScale, "max", -1, "maximum replicas")
+	f.Int32Var(&o.initial, "initial", -1, "replicas a new function starts with (0: start at zero)")
+	f.Int32Var(&o.target, "target", -1, "per-replica target of the metric: in-flight requests, requests per second, or CPU percent")
+	f.StringVar(&o.metric, "metric", "", "what to scale on: concurrency, rps or cpu")
+	f.DurationVar(&o.window, "window", 0, "the autoscaler's stable window, 2s to 1h (default the cluster's, 60s)")
+	f.DurationVar(&o.downDelay, "scale-down-delay", -1, "how long a lower replica count must be wanted before it applies (default 30s)")
 	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
 	o.cluster.add(c)
 	o.out.add(c)
@@ -172,15 +185,31 @@ func (o *deployOptions) applyOnce(ctx context.Context, cl *cluster, name, image 
 	if o.concurrency >= 0 {
 		f.Spec.Concurrency = ptr.To(o.concurrency)
 	}
-	if o.minScale >= 0 || o.maxScale >= 0 {
+	if sc := o.scale(); *sc != (v1alpha1.Scale{}) {
 		if f.Spec.Scale == nil {
 			f.Spec.Scale = &v1alpha1.Scale{}
 		}
-		if o.minScale >= 0 {
-			f.Spec.Scale.Min = ptr.To(o.minScale)
+		have := f.Spec.Scale
+		if sc.Min != nil {
+			have.Min = sc.Min
 		}
-		if o.maxScale >= 0 {
-			f.Spec.Scale.Max = ptr.To(o.maxScale)
+		if sc.Max != nil {
+			have.Max = sc.Max
+		}
+		if sc.Initial != nil {
+			have.Initial = sc.Initial
+		}
+		if sc.Target != nil {
+			have.Target = sc.Target
+		}
+		if sc.Metric != "" {
+			have.Metric = sc.Metric
+		}
+		if sc.Window != nil {
+			have.Window = sc.Window
+		}
+		if sc.ScaleDownDelay != nil {
+			have.ScaleDownDelay = sc.ScaleDownDelay
 		}
 	}
 	if create {
@@ -195,6 +224,30 @@ func (o *deployOptions) applyOnce(ctx context.Context, cl *cluster, name, image 
 		return nil, fmt.Errorf("applying function %s: %w", name, err)
 	}
 	return f, nil
+}
+
+// scale is what the scale flags set.
+func (o *deployOptions) scale() *v1alpha1.Scale {
+	sc := &v1alpha1.Scale{Metric: v1alpha1.ScaleMetric(o.metric)}
+	if o.minScale >= 0 {
+		sc.Min = ptr.To(o.minScale)
+	}
+	if o.maxScale >= 0 {
+		sc.Max = ptr.To(o.maxScale)
+	}
+	if o.initial >= 0 {
+		sc.Initial = ptr.To(o.initial)
+	}
+	if o.target >= 0 {
+		sc.Target = ptr.To(o.target)
+	}
+	if o.window != 0 {
+		sc.Window = &metav1.Duration{Duration: o.window}
+	}
+	if o.downDelay >= 0 {
+		sc.ScaleDownDelay = &metav1.Duration{Duration: o.downDelay}
+	}
+	return sc
 }
 
 func setEnv(env *[]corev1.EnvVar, k, v string) {

@@ -106,14 +106,15 @@ func newListCommand(s IOStreams) *cobra.Command {
 			}
 			sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
 			w := tabwriter.NewWriter(s.Out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tREADY\tREASON\tREPLICAS\tURL\tAGE")
+			fmt.Fprintln(w, "NAME\tREADY\tREASON\tREPLICAS\tDESIRED\tSCALE\tURL\tAGE")
 			for _, f := range list.Items {
 				ready, reason := readyOf(&f)
 				url := ""
 				if f.Status.URL != nil {
 					url = f.Status.URL.String()
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", f.Name, ready, reason, f.Status.ReadyReplicas, f.Status.Replicas, url, age(f.CreationTimestamp))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\n", f.Name, ready, reason, f.Status.ReadyReplicas, f.Status.Replicas,
+					f.Status.DesiredReplicas, scaleReason(&f), url, age(f.CreationTimestamp))
 			}
 			return w.Flush()
 		},
@@ -154,7 +155,8 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			if f.Status.Address != nil && f.Status.Address.URL != nil {
 				fmt.Fprintf(w, "Address:\t%s\n", f.Status.Address.URL)
 			}
-			fmt.Fprintf(w, "Replicas:\t%d ready of %d\nAge:\t%s\n", f.Status.ReadyReplicas, f.Status.Replicas, age(f.CreationTimestamp))
+			fmt.Fprintf(w, "Replicas:\t%d ready of %d, %d desired (%s)\nAge:\t%s\n", f.Status.ReadyReplicas, f.Status.Replicas,
+				f.Status.DesiredReplicas, scaleReason(f), age(f.CreationTimestamp))
 			if f.Spec.Timeout != nil {
 				fmt.Fprintf(w, "Timeout:\t%s\n", f.Spec.Timeout.Duration)
 			}
@@ -165,6 +167,15 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 				}
 				if sc.Max != nil {
 					fmt.Fprintf(w, ", max %d", *sc.Max)
+				}
+				if sc.Target != nil {
+					fmt.Fprintf(w, ", target %d", *sc.Target)
+				}
+				if sc.Window != nil {
+					fmt.Fprintf(w, ", window %s", sc.Window.Duration)
+				}
+				if sc.ScaleDownDelay != nil {
+					fmt.Fprintf(w, ", scale-down delay %s", sc.ScaleDownDelay.Duration)
 				}
 				fmt.Fprintln(w)
 			}
@@ -313,4 +324,12 @@ func ctxOf(c *cobra.Command) context.Context {
 		return ctx
 	}
 	return context.Background()
+}
+
+// scaleReason is the autoscaler's reason for the function's replica count, or "-".
+func scaleReason(f *v1alpha1.Function) string {
+	if c := f.Status.GetCondition(v1alpha1.FunctionConditionAutoscalerReady); c != nil && c.Reason != "" {
+		return c.Reason
+	}
+	return "-"
 }
