@@ -1,0 +1,356 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// slowFunction is an HTTP function that sleeps ?ms= milliseconds and answers its pod's name.
+const slowFunction = `package slow
+
+import (
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+)
+
+func Handle(w http.ResponseWriter, r *http.Request) {
+	if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+	}
+	w.Write([]byte(os.Getenv("HOSTNAME")))
+}
+`
+
+// writeSlow writes the slow function into a new directory named name.
+func writeSlow(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "slow.go"), []byte(slowFunction), 0o644)
+	return dir
+}
+
+// fnStatus is what the tests read of a Function.
+type fnStatus struct {
+	Ready, ReadyReason, Scale string
+	Desired, ReadyReplicas    int
+}
+
+func functionStatus(t *testing.T, name string) fnStatus {
+	t.Helper()
+	var f struct {
+		Status struct {
+			DesiredReplicas int `json:"desiredReplicas"`
+			ReadyReplicas   int `json:"readyReplicas"`
+			Conditions      []struct{ Type, Status, Reason string }
+		}
+	}
+	if err := json.Unmarshal([]byte(kubectl(t, "get", "function", name, "-o", "json")), &f); err != nil {
+		t.Fatal(err)
+	}
+	s := fnStatus{Desired: f.Status.DesiredReplicas, ReadyReplicas: f.Status.ReadyReplicas}
+	for _, c := range f.Status.Conditions {
+		switch c.Type {
+		case "Ready":
+			s.Ready, s.ReadyReason = c.Status, c.Reason
+		case "AutoscalerReady":
+			s.Scale = c.Reason
+		}
+	}
+	return s
+}
+
+// pods are the names of function name's pods that are not being deleted.
+func pods(t *testing.T, name string) []string {
+	t.Helper()
+	out := kubectl(t, "get", "pods", "-l", "fnkit.dev/function="+name, "-o",
+		`jsonpath={range .items[*]}{.metadata.name} {.metadata.deletionTimestamp}{"\n"}{end}`)
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) == 1 {
+			names = append(names, f[0])
+		}
+	}
+	return names
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// waitZero waits until function name has no replica, no pod and no process.
+func waitZero(t *testing.T, name string, d time.Duration) {
+	t.Helper()
+	waitFor(t, d, name+" scaled to zero", func() bool {
+		s := functionStatus(t, name)
+		return s.Desired == 0 && s.Scale == "ScaledToZero" && len(pods(t, name)) == 0 && len(functionProcesses(name)) == 0
+	})
+}
+
+// TestScaleToZeroAndBack: a function with a short window scales to zero after window + delay
+// (no pod, no process, still Ready, the URL still answers); one request at zero and 100 at once
+// are all answered 200.
+func TestScaleToZeroAndBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	url := strings.TrimSpace(mustFn(t, "deploy", writeSlow(t, "sleepy"), "--window", "4s", "--scale-down-delay", "2s", "--max", "10"))
+	waitZero(t, "sleepy", time.Minute)
+	if s := functionStatus(t, "sleepy"); s.Ready != "True" || s.ReadyReason != "ScaledToZero" {
+		t.Errorf("at zero: Ready %s (%s), want True with reason ScaledToZero", s.Ready, s.ReadyReason)
+	}
+	if out := mustFn(t, "list"); !strings.Contains(out, "ScaledToZero") {
+		t.Errorf("fn list does not show the function scaled to zero:\n%s", out)
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second}
+	start := time.Now()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "sleepy-") {
+		t.Fatalf("one request at zero: %d %q, want 200 from a sleepy pod", resp.StatusCode, body)
+	}
+	t.Logf("one request at zero answered in %s", time.Since(start))
+
+	waitZero(t, "sleepy", time.Minute)
+	var ok, failed atomic.Int64
+	var last atomic.Value
+	var wg sync.WaitGroup
+	start = time.Now()
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := client.Get(url + "?ms=50")
+			if err != nil {
+				failed.Add(1)
+				last.Store(err.Error())
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+				last.Store(fmt.Sprintf("%d %s", resp.StatusCode, b))
+				return
+			}
+			ok.Add(1)
+		}()
+	}
+	wg.Wait()
+	t.Logf("100 concurrent requests at zero: %d ok in %s", ok.Load(), time.Since(start))
+	if ok.Load() != 100 {
+		t.Errorf("100 requests at zero: %d ok, %d failed (last: %v)", ok.Load(), failed.Load(), last.Load())
+	}
+}
+
+// TestScaleOutSteadyAndDown: a load step to 7.5x the target scales out within the panic window
+// plus pod start and every new replica serves; a steady load keeps the count for 60 s; a lower
+// load scales down with no failed request; no load returns to min after window + delay.
+func TestScaleOutSteadyAndDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	url := strings.TrimSpace(mustFn(t, "deploy", writeSlow(t, "busy"), "--min", "1", "--max", "12", "--target", "2",
+		"--window", "10s", "--scale-down-delay", "2s"))
+	if s := functionStatus(t, "busy"); s.Desired != 1 {
+		t.Fatalf("before load: %d replicas desired, want 1", s.Desired)
+	}
+
+	var clients atomic.Int64 // how many load loops run
+	var ok, failed atomic.Int64
+	var last atomic.Value
+	var mu sync.Mutex
+	served := map[string]int{} // pod -> requests answered
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	loop := func(id int64) {
+		defer wg.Done()
+		client := &http.Client{Timeout: 30 * time.Second}
+		deadline := time.Now().Add(4 * time.Minute)
+		for i := 0; i < 20000 && time.Now().Before(deadline); i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if id >= clients.Load() {
+				time.Sleep(20 * time.Millisecond) // this loop is paused
+				continue
+			}
+			resp, err := client.Get(url + "?ms=100")
+			if err != nil {
+				failed.Add(1)
+				last.Store(err.Error())
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				failed.Add(1)
+				last.Store(fmt.Sprintf("%d %s", resp.StatusCode, b))
+				continue
+			}
+			ok.Add(1)
+			mu.Lock()
+			served[string(b)]++
+			mu.Unlock()
+		}
+	}
+	for i := range 15 {
+		wg.Add(1)
+		go loop(int64(i))
+	}
+	defer func() { close(stop); wg.Wait() }()
+
+	// The step: 15 requests in flight against a target of 2 per replica: 8 replicas.
+	clients.Store(15)
+	took := waitFor(t, 30*time.Second, "scale-out to 8 ready replicas", func() bool {
+		s := functionStatus(t, "busy")
+		return s.Desired >= 8 && s.ReadyReplicas >= 8
+	})
+	t.Logf("load step: 8 replicas ready after %s", took)
+	if took > 15*time.Second {
+		t.Errorf("scale-out took %s, want within the panic window (1s) plus pod start", took)
+	}
+
+	// Steady: the count must not change for 60 s, and every replica takes traffic.
+	time.Sleep(3 * time.Second)
+	mu.Lock()
+	clear(served)
+	mu.Unlock()
+	want := functionStatus(t, "busy").Desired
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		if s := functionStatus(t, "busy"); s.Desired != want {
+			t.Fatalf("under steady load the replica count changed: %d -> %d (%s)", want, s.Desired, s.Scale)
+		}
+	}
+	names := pods(t, "busy")
+	mu.Lock()
+	for _, p := range names {
+		if served[p] == 0 {
+			t.Errorf("replica %s took no request under load (served: %v)", p, served)
+		}
+	}
+	mu.Unlock()
+	if len(names) != want {
+		t.Errorf("%d pods for %d desired replicas", len(names), want)
+	}
+
+	// Scale-down while load goes on at a lower rate: not one request fails.
+	failedBefore := failed.Load()
+	clients.Store(3)
+	waitFor(t, 60*time.Second, "scale-down to 2 under a lower load", func() bool {
+		return functionStatus(t, "busy").Desired == 2
+	})
+	waitFor(t, 60*time.Second, "scaled-down replicas gone", func() bool { return len(pods(t, "busy")) == 2 })
+	time.Sleep(2 * time.Second)
+	if n := failed.Load() - failedBefore; n > 0 {
+		t.Errorf("%d requests failed while scaling down under load (last: %v)", n, last.Load())
+	}
+
+	// No load: back to min after the window plus the delay.
+	clients.Store(0)
+	took = waitFor(t, 60*time.Second, "back to min 1", func() bool {
+		s := functionStatus(t, "busy")
+		return s.Desired == 1 && s.Scale == "AtMin"
+	})
+	t.Logf("no load: back to min after %s; %d requests ok, %d failed", took, ok.Load(), failed.Load())
+	if failed.Load() > 0 {
+		t.Errorf("%d requests failed under load (last: %v)", failed.Load(), last.Load())
+	}
+}
+
+// TestZeroCannotRun: a function at zero whose image cannot run on this node answers its held
+// requests 503 with the reason, within 10 s.
+func TestZeroCannotRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	var st struct {
+		Registry string `json:"registry"`
+	}
+	b, err := os.ReadFile(filepath.Join(fnHome, "platform.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &st)
+	ref := strings.TrimSpace(mustFn(t, "build", writeSlow(t, "foreign"), "--registry", st.Registry+"/fns", "--platform", "linux/arm64"))
+	manifest := fmt.Sprintf(`apiVersion: fnkit.dev/v1alpha1
+kind: Function
+metadata: {name: foreign, namespace: default}
+spec:
+  image: %s
+  timeout: 60s
+  scale: {min: 0, initial: 0}
+`, ref)
+	path := filepath.Join(t.TempDir(), "foreign.yaml")
+	os.WriteFile(path, []byte(manifest), 0o644)
+	kubectl(t, "apply", "-f", path)
+	waitFor(t, 30*time.Second, "foreign at zero and Ready", func() bool {
+		s := functionStatus(t, "foreign")
+		return s.Ready == "True" && s.Desired == 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL(t)+"/f/default/foreign/", nil)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "cannot start: CannotRun") || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("held request for an image that cannot run: %d %q, want 503 with the reason", resp.StatusCode, body)
+	}
+	if took > 10*time.Second {
+		t.Errorf("answered after %s, want within 10s", took)
+	}
+	t.Logf("answered %d in %s: %s", resp.StatusCode, took, strings.TrimSpace(string(body)))
+	mustFn(t, "delete", "foreign")
+}
+
+func gatewayURL(t *testing.T) string {
+	t.Helper()
+	var st struct {
+		Gateway string `json:"gateway"`
+	}
+	b, err := os.ReadFile(filepath.Join(fnHome, "platform.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Gateway
+}
+
