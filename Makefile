@@ -50,6 +50,7 @@ bench: build
 	$(GO) run ./bench/controller
 	$(GO) run ./bench/gateway
 	$(GO) run ./bench/platform
+	$(GO) run ./bench/autoscale
 
 clean:
 	rm -rf bin/

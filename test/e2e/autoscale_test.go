@@ -353,4 +353,3 @@ func gatewayURL(t *testing.T) string {
 	}
 	return st.Gateway
 }
-
