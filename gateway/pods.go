@@ -18,7 +18,7 @@ import (
 )
 
 // A function's new pod is probed directly: its /_fn/ready is asked every probeInterval from the
-// moment the pod has an IP and a running container, so the gateway routes to it as soon as it
+// moment the pod has an IP, so the gateway routes to it as soon as it
 // answers, before the kubelet's readiness probe and the EndpointSlice say so. That is what
 // makes scale from zero fast. The pod's EndpointSlice takes over once it lists it ready.
 const (
@@ -72,19 +72,20 @@ func newProber(g *Gateway) *prober {
 	}
 }
 
-// podAddr is the address of a pod's runtime port, if it has an IP and a running container.
+// podAddr is the address of a pod's runtime port, once it has an IP: the node agent reports the
+// IP as soon as the pod's sandbox has it, before the container starts, so probing overlaps the
+// process's start. A pod that ended, or whose container ran and stopped, has none.
 func podAddr(p *corev1.Pod) (string, bool) {
-	if p.Status.PodIP == "" || p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+	if p.Status.PodIP == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		return "", false
 	}
-	running := false
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == resources.ContainerName && cs.State.Running != nil {
-			running = true
+		if cs.Name == resources.ContainerName && cs.State.Terminated != nil {
+			return "", false
 		}
-	}
-	if !running {
-		return "", false
+		if cs.Name == resources.ContainerName && cs.State.Waiting != nil && cs.RestartCount > 0 {
+			return "", false // restarting: its EndpointSlice says when it serves again
+		}
 	}
 	port := 0
 	for _, c := range p.Spec.Containers {

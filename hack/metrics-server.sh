@@ -11,7 +11,9 @@
 #   FN_METRICS_SERVER_MODULE  the pinning module's directory
 #                             (default: the repository's third_party/metrics-server)
 #
-# A cold build takes a few minutes on 2 cores (see third_party/metrics-server/README.md).
+# A cold build took 301 s on 2 busy cores (360 s user CPU, 1.2 GB peak RSS, with k8s.io
+# v0.33.2 libraries not yet in the build cache); the static, stripped binary is 67 MB.
+# A warm call takes ~0.1 s.
 set -euo pipefail
 
 MS_VERSION=v0.8.0
@@ -26,7 +28,9 @@ package=sigs.k8s.io/metrics-server/cmd/metrics-server
 # metrics-server's Makefile stamps k8s.io/client-go/pkg/version (gitVersion,
 # gitCommit, buildDate); `metrics-server --version` and the OpenAPI info
 # version read it. The module proxy knows no commit, and a build date would
-# make the binary differ between builds, so only the version is set.
+# make the binary differ between builds, so only the version is set. Do not stamp
+# k8s.io/component-base/version: its binary version feeds the apiserver library's
+# emulation-version checks, and left unset it falls back to the Kubernetes version.
 pkg=k8s.io/client-go/pkg/version
 ldflags="-s -w -X $pkg.gitVersion=$MS_VERSION -X $pkg.gitMajor=$MS_MAJOR -X $pkg.gitMinor=$MS_MINOR -X $pkg.gitTreeState=clean"
 # Static binary, no VCS stamping, and the pinning module's go.mod is never rewritten.
@@ -72,7 +76,7 @@ rm -rf "$cache"/.tmp-*
 tmp="$(mktemp -d "$cache/.tmp-$key-XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "building metrics-server $MS_VERSION into $dir (first time only, a few minutes)..." >&2
+echo "building metrics-server $MS_VERSION into $dir (first time only, ~5 minutes)..." >&2
 start=$SECONDS
 (
 	cd "$mod_dir"

@@ -136,7 +136,7 @@ func run(trials, rounds int, resultsFile string) error {
 		return err
 	}
 
-	hops := []string{"scale written", "Pod created", "Pod bound", "process started", "Pod reported running", "first byte"}
+	hops := []string{"scale written", "Pod created", "Pod bound", "Pod IP reported", "process started", "Pod reported running", "first byte"}
 	perHop := map[string][]time.Duration{}
 	var cold, warm, floor []time.Duration
 	for i := 0; i < trials; i++ {
@@ -307,6 +307,9 @@ func (e *env) coldStart(url string) (trial, error) {
 			if p.Spec.NodeName != "" {
 				seen("Pod bound")
 			}
+			if p.Status.PodIP != "" {
+				seen("Pod IP reported")
+			}
 			if p.Status.Phase == corev1.PodRunning {
 				seen("Pod reported running")
 			}
@@ -357,7 +360,7 @@ func firstByte(url string) (time.Duration, error) {
 
 // processStarted is when the process of pod name started (from /proc, 10 ms resolution).
 func processStarted(pod string) (time.Time, bool) {
-	btime, hz := bootTime(), 100.0
+	now, up, hz := time.Now(), uptime(), 100.0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
@@ -377,20 +380,20 @@ func processStarted(pod string) (time.Time, bool) {
 			continue
 		}
 		ticks, _ := strconv.ParseFloat(f[19], 64)
-		return btime.Add(time.Duration(ticks / hz * float64(time.Second))), true
+		return now.Add(-time.Duration((up - ticks/hz) * float64(time.Second))), true
 	}
 	return time.Time{}, false
 }
 
-func bootTime() time.Time {
-	b, _ := os.ReadFile("/proc/stat")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "btime "); ok {
-			s, _ := strconv.ParseInt(v, 10, 64)
-			return time.Unix(s, 0)
-		}
+// uptime is the time since boot in seconds, as /proc/uptime says it.
+func uptime() float64 {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
 	}
-	return time.Time{}
+	s, _ := strconv.ParseFloat(f[0], 64)
+	return s
 }
 
 // functionBinary copies the binary of a running pod of function name out of its root.

@@ -145,6 +145,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			"--use-service-account-credentials=true",
 			"--cluster-signing-cert-file="+p("ca.crt"), "--cluster-signing-key-file="+p("ca.key"),
 			"--controllers="+strings.Join(o.Controllers, ","), "--concurrent-gc-syncs=20", "--v=0",
+			// Scaling from zero is a chain of writes (Deployment, ReplicaSet, Pod): no client-side
+			// rate limit of 20 per second in its way.
+			"--kube-api-qps=500", "--kube-api-burst=1000",
 		); err != nil {
 			return nil, err
 		}
@@ -158,6 +161,7 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		if err := cp.start("kube-scheduler",
 			"--kubeconfig="+cp.kubeconfig, "--authentication-kubeconfig="+cp.kubeconfig, "--authorization-kubeconfig="+cp.kubeconfig,
 			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port[0]), "--v=0",
+			"--kube-api-qps=500", "--kube-api-burst=1000",
 		); err != nil {
 			return nil, err
 		}
