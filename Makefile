@@ -21,13 +21,16 @@ generate:
 verify:
 	hack/verify-codegen.sh
 
-## k8s: build (once, cached under ~/.cache/fn/k8s) the Kubernetes binaries integration tests use.
+## k8s: build (once, cached under ~/.cache/fn/k8s and ~/.cache/fn/metrics-server) the Kubernetes
+## binaries integration tests use, and metrics-server.
 k8s:
 	hack/k8s-binaries.sh
+	hack/metrics-server.sh
 
-## check: what CI runs (.ci/run): the cached Kubernetes binaries, generated code, every test.
+## check: what CI runs (.ci/run): the cached Kubernetes and metrics-server binaries, generated
+## code, every test.
 check:
-	FN_K8S_BIN="$$(hack/k8s-binaries.sh)" $(MAKE) verify test
+	FN_K8S_BIN="$$(hack/k8s-binaries.sh)" FN_METRICS_SERVER="$$(hack/metrics-server.sh)" $(MAKE) verify test
 
 ## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
 test: lint

@@ -39,7 +39,7 @@ type Config struct {
 	// Home holds all of the platform's state ($FN_HOME, default ~/.fn).
 	Home string
 	// Ports on 127.0.0.1.
-	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort int
+	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort, MetricsServerPort int
 	// Domain is the domain of functions' host names at the gateway.
 	Domain string
 	// BinDir holds the Kubernetes binaries.
@@ -48,7 +48,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration of a platform with its state in home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, Domain: "fn.local"}
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, Domain: "fn.local"}
 }
 
 // NodeName is the name of the agent's Node.
@@ -127,6 +127,9 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(StatePath(cfg.Home))
 
 	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort}
+	if cfg.MetricsServerPort != 0 {
+		ports = append(ports, cfg.MetricsServerPort)
+	}
 	if err := waitPortsFree(ctx, ports, cfg.Home, progress); err != nil {
 		return err
 	}
@@ -241,6 +244,28 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	})
 	if err := waitNodeReady(ctx, kube, errs); err != nil {
 		return err
+	}
+	if cfg.MetricsServerPort != 0 {
+		ml, err := logFile("metrics-server")
+		if err != nil {
+			return err
+		}
+		logs = append(logs, ml)
+		// In the background: the first start may build it (minutes); the platform serves meanwhile.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bin, err := metricsServerBin(compCtx, ml)
+			if err == nil {
+				err = registerMetricsAPI(compCtx, rc, kube, cfg.MetricsServerPort)
+			}
+			if err == nil {
+				err = runMetricsServer(compCtx, bin, cp.KubeconfigPath(), filepath.Join(cfg.Home, "metrics-server"), cfg.MetricsServerPort, ml)
+			}
+			if err != nil && compCtx.Err() == nil {
+				fmt.Fprintf(ml, "fn: metrics-server is not running, so kubectl top and HorizontalPodAutoscalers (metric cpu) have no figures: %v\n", err)
+			}
+		}()
 	}
 
 	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL,

@@ -153,6 +153,7 @@ func Run(ctx context.Context, o Options) error {
 				return pods.Lister().List(labels.Everything())
 			},
 			PortForward:           p.PortForward,
+			GetMetricsResource:    newResourceMetrics(p).collect,
 			StreamIdleTimeout:     4 * time.Hour,
 			StreamCreationTimeout: 30 * time.Second,
 		}, false),

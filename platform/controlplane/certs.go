@@ -102,6 +102,52 @@ func (p pki) generate() error {
 	})
 }
 
+// generateFrontProxy writes the aggregation layer's front-proxy CA and the client certificate the
+// API server presents to aggregated API servers (metrics-server), unless they exist. It is apart
+// from generate so that a platform made before it gains them.
+func (p pki) generateFrontProxy() error {
+	if _, err := os.Stat(p.path("front-proxy-client.crt")); err == nil {
+		return nil
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now().Add(-time.Hour)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fn-local-front-proxy-ca"},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "front-proxy-client"},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	if err := writeCert(p.path("front-proxy-ca.crt"), caDER); err != nil {
+		return err
+	}
+	if err := writeKey(p.path("front-proxy-client.key"), key); err != nil {
+		return err
+	}
+	return writeCert(p.path("front-proxy-client.crt"), der) // last: its presence means complete
+}
+
 func writeCert(path string, der []byte) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }

@@ -85,6 +85,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if err := cp.pki.generate(); err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
+	if err := cp.pki.generateFrontProxy(); err != nil {
+		return nil, fmt.Errorf("generating the front proxy's certificates: %w", err)
+	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
@@ -122,6 +125,11 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
 		"--authorization-mode=RBAC", "--service-cluster-ip-range="+o.ServiceCIDR,
 		"--allow-privileged=true", "--profiling=false", "--v=0",
+		// The aggregation layer, for metrics-server's metrics.k8s.io.
+		"--requestheader-client-ca-file="+p("front-proxy-ca.crt"), "--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-", "--requestheader-uid-headers=X-Remote-Uid",
+		"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
 	); err != nil {
 		return nil, err
 	}
@@ -148,6 +156,8 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			// Scaling from zero is a chain of writes (Deployment, ReplicaSet, Pod): no client-side
 			// rate limit of 20 per second in its way.
 			"--kube-api-qps=500", "--kube-api-burst=1000",
+			// HorizontalPodAutoscalers (metric cpu) act within seconds, not 15.
+			"--horizontal-pod-autoscaler-sync-period=5s",
 		); err != nil {
 			return nil, err
 		}

@@ -353,3 +353,94 @@ func gatewayURL(t *testing.T) string {
 	}
 	return st.Gateway
 }
+
+// hotFunction burns CPU for ?ms= milliseconds.
+const hotFunction = `package hot
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+func Handle(w http.ResponseWriter, r *http.Request) {
+	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+	x := 0
+	for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
+		for i := 0; i < 1000; i++ {
+			x += i
+		}
+	}
+	w.Write([]byte(strconv.Itoa(x % 7)))
+}
+`
+
+// TestCPUAutoscaling: a CPU-bound function with metric cpu scales from 1 to more replicas by
+// its HorizontalPodAutoscaler, on figures from metrics-server and the node agent, and
+// kubectl top shows them.
+func TestCPUAutoscaling(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := filepath.Join(t.TempDir(), "hot")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hot\n\ngo 1.24\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "hot.go"), []byte(hotFunction), 0o644)
+	var st struct {
+		Registry string `json:"registry"`
+	}
+	b, err := os.ReadFile(filepath.Join(fnHome, "platform.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &st)
+	ref := strings.TrimSpace(mustFn(t, "build", dir, "--registry", st.Registry+"/fns"))
+	manifest := fmt.Sprintf(`apiVersion: fnkit.dev/v1alpha1
+kind: Function
+metadata: {name: hot, namespace: default}
+spec:
+  image: %s
+  resources: {requests: {cpu: 100m}}
+  scale: {metric: cpu, target: 50, min: 1, max: 4}
+`, ref)
+	path := filepath.Join(t.TempDir(), "hot.yaml")
+	os.WriteFile(path, []byte(manifest), 0o644)
+	kubectl(t, "apply", "-f", path)
+	defer fn(t, "delete", "hot")
+	waitFor(t, time.Minute, "hot running", func() bool { return len(pods(t, "hot")) == 1 && len(functionProcesses("hot")) == 1 })
+
+	url := gatewayURL(t) + "/f/default/hot/?ms=40"
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Timeout: 10 * time.Second}
+			for end := time.Now().Add(3 * time.Minute); time.Now().Before(end); {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if resp, err := client.Get(url); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	took := waitFor(t, 2*time.Minute, "the HPA scales hot out", func() bool {
+		return strings.TrimSpace(kubectl(t, "get", "deployment", "hot", "-o", "jsonpath={.spec.replicas}")) > "1"
+	})
+	t.Logf("scaled out on CPU after %s", took)
+	top := kubectl(t, "top", "pods", "-l", "fnkit.dev/function=hot", "--no-headers")
+	if !strings.Contains(top, "hot-") || !strings.Contains(top, "m ") {
+		t.Errorf("kubectl top pods shows no CPU figures for hot:\n%s", top)
+	}
+	t.Logf("kubectl top pods:\n%s", top)
+	if s := functionStatus(t, "hot"); s.Scale == "" || s.Scale == "FailedGetResourceMetric" {
+		t.Errorf("AutoscalerReady reason %q: the HPA has no metrics", s.Scale)
+	}
+}
