@@ -43,7 +43,7 @@ test-short:
 	for m in $(MODULES); do (cd $$m && $(GO) test -short ./...) || exit 1; done
 
 lint:
-	@out=$$(gofmt -l $(MODULES) templates); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(MODULES) templates test/functions); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 ## bench: the benchmarks of bench/, each against a baseline run side by side.

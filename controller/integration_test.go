@@ -277,6 +277,8 @@ func TestValidation(t *testing.T) {
 		{"unknown metric", v1alpha1.FunctionSpec{Image: img, Scale: &v1alpha1.Scale{Metric: "memory"}}, []string{"spec.scale.metric", `Unsupported value: "memory"`}},
 		{"zero timeout", v1alpha1.FunctionSpec{Image: img, Timeout: &metav1.Duration{}}, []string{"spec.timeout", "must be a duration > 0"}},
 		{"negative concurrency", v1alpha1.FunctionSpec{Image: img, Concurrency: ptr.To(int32(-1))}, []string{"spec.concurrency"}},
+		{"initial above max", v1alpha1.FunctionSpec{Image: img, Scale: &v1alpha1.Scale{Initial: ptr.To(int32(5)), Max: ptr.To(int32(2))}}, []string{"spec.scale.initial", "must be at most max"}},
+		{"window too short", v1alpha1.FunctionSpec{Image: img, Scale: &v1alpha1.Scale{Window: &metav1.Duration{Duration: time.Second}}}, []string{"spec.scale.window", "must be a duration from 2s to 1h"}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -392,6 +394,25 @@ func TestAutoscaler(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("activation took %s: the poke waited for a tick", d)
 	}
+	// The 3 replicas are ready; a gateway then sees a burst past the panic threshold (2 x target
+	// x ready = 60 in flight): decided on that report, up to max 5.
+	d, err := kube.AppsV1().Deployments(ns).Get(ctx, "idle", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Status = appsv1.DeploymentStatus{ObservedGeneration: d.Generation, Replicas: 3, ReadyReplicas: 3, AvailableReplicas: 3, UpdatedReplicas: 3}
+	if _, err := kube.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the autoscaler sees 3 ready", func() (bool, error) {
+		f, err := fns.FnkitV1alpha1().Functions(ns).Get(ctx, "idle", metav1.GetOptions{})
+		return err == nil && f.Status.ReadyReplicas == 3, err
+	})
+	ctl.Autoscaler.Report(autoscaler.Report{Gateway: "it", Period: time.Second, Functions: []autoscaler.Stat{{Namespace: ns, Name: "idle", Concurrency: 80, Requests: 800, InFlight: 100}}})
+	eventually(t, "burst scaled to max", func() (bool, error) {
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, "idle", metav1.GetOptions{})
+		return err == nil && *d.Spec.Replicas == 5, err
+	})
 	// Only the elected replica decides, and it holds the Lease.
 	l, err := kube.CoordinationV1().Leases("fn-system").Get(ctx, autoscaler.LeaseName, metav1.GetOptions{})
 	if err != nil || l.Spec.HolderIdentity == nil || !strings.HasPrefix(*l.Spec.HolderIdentity, "fn-controller-") {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"fnkit.dev/fn/controller/autoscaler"
@@ -187,19 +186,8 @@ func (s *remoteSink) targets() []string {
 	if s.service == "" {
 		return out
 	}
-	objs, _ := s.g.slices.ByIndex(serviceIndex, s.service)
-	for _, obj := range objs {
-		sl := obj.(*discoveryv1.EndpointSlice)
-		port, ok := slicePort(sl)
-		if !ok {
-			continue
-		}
-		for _, e := range sl.Endpoints {
-			if len(e.Addresses) == 0 || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
-				continue
-			}
-			out = append(out, "http://"+net.JoinHostPort(e.Addresses[0], port))
-		}
+	for addr := range s.g.readyAddrs(s.service) {
+		out = append(out, "http://"+addr)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -235,47 +236,26 @@ func (g *Gateway) build(k key, prev *route) *route {
 			have[ep.addr] = ep
 		}
 	}
-	objs, _ := g.slices.ByIndex(serviceIndex, k.ns+"/"+k.name)
 	seen := make(map[string]bool)
-	for _, obj := range objs {
-		s := obj.(*discoveryv1.EndpointSlice)
-		if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
-			continue
+	add := func(addr string) {
+		if seen[addr] {
+			return
 		}
-		port, ok := slicePort(s)
-		if !ok {
-			continue
+		seen[addr] = true
+		ep := have[addr]
+		if ep == nil {
+			ep = &endpoint{addr: addr}
 		}
-		for _, e := range s.Endpoints {
-			// A nil ready condition means unknown, which the API says to read as ready.
-			if len(e.Addresses) == 0 || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
-				continue
-			}
-			addr := net.JoinHostPort(e.Addresses[0], port) // an endpoint's addresses are fungible
-			if seen[addr] {
-				continue
-			}
-			seen[addr] = true
-			ep := have[addr]
-			if ep == nil {
-				ep = &endpoint{addr: addr}
-			}
-			rt.eps = append(rt.eps, ep)
-		}
+		rt.eps = append(rt.eps, ep)
+	}
+	for addr := range g.readyAddrs(k.ns + "/" + k.name) {
+		add(addr)
 	}
 	// Pods that answered the gateway's own probe, until their EndpointSlice lists them ready.
 	if g.prober != nil {
 		g.prober.handedOver(k, seen)
 		for _, addr := range g.prober.readyAddrs(k) {
-			if seen[addr] {
-				continue
-			}
-			seen[addr] = true
-			ep := have[addr]
-			if ep == nil {
-				ep = &endpoint{addr: addr}
-			}
-			rt.eps = append(rt.eps, ep)
+			add(addr)
 		}
 	}
 	slices.SortFunc(rt.eps, func(a, b *endpoint) int {
@@ -300,20 +280,40 @@ func (g *Gateway) build(k key, prev *route) *route {
 
 // listedReady reports whether function k's EndpointSlices list addr as ready.
 func (g *Gateway) listedReady(k key, addr string) bool {
-	objs, _ := g.slices.ByIndex(serviceIndex, k.ns+"/"+k.name)
-	for _, obj := range objs {
-		s := obj.(*discoveryv1.EndpointSlice)
-		port, ok := slicePort(s)
-		if !ok {
-			continue
-		}
-		for _, e := range s.Endpoints {
-			if len(e.Addresses) > 0 && (e.Conditions.Ready == nil || *e.Conditions.Ready) && net.JoinHostPort(e.Addresses[0], port) == addr {
-				return true
-			}
+	for a := range g.readyAddrs(k.ns + "/" + k.name) {
+		if a == addr {
+			return true
 		}
 	}
 	return false
+}
+
+// readyAddrs are the addresses (host:port of the runtime's port) of the ready endpoints of the
+// EndpointSlices of Service "NAMESPACE/NAME".
+func (g *Gateway) readyAddrs(service string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		objs, _ := g.slices.ByIndex(serviceIndex, service)
+		for _, obj := range objs {
+			s := obj.(*discoveryv1.EndpointSlice)
+			if s.AddressType != discoveryv1.AddressTypeIPv4 && s.AddressType != discoveryv1.AddressTypeIPv6 {
+				continue
+			}
+			port, ok := slicePort(s)
+			if !ok {
+				continue
+			}
+			for _, e := range s.Endpoints {
+				// A nil ready condition means unknown, which the API says to read as ready.
+				if len(e.Addresses) == 0 || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
+					continue
+				}
+				// An endpoint's addresses are fungible.
+				if !yield(net.JoinHostPort(e.Addresses[0], port)) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // slicePort is the port of a slice's endpoints that the runtime listens on: the one named

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"fnkit.dev/fn/platform/controlplane"
 )
 
 // metrics-server serves metrics.k8s.io (kubectl top, HorizontalPodAutoscalers on CPU) from the
@@ -39,25 +41,17 @@ func metricsServerBin(ctx context.Context, progress io.Writer) (string, error) {
 	if b := os.Getenv("FN_METRICS_SERVER"); b != "" {
 		return b, nil
 	}
-	wd, err := os.Getwd()
+	script, err := controlplane.FindInRepo(filepath.Join("hack", "metrics-server.sh"))
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("no metrics-server: set FN_METRICS_SERVER to its binary, or run fn up in a clone of fn's repository")
 	}
-	for d := wd; ; d = filepath.Dir(d) {
-		script := filepath.Join(d, "hack", "metrics-server.sh")
-		if _, err := os.Stat(script); err == nil {
-			var out bytes.Buffer
-			cmd := exec.CommandContext(ctx, script)
-			cmd.Stdout, cmd.Stderr = &out, progress
-			if err := cmd.Run(); err != nil {
-				return "", fmt.Errorf("building metrics-server (%s): %w", script, err)
-			}
-			return strings.TrimSpace(out.String()), nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no metrics-server: set FN_METRICS_SERVER to its binary, or run fn up in a clone of fn's repository")
-		}
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, script)
+	cmd.Stdout, cmd.Stderr = &out, progress
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building metrics-server (%s): %w", script, err)
 	}
+	return strings.TrimSpace(out.String()), nil
 }
 
 var apiServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}

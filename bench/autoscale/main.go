@@ -46,24 +46,6 @@ func main() {
 	}
 }
 
-// slow sleeps ?ms= milliseconds and answers its pod's name.
-const slow = `package slow
-
-import (
-	"net/http"
-	"os"
-	"strconv"
-	"time"
-)
-
-func Handle(w http.ResponseWriter, r *http.Request) {
-	if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
-	}
-	w.Write([]byte(os.Getenv("HOSTNAME")))
-}
-`
-
 type env struct {
 	fnBin   string
 	environ []string
@@ -120,10 +102,11 @@ func run(trials, rounds int, resultsFile string) error {
 	if e.kube, err = kubernetes.NewForConfig(rc); err != nil {
 		return err
 	}
+	// test/functions/slow sleeps ?ms= milliseconds and answers its pod's name.
 	src := filepath.Join(tmp, "src", "cold")
-	os.MkdirAll(src, 0o755)
-	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module cold\n\ngo 1.24\n"), 0o644)
-	os.WriteFile(filepath.Join(src, "slow.go"), []byte(slow), 0o644)
+	if err := os.CopyFS(src, os.DirFS("test/functions/slow")); err != nil {
+		return err
+	}
 	fmt.Fprintln(os.Stderr, "deploying...")
 	if _, err := e.fn("deploy", src, "--window", "2s", "--scale-down-delay", "0s", "--max", "10"); err != nil {
 		return err
@@ -179,9 +162,9 @@ func run(trials, rounds int, resultsFile string) error {
 	}
 
 	rsrc := filepath.Join(tmp, "src", "react")
-	os.MkdirAll(rsrc, 0o755)
-	os.WriteFile(filepath.Join(rsrc, "go.mod"), []byte("module react\n\ngo 1.24\n"), 0o644)
-	os.WriteFile(filepath.Join(rsrc, "slow.go"), []byte(slow), 0o644)
+	if err := os.CopyFS(rsrc, os.DirFS("test/functions/slow")); err != nil {
+		return err
+	}
 	if _, err := e.fn("deploy", rsrc, "--min", "1", "--max", "10", "--target", "1", "--window", "10s", "--scale-down-delay", "0s"); err != nil {
 		return err
 	}

@@ -137,6 +137,9 @@ func (a *Autoscaler) Report(r Report) {
 			continue
 		}
 		s.add(r.Gateway, sample{at: now, period: period, Stat: st}, keep)
+		if a.overloaded(k, st) {
+			poke = append(poke, k) // a burst is decided now, not at the next tick
+		}
 	}
 	a.gateways[r.Gateway] = gs
 	a.mu.Unlock()
@@ -152,6 +155,31 @@ func (a *Autoscaler) Report(r Report) {
 	case a.pokeSig <- struct{}{}:
 	default:
 	}
+}
+
+// overloaded reports whether a gateway alone sees function k past the panic threshold of its
+// ready capacity: in flight and held requests at least threshold × target × ready replicas.
+func (a *Autoscaler) overloaded(k types.NamespacedName, st Stat) bool {
+	load := float64(st.InFlight + st.Held)
+	if load == 0 {
+		return false
+	}
+	f, err := a.fns.Functions(k.Namespace).Get(k.Name)
+	if err != nil {
+		return false
+	}
+	d, err := a.deploys.Deployments(k.Namespace).Get(k.Name)
+	if err != nil {
+		return false
+	}
+	f = f.DeepCopy()
+	f.SetDefaults(context.Background())
+	if f.Spec.Scale.Metric != v1alpha1.MetricConcurrency {
+		return false
+	}
+	c := a.Config()
+	s := c.SpecOf(f)
+	return load >= s.Target*s.PanicThreshold*float64(max(d.Status.ReadyReplicas, 1))
 }
 
 // maxReportBytes bounds a report's body.

@@ -45,18 +45,22 @@ func BinDir(ctx context.Context, progress io.Writer) (string, error) {
 }
 
 // findScript looks for hack/k8s-binaries.sh in the working directory and its parents.
-func findScript() (string, error) {
+func findScript() (string, error) { return FindInRepo(filepath.Join("hack", "k8s-binaries.sh")) }
+
+// FindInRepo looks for the file at rel (relative to the repository's root) in the working
+// directory and its parents: it is found when fn runs in a clone of its repository.
+func FindInRepo(rel string) (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "hack", "k8s-binaries.sh")
+		p := filepath.Join(d, rel)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no hack/k8s-binaries.sh above %s", wd)
+			return "", fmt.Errorf("no %s above %s", rel, wd)
 		}
 	}
 }

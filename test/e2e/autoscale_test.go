@@ -15,33 +15,20 @@ import (
 	"time"
 )
 
-// slowFunction is an HTTP function that sleeps ?ms= milliseconds and answers its pod's name.
-const slowFunction = `package slow
-
-import (
-	"net/http"
-	"os"
-	"strconv"
-	"time"
-)
-
-func Handle(w http.ResponseWriter, r *http.Request) {
-	if ms, err := strconv.Atoi(r.URL.Query().Get("ms")); err == nil {
-		time.Sleep(time.Duration(ms) * time.Millisecond)
-	}
-	w.Write([]byte(os.Getenv("HOSTNAME")))
-}
-`
-
-// writeSlow writes the slow function into a new directory named name.
+// writeSlow copies test/functions/slow (it sleeps ?ms= milliseconds and answers its pod's name)
+// into a new directory named name: a function of that name.
 func writeSlow(t *testing.T, name string) string {
 	t.Helper()
+	return copyFunction(t, "slow", name)
+}
+
+// copyFunction copies the test function test/functions/from into a new directory named name.
+func copyFunction(t *testing.T, from, name string) string {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repo, "test", "functions", from))); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module "+name+"\n\ngo 1.24\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "slow.go"), []byte(slowFunction), 0o644)
 	return dir
 }
 
@@ -354,27 +341,6 @@ func gatewayURL(t *testing.T) string {
 	return st.Gateway
 }
 
-// hotFunction burns CPU for ?ms= milliseconds.
-const hotFunction = `package hot
-
-import (
-	"net/http"
-	"strconv"
-	"time"
-)
-
-func Handle(w http.ResponseWriter, r *http.Request) {
-	ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
-	x := 0
-	for end := time.Now().Add(time.Duration(ms) * time.Millisecond); time.Now().Before(end); {
-		for i := 0; i < 1000; i++ {
-			x += i
-		}
-	}
-	w.Write([]byte(strconv.Itoa(x % 7)))
-}
-`
-
 // TestCPUAutoscaling: a CPU-bound function with metric cpu scales from 1 to more replicas by
 // its HorizontalPodAutoscaler, on figures from metrics-server and the node agent, and
 // kubectl top shows them.
@@ -382,10 +348,7 @@ func TestCPUAutoscaling(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the local platform")
 	}
-	dir := filepath.Join(t.TempDir(), "hot")
-	os.MkdirAll(dir, 0o755)
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hot\n\ngo 1.24\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "hot.go"), []byte(hotFunction), 0o644)
+	dir := copyFunction(t, "hot", "hot")
 	var st struct {
 		Registry string `json:"registry"`
 	}

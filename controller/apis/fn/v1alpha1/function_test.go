@@ -53,6 +53,11 @@ func TestValidate(t *testing.T) {
 		{"zero timeout", func(f *Function) { f.Spec.Timeout = &metav1.Duration{} }, "invalid value: 0s: spec.timeout"},
 		{"negative concurrency", func(f *Function) { f.Spec.Concurrency = ptr.To(int32(-2)) }, "spec.concurrency"},
 		{"git without url", func(f *Function) { f.Spec.Source = &Source{Git: &GitSource{}} }, "missing field(s): spec.source.git.url"},
+		{"initial zero", func(f *Function) { f.Spec.Scale = &Scale{Initial: ptr.To(int32(0))} }, ""},
+		{"initial above max", func(f *Function) { f.Spec.Scale = &Scale{Initial: ptr.To(int32(5)), Max: ptr.To(int32(2))} }, "invalid value: 5: spec.scale.initial"},
+		{"initial below min", func(f *Function) { f.Spec.Scale = &Scale{Initial: ptr.To(int32(1)), Min: ptr.To(int32(2))} }, "invalid value: 1: spec.scale.initial"},
+		{"window too short", func(f *Function) { f.Spec.Scale = &Scale{Window: &metav1.Duration{Duration: time.Second}} }, "invalid value: 1s: spec.scale.window"},
+		{"window too long", func(f *Function) { f.Spec.Scale = &Scale{Window: &metav1.Duration{Duration: 2 * time.Hour}} }, "invalid value: 2h0m0s: spec.scale.window"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
