@@ -23,8 +23,12 @@ import (
 // makes scale from zero fast. The pod's EndpointSlice takes over once it lists it ready.
 const (
 	probeInterval = 2 * time.Millisecond
-	probeTimeout  = 250 * time.Millisecond
-	probeFor      = 5 * time.Minute
+	// Past probeFast, a pod that is still not ready is asked every probeSlow: one that takes
+	// long to start (or never does) costs little.
+	probeFast    = 2 * time.Second
+	probeSlow    = 100 * time.Millisecond
+	probeTimeout = 250 * time.Millisecond
+	probeFor     = 5 * time.Minute
 )
 
 // functionIndex indexes Pods by "NAMESPACE/FUNCTION".
@@ -163,7 +167,12 @@ func (pr *prober) probe(ctx context.Context, k key, uid types.UID, addr string) 
 	url := "http://" + addr + "/_fn/ready"
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
+	slow := time.Now().Add(probeFast)
 	for {
+		if slow.Before(time.Now()) {
+			t.Reset(probeSlow)
+			slow = time.Now().Add(probeFor)
+		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := pr.client.Do(req)
 		if err == nil {
