@@ -56,7 +56,6 @@ type Autoscaler struct {
 	pokeMu  sync.Mutex
 	pokes   map[types.NamespacedName]struct{}
 	pokeSig chan struct{}
-	leading atomic.Bool
 }
 
 // applied is the last replica count this autoscaler wrote, for decisions made before the
@@ -206,8 +205,6 @@ func (a *Autoscaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Run decides, every tick and on every poke, until ctx is done. Only one replica may run it at
 // a time: RunLeader runs it while elected.
 func (a *Autoscaler) Run(ctx context.Context) {
-	a.leading.Store(true)
-	defer a.leading.Store(false)
 	tick := time.NewTicker(a.Config().TickInterval)
 	defer tick.Stop()
 	interval := a.Config().TickInterval
@@ -335,11 +332,4 @@ func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
 			a.log.Errorw("recording the scale reason", "function", k.String(), zap.Error(err))
 		}
 	}
-}
-
-// State is the decision state of function namespace/name.
-func (a *Autoscaler) State(namespace, name string) State {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.states[types.NamespacedName{Namespace: namespace, Name: name}]
 }

@@ -57,9 +57,10 @@ func (s *series) add(gateway string, smp sample, keep time.Duration) {
 // gatewaySeen is when a gateway's reports began, and its newest one.
 type gatewaySeen struct{ first, last time.Time }
 
-// observe averages the samples of the windows ending at now. A gateway's average counts the
-// periods in which it reported nothing of this function as zero: it covers the window, or the
-// time since the gateway's first report when that is shorter. now's instant figures come from
+// observe averages the samples of the windows ending at now (for a gateway that reports, at its
+// last report). A gateway's average counts the periods in which it reported nothing of this
+// function as zero: it covers the window, or the time since the gateway's first report when that
+// is shorter. now's instant figures come from
 // each gateway's newest sample when that is fresh.
 func (s *series) observe(metric v1alpha1.ScaleMetric, window, panicWindow, fresh time.Duration, gateways map[string]gatewaySeen, now time.Time) (stable, panic, current float64, held int64) {
 	for gw, ss := range s.byGateway {
@@ -67,8 +68,14 @@ func (s *series) observe(metric v1alpha1.ScaleMetric, window, panicWindow, fresh
 		if !ok || len(ss) == 0 {
 			continue
 		}
-		stable += average(metric, ss, seen.first, window, now)
-		panic += average(metric, ss, seen.first, panicWindow, now)
+		// A live gateway's figures are known up to its last report: the windows end there, not
+		// at now, so the time since (a part of a period) does not count as idle.
+		end := now
+		if seen.last.Before(now) && now.Sub(seen.last) <= fresh {
+			end = seen.last
+		}
+		stable += average(metric, ss, seen.first, window, end)
+		panic += average(metric, ss, seen.first, panicWindow, end)
 		if last := ss[len(ss)-1]; now.Sub(last.at) <= fresh && seen.last.Equal(last.at) {
 			h := last.Held
 			if p, ok := s.poked[gw]; ok && p.at.After(last.at) {
@@ -96,7 +103,10 @@ func (s *series) observe(metric v1alpha1.ScaleMetric, window, panicWindow, fresh
 	return stable, panic, current, held
 }
 
-// average is a gateway's average of the metric over the window ending at now.
+// average is a gateway's average of the metric over the window ending at now. A sample covers
+// the period before it; it counts for the part of its period inside the window, so that a window
+// as short as the report period never counts two whole samples (reports are not exactly a
+// period apart).
 func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window time.Duration, now time.Time) float64 {
 	start := now.Add(-window)
 	covered := window
@@ -108,14 +118,25 @@ func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window t
 	}
 	var sum float64
 	for _, smp := range ss {
-		if !smp.at.After(start) || smp.at.After(now) {
+		if smp.period <= 0 {
 			continue
 		}
+		lo, hi := smp.at.Add(-smp.period), smp.at
+		if lo.Before(start) {
+			lo = start
+		}
+		if hi.After(now) {
+			hi = now
+		}
+		if !hi.After(lo) {
+			continue
+		}
+		part := hi.Sub(lo)
 		switch metric {
 		case v1alpha1.MetricRPS:
-			sum += float64(smp.Requests)
+			sum += float64(smp.Requests) * float64(part) / float64(smp.period)
 		default:
-			sum += smp.Concurrency * smp.period.Seconds()
+			sum += smp.Concurrency * part.Seconds()
 		}
 	}
 	return sum / covered.Seconds()

@@ -60,3 +60,30 @@ func TestSeries(t *testing.T) {
 		t.Errorf("a minute later: held %d current %v, want 0", held, current)
 	}
 }
+
+// TestSeriesJitter: reports arrive about, not exactly, a period apart; a steady load of 10 in
+// flight averages 10 over a window as short as the period, at any time between reports.
+func TestSeriesJitter(t *testing.T) {
+	s := newSeries(t0)
+	gws := map[string]gatewaySeen{"a": {first: t0}}
+	at := t0
+	for i := range 60 {
+		// Periods of 0.9 s to 1.1 s.
+		period := time.Second + time.Duration((i%5)-2)*50*time.Millisecond
+		at = at.Add(period)
+		s.add("a", sample{at: at, period: period, Stat: Stat{Concurrency: 10, InFlight: 10}}, time.Hour)
+		g := gws["a"]
+		g.last = at
+		gws["a"] = g
+		for _, d := range []time.Duration{0, 300 * time.Millisecond, 700 * time.Millisecond} {
+			now := at.Add(d)
+			if i < 2 {
+				continue
+			}
+			stable, panic, _, _ := s.observe(v1alpha1.MetricConcurrency, 10*time.Second, time.Second, fresh, gws, now)
+			if panic > 10+1e-9 || stable > 10+1e-9 || panic < 9.99 || stable < 9.99 {
+				t.Fatalf("report %d, +%s: stable %v panic %v, want 10", i, d, stable, panic)
+			}
+		}
+	}
+}

@@ -158,7 +158,7 @@ func TestScaleToZeroAndBack(t *testing.T) {
 	}
 }
 
-// TestScaleOutSteadyAndDown: a load step to 7.5x the target scales out within the panic window
+// TestScaleOutSteadyAndDown: a load step to 10x the target scales out within the panic window
 // plus pod start and every new replica serves; a steady load keeps the count for 60 s; a lower
 // load scales down with no failed request; no load returns to min after window + delay.
 func TestScaleOutSteadyAndDown(t *testing.T) {
@@ -211,19 +211,20 @@ func TestScaleOutSteadyAndDown(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	for i := range 15 {
+	for i := range 20 {
 		wg.Add(1)
 		go loop(int64(i))
 	}
 	defer func() { close(stop); wg.Wait() }()
 
-	// The step: 15 requests in flight against a target of 2 per replica: 8 replicas.
-	clients.Store(15)
-	took := waitFor(t, 30*time.Second, "scale-out to 8 ready replicas", func() bool {
+	// The step: 20 requests in flight, 10x the target of 2 per replica: 10 replicas. (The load
+	// can only be at or under 10 targets, never over: the count sits on no boundary to flap on.)
+	clients.Store(20)
+	took := waitFor(t, 30*time.Second, "scale-out to 10 ready replicas", func() bool {
 		s := functionStatus(t, "busy")
-		return s.Desired >= 8 && s.ReadyReplicas >= 8
+		return s.Desired >= 10 && s.ReadyReplicas >= 10
 	})
-	t.Logf("load step: 8 replicas ready after %s", took)
+	t.Logf("load step: 10 replicas ready after %s", took)
 	if took > 15*time.Second {
 		t.Errorf("scale-out took %s, want within the panic window (1s) plus pod start", took)
 	}
@@ -253,11 +254,11 @@ func TestScaleOutSteadyAndDown(t *testing.T) {
 
 	// Scale-down while load goes on at a lower rate: not one request fails.
 	failedBefore := failed.Load()
-	clients.Store(3)
-	waitFor(t, 60*time.Second, "scale-down to 2 under a lower load", func() bool {
-		return functionStatus(t, "busy").Desired == 2
+	clients.Store(6)
+	waitFor(t, 60*time.Second, "scale-down to 3 under a lower load", func() bool {
+		return functionStatus(t, "busy").Desired == 3
 	})
-	waitFor(t, 60*time.Second, "scaled-down replicas gone", func() bool { return len(pods(t, "busy")) == 2 })
+	waitFor(t, 60*time.Second, "scaled-down replicas gone", func() bool { return len(pods(t, "busy")) == 3 })
 	time.Sleep(2 * time.Second)
 	if n := failed.Load() - failedBefore; n > 0 {
 		t.Errorf("%d requests failed while scaling down under load (last: %v)", n, last.Load())
