@@ -88,6 +88,17 @@ type Decision struct {
 	Message  string
 }
 
+// tolerance is how far (a fraction of it) past a multiple of the target a load may be measured
+// without taking one more replica: the figures carry a little noise (samples a few milliseconds
+// off their periods), and a load right at a multiple would otherwise flap between two counts.
+const tolerance = 0.01
+
+// replicasFor is the replicas that carry load at target per replica.
+func replicasFor(load, target float64) int32 {
+	x := load / target
+	return int32(max(math.Ceil(x-tolerance*max(x, 1)), 0))
+}
+
 // Decide computes the replica count of one function from its spec, what is observed, the state
 // of the previous decision and the time. It has no side effects.
 func Decide(s Spec, o Observation, prev State, now time.Time) (Decision, State) {
@@ -98,8 +109,7 @@ func Decide(s Spec, o Observation, prev State, now time.Time) (Decision, State) 
 	}
 	ready := float64(max(o.Ready, 1))
 	panicLoad := max(o.Panic, o.Current)
-	stableWant := int32(math.Ceil(o.Stable / target))
-	panicWant := int32(math.Ceil(panicLoad / target))
+	stableWant, panicWant := replicasFor(o.Stable, target), replicasFor(panicLoad, target)
 
 	// The rate limits: up from the ready replicas, down from the desired ones.
 	maxUp := int32(math.Ceil(ready * max(s.MaxScaleUpRate, 1)))

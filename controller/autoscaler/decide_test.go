@@ -49,6 +49,10 @@ func TestDecide(t *testing.T) {
 		spec: spec(), obs: warm(Observation{Stable: 30, Panic: 30, Current: 30, Replicas: 3, Ready: 3}),
 		now: t0, want: 3, reason: ReasonStable, wantRecent: 1,
 	}, {
+		name: "a load measured a hair past a multiple of the target takes no extra replica",
+		spec: spec(func(s *Spec) { s.Target = 2 }), obs: warm(Observation{Stable: 20.04, Panic: 20.06, Current: 20, Replicas: 10, Ready: 10}),
+		now: t0, want: 10, reason: ReasonStable, wantRecent: 1,
+	}, {
 		name: "stable: more load wants more replicas",
 		spec: spec(), obs: warm(Observation{Stable: 45, Panic: 50, Current: 50, Replicas: 3, Ready: 3}),
 		now: t0, want: 5, reason: ReasonStable, wantRecent: 1,
