@@ -28,6 +28,7 @@ import (
 	"fnkit.dev/fn/controller/client/clientset/versioned"
 	fninformers "fnkit.dev/fn/controller/client/informers/externalversions"
 	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
+	"fnkit.dev/fn/gateway/h1"
 )
 
 const (
@@ -142,7 +143,7 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:      g.rewrite,
 		Transport:    retryingTransport{g: g, base: g.transport},
-		BufferPool:   bufferPool{},
+		BufferPool:   h1.BufferPool{},
 		ErrorHandler: g.proxyError,
 		ErrorLog:     slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
@@ -380,7 +381,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // statusClientClosed is the status recorded for requests whose client went away first.
-const statusClientClosed = 499
+const statusClientClosed = h1.StatusClientClosed
 
 // logRequest writes the access log line of a request.
 func (g *Gateway) logRequest(ctx context.Context, k key, method, path string, status int, d time.Duration, upstream string, err error) {
@@ -460,6 +461,7 @@ func Serve(ctx context.Context, addr string, g *Gateway) error {
 	return ServeListener(ctx, ln, g)
 }
 
-// shutdownTimeout bounds the wait for requests in flight at shutdown: below Kubernetes' default
-// grace period of 30 s.
-const shutdownTimeout = 25 * time.Second
+// ServeListener is Serve on a listener of the caller's.
+func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
+	return h1.Serve(ctx, ln, loopRouter{g}, g.log)
+}

@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"sync"
 	"time"
+
+	"fnkit.dev/fn/gateway/h1"
 )
 
 // newTransport is the one transport to every function's pods: connections are kept alive and
@@ -97,15 +98,6 @@ func (g *Gateway) moveToOther(k key, from *endpoint) *endpoint {
 	return ep
 }
 
-// bufferPool recycles the proxy's copy buffers.
-type bufferPool struct{}
-
-var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (bufferPool) Get() []byte { return *buffers.Get().(*[]byte) }
-
-func (bufferPool) Put(b []byte) { buffers.Put(&b) }
-
 // retryingTransport sends a request whose endpoint refused the connection to another ready
 // endpoint of the function: nothing was sent, so a request without a body can go again. It covers
 // the moment between a pod going away and the routing table hearing of it.
@@ -120,7 +112,7 @@ const dialRetries = 2
 func (t retryingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	c, _ := r.Context().Value(callKey{}).(*call)
-	for try := 0; try < dialRetries && err != nil && c != nil && refused(err) && r.Context().Err() == nil &&
+	for try := 0; try < dialRetries && err != nil && c != nil && h1.Refused(err) && r.Context().Err() == nil &&
 		(r.Body == nil || r.Body == http.NoBody); try++ {
 		ep := t.g.moveToOther(c.rt.key, c.ep)
 		if ep == nil {
@@ -132,10 +124,4 @@ func (t retryingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		resp, err = t.base.RoundTrip(r)
 	}
 	return resp, err
-}
-
-// refused reports whether err is a failure to connect, before anything of the request was sent.
-func refused(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"fnkit.dev/fn/gateway/h1"
 )
 
 // rawConn is a client connection to the gateway that writes bytes as given and reads responses.
@@ -155,7 +157,7 @@ func TestConnectionLoop(t *testing.T) {
 
 	t.Run("a head larger than the read buffer goes to net/http", func(t *testing.T) {
 		c := dialRaw(t, f)
-		c.send("GET /f/ns/hello/big HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("x", 2*connBufferSize) + "\r\n\r\n")
+		c.send("GET /f/ns/hello/big HTTP/1.1\r\nHost: gw\r\nX-Big: " + strings.Repeat("x", 2*h1.BufferSize) + "\r\n\r\n")
 		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "HTTP/1.1 GET /big \n" {
 			t.Errorf("got %d %q", resp.StatusCode, body)
 		}
@@ -210,7 +212,7 @@ func TestClientGoneCancelsFunction(t *testing.T) {
 			case <-time.After(20 * time.Second):
 			}
 		case "/slow":
-			time.Sleep(3 * clientWatchDelay)
+			time.Sleep(3 * h1.ClientWatchDelay)
 			_, _ = io.WriteString(w, "slow\n")
 		default:
 			_, _ = io.WriteString(w, "fast "+r.URL.Path+"\n")
@@ -225,7 +227,7 @@ func TestClientGoneCancelsFunction(t *testing.T) {
 	}
 	// The second request arrives while the first waits: the watch reads its first byte.
 	c.send("GET /f/ns/hello/slow HTTP/1.1\r\nHost: gw\r\n\r\n")
-	time.Sleep(2 * clientWatchDelay)
+	time.Sleep(2 * h1.ClientWatchDelay)
 	c.send("GET /f/ns/hello/next HTTP/1.1\r\nHost: gw\r\n\r\n")
 	for _, want := range []string{"slow\n", "fast /next\n"} {
 		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != want {
@@ -235,7 +237,7 @@ func TestClientGoneCancelsFunction(t *testing.T) {
 
 	gone := dialRaw(t, f)
 	gone.send("GET /f/ns/hello/block HTTP/1.1\r\nHost: gw\r\n\r\n")
-	time.Sleep(clientWatchDelay / 2)
+	time.Sleep(h1.ClientWatchDelay / 2)
 	gone.c.Close()
 	select {
 	case <-cancelled:
@@ -288,7 +290,7 @@ func TestClientBodyCut(t *testing.T) {
 
 	// Past the gateway's buffer, the function has started reading the body.
 	c := dialRaw(t, f)
-	c.send("POST /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 3*connBufferSize))
+	c.send("POST /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n" + strings.Repeat("x", 3*h1.BufferSize))
 	time.Sleep(50 * time.Millisecond)
 	c.c.Close()
 	select {
@@ -315,7 +317,7 @@ func TestClientBodyCut(t *testing.T) {
 	}
 }
 
-// TestIdleConnectionsGiveBackBuffers: a connection idle for hotIdle returns its buffers to the
+// TestIdleConnectionsGiveBackBuffers: a connection idle for h1.HotIdle returns its buffers to the
 // pool and takes them again when its next request comes, which is served as any other.
 func TestIdleConnectionsGiveBackBuffers(t *testing.T) {
 	t.Parallel()
@@ -327,28 +329,7 @@ func TestIdleConnectionsGiveBackBuffers(t *testing.T) {
 		if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "hello from a\n" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
 		}
-		time.Sleep(hotIdle + 300*time.Millisecond) // the connection goes cold
+		time.Sleep(h1.HotIdle + 300*time.Millisecond) // the connection goes cold
 	}
 
-	// The server's own count, on a loop of its own.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{g: f.gw, backends: newBackendPool(), handoff: newConnListener(ln.Addr()), conns: map[*conn]struct{}{}}
-	go func() { _ = s.accept(ln) }()
-	t.Cleanup(func() { ln.Close() })
-	cl, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	eventually(t, "buffers held by the new connection", func() bool { return s.buffered.Load() == 1 })
-	eventually(t, "buffers given back after hotIdle", func() bool { return s.buffered.Load() == 0 })
-	if _, err := io.WriteString(cl, "G"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "buffers taken again for a request", func() bool { return s.buffered.Load() == 1 })
-	cl.Close()
-	eventually(t, "buffers given back when the connection closed", func() bool { return s.buffered.Load() == 0 })
 }

@@ -1,10 +1,9 @@
-package gateway
+package h1
 
 import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -17,61 +16,37 @@ import (
 	"time"
 )
 
-// serveConn answers one request read by the connection loop and reports whether the connection
-// may serve another. A request for a function with a ready endpoint is forwarded on the loop's
-// goroutine; everything else (the gateway's own answers, requests held while a function starts)
-// goes through ServeHTTP, answered through a connResponse.
-func (g *Gateway) serveConn(c *conn, r *http.Request) bool {
-	start := time.Now()
-	t, ok := g.match(r)
-	var rt *route
-	var ep *endpoint
-	if ok {
-		if rt = g.table.Load().routes[t.key]; rt != nil {
-			ep = rt.pick()
-		}
-	}
-	if ep == nil {
+// serveRequest answers one request read by the connection loop and reports whether the
+// connection may serve another. A request the Router forwards goes on the loop's goroutine;
+// everything else goes through its ServeHTTP, answered through a connResponse, with the client
+// watched: one that goes away cancels the request's context (a request may be held there).
+func (s *server) serveRequest(c *conn, r *http.Request) bool {
+	f := &c.fwd
+	*f = Forward{Start: time.Now(), Method: r.Method, URLPath: r.URL.Path}
+	if !s.router.Route(r, f) {
 		w := newConnResponse(c.bw, r)
-		if rt == nil || !g.holding() {
-			g.ServeHTTP(w, r)
-			return w.finish() && !c.s.closing.Load()
-		}
-		// It may be held while the function starts: a client that goes away meanwhile cancels it.
 		ctx, cancel := context.WithCancel(r.Context())
 		c.watch.arm(cancel)
-		g.ServeHTTP(w, r.WithContext(ctx))
+		s.router.ServeHTTP(w, r.WithContext(ctx))
 		gone := c.watch.disarm()
 		cancel()
-		return !gone && w.finish() && !c.s.closing.Load()
+		return !gone && w.finish() && !s.closing.Load()
 	}
-	method, path := r.Method, r.URL.Path
-	st := rt.stats
-	st.inflight.Add(1)
-	st.arrivals.Add(1)
-	ep.inflight.Add(1)
-	f := &forwarding{g: g, c: c, r: r, t: t, rt: rt, ep: ep, deadline: start.Add(rt.timeout)}
-	keep := f.run()
-	f.ep.inflight.Add(-1)
-	st.inflight.Add(-1)
-	d := time.Since(start)
-	st.observe(f.status, d)
-	g.logRequest(r.Context(), t.key, method, path, f.status, d, f.ep.addr, f.err)
+	fw := forwarding{s: s, c: c, r: r, f: f}
+	keep := fw.run()
+	s.router.Done(f, fw.status, fw.err)
 	return keep
 }
 
 // forwarding is one request forwarded by the connection loop.
 type forwarding struct {
-	g        *Gateway
-	c        *conn
-	r        *http.Request
-	t        target
-	rt       *route
-	ep       *endpoint
-	deadline time.Time
+	s *server
+	c *conn
+	r *http.Request
+	f *Forward
 
 	status int   // answered to the client
-	err    error // why the gateway failed the request
+	err    error // why the loop failed the request
 }
 
 // run forwards the request and writes the answer to the client's buffer; it reports whether the
@@ -84,12 +59,12 @@ func (f *forwarding) run() bool {
 	// The client's body is read, and the answer written, within the request's deadline. (Its
 	// connection's read deadline otherwise stays the idle one: the loop reads nothing of it
 	// until the answer is written, but for the hang-up watch.)
-	err := f.c.dl.writeBy(f.deadline)
+	err := f.c.dl.writeBy(f.f.Deadline)
 	if err == nil && !bodyless {
-		err = f.c.dl.readBy(f.deadline)
+		err = f.c.dl.readBy(f.f.Deadline)
 	}
 	if err != nil {
-		f.status, f.err = statusClientClosed, err
+		f.status, f.err = StatusClientClosed, err
 		return false
 	}
 	var (
@@ -99,15 +74,15 @@ func (f *forwarding) run() bool {
 		werr   error
 	)
 	for try := 0; ; try++ {
-		bc, reused, err = f.c.s.backends.get(f.ep.addr)
+		bc, reused, err = f.c.s.backends.get(f.f.Addr)
 		if err != nil {
 			// Nothing was sent: any request may go to another ready endpoint.
-			if refused(err) && try < dialRetries && f.switchEndpoint() {
+			if Refused(err) && try < dialRetries && f.switchEndpoint() {
 				continue
 			}
 			return f.fail(err)
 		}
-		_ = bc.dl.by(f.deadline)
+		_ = bc.dl.by(f.f.Deadline)
 		if werr = writeRequest(bc.bw, r); werr == nil {
 			werr = bc.bw.Flush()
 		}
@@ -124,7 +99,7 @@ func (f *forwarding) run() bool {
 		resp, err = http.ReadResponse(bc.br, r)
 		if watched && f.c.watch.disarm() {
 			bc.close()
-			f.status, f.err = statusClientClosed, errors.New("the client went away")
+			f.status, f.err = StatusClientClosed, errors.New("the client went away")
 			return false
 		}
 		for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
@@ -169,9 +144,9 @@ func (f *forwarding) prepare() {
 		fw[i][0] = value
 		h[name] = fw[i][:]
 	}
-	if f.t.strip {
-		r.URL.Path, r.URL.RawPath = f.t.path, f.t.rawPath
-		set(0, "X-Forwarded-Prefix", f.t.prefix)
+	if f.f.Strip {
+		r.URL.Path, r.URL.RawPath = f.f.Path, f.f.RawPath
+		set(0, "X-Forwarded-Prefix", f.f.Prefix)
 	}
 	if prior, ok := h["X-Forwarded-For"]; ok {
 		set(1, "X-Forwarded-For", strings.Join(prior, ", ")+", "+f.c.clientIP)
@@ -187,24 +162,17 @@ func (f *forwarding) prepare() {
 	r.Close = false // the client's connection, not the function's
 }
 
-// switchEndpoint moves the request to another ready endpoint of its function.
-func (f *forwarding) switchEndpoint() bool {
-	ep := f.g.moveToOther(f.t.key, f.ep)
-	if ep == nil {
-		return false
-	}
-	f.ep = ep
-	return true
-}
+// switchEndpoint moves the request to another upstream.
+func (f *forwarding) switchEndpoint() bool { return f.s.router.Retry(f.f) }
 
 // fail answers a request the function's endpoint did not answer: 504 when its deadline passed,
 // 502 otherwise. The client connection is closed after it: its request body may be unread.
 func (f *forwarding) fail(err error) bool {
 	f.err = err
-	if isTimeout(err) || !time.Now().Before(f.deadline) {
-		f.answerError(http.StatusGatewayTimeout, timeoutText(f.t.key, f.rt.fnTimeout))
+	if isTimeout(err) || !time.Now().Before(f.f.Deadline) {
+		f.answerError(http.StatusGatewayTimeout, f.s.router.ErrorText(f.f, http.StatusGatewayTimeout))
 	} else {
-		f.answerError(http.StatusBadGateway, unreachableText(f.t.key))
+		f.answerError(http.StatusBadGateway, f.s.router.ErrorText(f.f, http.StatusBadGateway))
 	}
 	return false
 }
@@ -215,9 +183,9 @@ func (f *forwarding) badBody(cbe *clientBodyError) bool {
 	f.err = cbe
 	switch {
 	case errors.Is(cbe.err, io.ErrUnexpectedEOF) || errors.Is(cbe.err, net.ErrClosed) || errors.Is(cbe.err, syscall.ECONNRESET):
-		f.status = statusClientClosed
+		f.status = StatusClientClosed
 	case isTimeout(cbe.err):
-		f.answerError(http.StatusRequestTimeout, fmt.Sprintf("the request body did not arrive within the timeout of function %q (%s)", f.t.name, f.rt.fnTimeout))
+		f.answerError(http.StatusRequestTimeout, f.s.router.ErrorText(f.f, http.StatusRequestTimeout))
 	default:
 		f.answerError(http.StatusBadRequest, "malformed request body: "+cbe.err.Error())
 	}
@@ -290,7 +258,7 @@ func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientCl
 		n, rerr := resp.Body.Read(buf)
 		if n > 0 {
 			if _, err := dst.Write(buf[:n]); err != nil {
-				f.status, f.err = statusClientClosed, err
+				f.status, f.err = StatusClientClosed, err
 				return false, false
 			}
 			written += int64(n)
@@ -307,7 +275,7 @@ func (f *forwarding) copyResponse(resp *http.Response, bc *backendConn, clientCl
 		}
 		if bc.br.Buffered() == 0 && (chunked || written < resp.ContentLength) {
 			if err := bw.Flush(); err != nil { // more is coming later: send what there is
-				f.status, f.err = statusClientClosed, err
+				f.status, f.err = StatusClientClosed, err
 				return false, false
 			}
 		}
@@ -519,7 +487,7 @@ func (p *backendPool) get(addr string) (bc *backendConn, reused bool, err error)
 	if err != nil {
 		return nil, false, err
 	}
-	bc = &backendConn{addr: addr, nc: nc, fd: -1, br: bufio.NewReaderSize(nc, connBufferSize), bw: bufio.NewWriterSize(nc, connBufferSize)}
+	bc = &backendConn{addr: addr, nc: nc, fd: -1, br: bufio.NewReaderSize(nc, BufferSize), bw: bufio.NewWriterSize(nc, BufferSize)}
 	bc.dl.nc = nc
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// connResponse is the http.ResponseWriter of a request the connection loop answers through
-// ServeHTTP: the gateway's own answers (404, 503, metrics) and requests held while a function
-// starts. Like net/http's, it sends a small body with its Content-Length, and switches to chunked
+// connResponse is the http.ResponseWriter of a request the connection loop answers through the
+// Router's ServeHTTP (for the gateway: its own answers, and requests held while a function
+// starts). Like net/http's, it sends a small body with its Content-Length, and switches to chunked
 // encoding past maxBuffered or on Flush.
 type connResponse struct {
 	bw     *bufio.Writer

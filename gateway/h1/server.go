@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// The gateway serves HTTP/1.1 on its own connection loop: one goroutine per client connection
+// The loop serves HTTP/1.1 on its own: one goroutine per client connection
 // reads a request with the standard library's parser (http.ReadRequest), forwards it on a pooled
 // connection to the function's endpoint on the same goroutine (a request writer of its own, then
 // http.ReadResponse) and writes the answer back. Compared with net/http's server and Transport,
@@ -23,22 +23,21 @@ import (
 // a write loop per upstream connection), this doubles the gateway's throughput on a small
 // machine (bench/results/gateway.md). A connection whose next request is anything else -
 // HTTP/1.0, an Upgrade, Expect: 100-continue, HTTP/2 or a head that does not fit the read buffer
-// - is handed for the rest of its life to a net/http server with the same handler
-// (Gateway.ServeHTTP).
+// - is handed for the rest of its life to a net/http server with the Router as its handler.
 
 const (
 	// readHeaderTimeout bounds the arrival of a request's head once its first byte came.
 	readHeaderTimeout = 10 * time.Second
 	// idleTimeout closes a client connection that sends no request for that long.
 	idleTimeout = 2 * time.Minute
-	// connBufferSize is the size of each connection's read and write buffers; a request head
+	// BufferSize is the size of each client connection's read and write buffers; a request head
 	// must fit the read buffer to take the fast path.
-	connBufferSize = 16 << 10
+	BufferSize = 16 << 10
 )
 
-// server is the gateway's listener loop.
+// server is the listener loop.
 type server struct {
-	g        *Gateway
+	router   Router
 	backends *backendPool
 
 	slow    *http.Server  // serves the connections handed off
@@ -51,19 +50,21 @@ type server struct {
 	wg       sync.WaitGroup
 }
 
-// ServeListener is Serve on a listener of the caller's.
-func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
+// Serve serves the connections of ln with router until ctx is done, then shuts down
+// gracefully: it stops accepting connections and waits for requests in flight (up to
+// ShutdownTimeout) before returning. log receives net/http's complaints.
+func Serve(ctx context.Context, ln net.Listener, router Router, log *slog.Logger) error {
 	s := &server{
-		g:        g,
+		router:   router,
 		backends: newBackendPool(),
 		handoff:  newConnListener(ln.Addr()),
 		conns:    map[*conn]struct{}{},
 	}
 	s.slow = &http.Server{
-		Handler:           g,
+		Handler:           router,
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		Protocols:         new(http.Protocols),
 	}
 	// HTTP/2 without TLS (prior knowledge, as behind a TLS-terminating load balancer) is served
@@ -85,7 +86,7 @@ func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
 	case <-ctx.Done():
 	}
 	ln.Close()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	err := s.shutdown(sctx)
 	if serr := s.slow.Shutdown(sctx); serr != nil && err == nil {
@@ -98,7 +99,7 @@ func ServeListener(ctx context.Context, ln net.Listener, g *Gateway) error {
 	}
 	if err != nil {
 		_ = s.slow.Close()
-		return fmt.Errorf("shutting down: requests still in flight after %s: %w", shutdownTimeout, err)
+		return fmt.Errorf("shutting down: requests still in flight after %s: %w", ShutdownTimeout, err)
 	}
 	return nil
 }
@@ -184,6 +185,7 @@ type conn struct {
 	idle      atomic.Bool // waiting for the next request
 	watch     clientWatch
 	dl        deadlines
+	fwd       Forward // the request being forwarded
 }
 
 // connReader reads a client connection, first giving back a byte read ahead (by a cold
@@ -195,14 +197,14 @@ type connReader struct {
 	one     [1]byte
 }
 
-// hotIdle is how long a connection keeps its read and write buffers (16 KiB each, pooled)
+// HotIdle is how long a connection keeps its read and write buffers (16 KiB each, pooled)
 // while it waits for a request: past it they go back to the pool, so that idle keep-alive
 // connections cost little more than their goroutines.
-const hotIdle = time.Second
+const HotIdle = time.Second
 
 var (
-	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, connBufferSize) }}
-	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, connBufferSize) }}
+	readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, BufferSize) }}
+	writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, BufferSize) }}
 )
 
 // acquire gives the connection its buffers.
@@ -235,10 +237,10 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return r.nc.Read(p)
 }
 
-// clientWatchDelay is how long a request waits for its answer before the gateway watches its
+// ClientWatchDelay is how long a request waits for its answer before the gateway watches its
 // client's connection: net/http reads every connection in the background for each request; the
 // connection loop does so only for the requests that take long enough for it to matter.
-const clientWatchDelay = 100 * time.Millisecond
+const ClientWatchDelay = 100 * time.Millisecond
 
 // clientWatch notices a client that goes away while its request waits for the function: it
 // calls the request's gone func, which closes the connection to the function (the function's
@@ -255,15 +257,15 @@ type clientWatch struct {
 	gone    bool
 }
 
-// arm starts watching the client after clientWatchDelay; onGone is called if it goes away.
+// arm starts watching the client after ClientWatchDelay; onGone is called if it goes away.
 func (w *clientWatch) arm(onGone func()) {
 	w.mu.Lock()
 	w.armed, w.reading, w.gone, w.onGone = true, false, false, onGone
 	w.mu.Unlock()
 	if w.timer == nil {
-		w.timer = time.AfterFunc(clientWatchDelay, w.fire)
+		w.timer = time.AfterFunc(ClientWatchDelay, w.fire)
 	} else {
-		w.timer.Reset(clientWatchDelay)
+		w.timer.Reset(ClientWatchDelay)
 	}
 }
 
@@ -330,7 +332,7 @@ func (c *conn) serve() {
 			c.cr.pending, c.cr.has = c.cr.one[0], true
 			c.acquire()
 		} else {
-			if err := c.dl.readBy(time.Now().Add(hotIdle)); err != nil {
+			if err := c.dl.readBy(time.Now().Add(HotIdle)); err != nil {
 				return
 			}
 			if c.s.closing.Load() {
@@ -338,7 +340,7 @@ func (c *conn) serve() {
 			}
 			if _, err := c.br.Peek(1); err != nil {
 				if isTimeout(err) && c.br.Buffered() == 0 && !c.s.closing.Load() {
-					c.release() // idle for hotIdle: wait cold
+					c.release() // idle for HotIdle: wait cold
 					continue
 				}
 				return
@@ -359,7 +361,7 @@ func (c *conn) serve() {
 			return
 		}
 		req.RemoteAddr = c.remoteAddr
-		if !c.s.g.serveConn(c, req) || req.Close || c.s.closing.Load() {
+		if !c.s.serveRequest(c, req) || req.Close || c.s.closing.Load() {
 			_ = c.bw.Flush()
 			return
 		}
