@@ -234,6 +234,9 @@ func TestProbedPodTakesRequests(t *testing.T) {
 func TestReports(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the backend closes, also when the test fails
 	b := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { <-release })
 	sc := &fakeScaler{t: t, started: map[string]bool{}}
 	f := newFixture(t, Options{Autoscaler: sc, ReportPeriod: 100 * time.Millisecond, ID: "gw-1", ProbePods: ptr.To(false)},
@@ -260,6 +263,6 @@ func TestReports(t *testing.T) {
 		}
 		return false
 	})
-	close(release)
+	unblock()
 	wg.Wait()
 }

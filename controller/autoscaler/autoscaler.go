@@ -136,12 +136,16 @@ func (a *Autoscaler) Report(r Report) {
 			continue
 		}
 		s.add(r.Gateway, sample{at: now, period: period, Stat: st}, keep)
-		if a.overloaded(k, st) {
-			poke = append(poke, k) // a burst is decided now, not at the next tick
-		}
 	}
 	a.gateways[r.Gateway] = gs
 	a.mu.Unlock()
+	if !r.Poke {
+		for _, st := range r.Functions {
+			if k := (types.NamespacedName{Namespace: st.Namespace, Name: st.Name}); a.overloaded(k, st) {
+				poke = append(poke, k) // a burst is decided now, not at the next tick
+			}
+		}
+	}
 	if len(poke) == 0 {
 		return
 	}
@@ -171,13 +175,10 @@ func (a *Autoscaler) overloaded(k types.NamespacedName, st Stat) bool {
 	if err != nil {
 		return false
 	}
-	f = f.DeepCopy()
-	f.SetDefaults(context.Background())
-	if f.Spec.Scale.Metric != v1alpha1.MetricConcurrency {
+	s := a.Config().SpecOf(f) // its own defaults: no copy of the Function
+	if s.Metric != v1alpha1.MetricConcurrency {
 		return false
 	}
-	c := a.Config()
-	s := c.SpecOf(f)
 	return load >= s.Target*s.PanicThreshold*float64(max(d.Status.ReadyReplicas, 1))
 }
 
