@@ -31,6 +31,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // Run registers the node and runs the pods scheduled to it until ctx is done; then it stops
@@ -189,6 +190,10 @@ func Run(ctx context.Context, o Options) error {
 		ServiceInformer:   services,
 		// The agent resolves env itself, when a container starts: status.podIP is known then.
 		SkipDownwardAPIResolution: true,
+		// A new pod and a pod's new status go out at once, not after the default 5 ms; only
+		// failures back off. The client's QPS bounds what the agent asks of the API server.
+		SyncPodsFromKubernetesRateLimiter:    quickRetries(),
+		SyncPodStatusFromProviderRateLimiter: quickRetries(),
 	})
 	if err != nil {
 		return err
@@ -313,4 +318,10 @@ func cleanupState(stateDir string, log *slog.Logger) {
 			log.Warn("removing state left by a previous run", "dir", d, "error", err)
 		}
 	}
+}
+
+// quickRetries is the rate limiter of the pod controller's queues: no delay to speak of for
+// work that succeeds, exponential back-off (1 ms to 30 s) for a key that keeps failing.
+func quickRetries() workqueue.TypedRateLimiter[any] {
+	return workqueue.NewTypedItemExponentialFailureRateLimiter[any](time.Millisecond, 30*time.Second)
 }

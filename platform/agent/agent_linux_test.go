@@ -357,6 +357,8 @@ func TestAgent(t *testing.T) {
 	dep := resources.MakeDeployment(fn, resources.DefaultConfig)
 	dep.OwnerReferences = nil // no Function in this cluster: the garbage collector would delete it
 	dep.Spec.Replicas = ptr.To(int32(2))
+	// Functions run without API credentials; the agent must still project them for pods that ask.
+	dep.Spec.Template.Spec.AutomountServiceAccountToken = nil
 	svc := resources.MakeService(fn)
 	svc.OwnerReferences = nil
 

@@ -181,7 +181,9 @@ func (pd *pod) killDeadline() time.Time {
 // the pod stops or ends.
 func (pd *pod) run() {
 	go pd.notifier()
-	pd.changed()
+	// No status until the sandbox has its IP (or setup fails): a status that says only
+	// Pending would hold the one with the IP behind it in the pod controller's queue, and the
+	// gateway waits for the IP.
 	defer pd.finish()
 	if !pd.setupWithRetry() {
 		return

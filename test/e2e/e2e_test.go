@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -172,6 +173,28 @@ func TestDeployAndInvokeExamples(t *testing.T) {
 	for _, ip := range ips {
 		if !strings.Contains(slices, ip) {
 			t.Errorf("EndpointSlice of hello %q does not list pod IP %s", slices, ip)
+		}
+	}
+
+	// A function's process runs confined: not as root, without privileges to gain, and with no
+	// API credentials (a function is not a Kubernetes client unless it is given one).
+	pids := functionProcesses("hello")
+	if len(pids) == 0 {
+		t.Error("no process of hello found")
+	}
+	for _, pid := range pids {
+		status, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"Uid:\t65532\t65532\t65532\t65532", "NoNewPrivs:\t1", "CapEff:\t0000000000000000"} {
+			if !strings.Contains(string(status), want) {
+				t.Errorf("hello's process %d: no %q in its status:\n%s", pid, want, status)
+			}
+		}
+		token := filepath.Join("/proc", strconv.Itoa(pid), "root/var/run/secrets/kubernetes.io/serviceaccount")
+		if _, err := os.Stat(token); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("hello's process %d sees a service account token (%s: %v)", pid, token, err)
 		}
 	}
 

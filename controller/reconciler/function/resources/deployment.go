@@ -103,6 +103,7 @@ func MakeDeployment(f *v1alpha1.Function, cfg Config) *appsv1.Deployment {
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr.To(grace),
 					EnableServiceLinks:            ptr.To(false),
+					AutomountServiceAccountToken:  ptr.To(false),
 					// The root filesystem is read-only; /tmp is the function's scratch space.
 					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 					Containers: []corev1.Container{{

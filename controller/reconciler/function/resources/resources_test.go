@@ -60,6 +60,13 @@ func TestMakeDeployment(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Path != "/_fn/ready" || c.LivenessProbe.HTTPGet.Path != "/_fn/live" {
 		t.Errorf("probes: %v %v", c.ReadinessProbe.HTTPGet, c.LivenessProbe.HTTPGet)
 	}
+	ps := d.Spec.Template.Spec
+	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken || ps.EnableServiceLinks == nil || *ps.EnableServiceLinks {
+		t.Errorf("a function's pod gets API credentials or service links: automount %v, links %v", ps.AutomountServiceAccountToken, ps.EnableServiceLinks)
+	}
+	if sc := c.SecurityContext; sc == nil || !*sc.RunAsNonRoot || *sc.AllowPrivilegeEscalation || !*sc.ReadOnlyRootFilesystem || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("security context: %+v", sc)
+	}
 	if g := *d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != 57 {
 		t.Errorf("grace period %ds, want the timeout plus the shutdown delay plus 10s = 57s", g)
 	}
