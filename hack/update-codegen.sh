@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every generated file: the controller's deepcopy, clientset, listers, informers,
-# knative injection and genreconciler, the CRD's OpenAPI schema, and the copies of the Kubernetes
-# build inputs fn embeds. `make generate` runs it;
+# knative injection and genreconciler, the CRD's OpenAPI schema, fn.yaml's JSON Schema, and the
+# copies of the Kubernetes build inputs fn embeds. `make generate` runs it;
 # `make verify` runs it and fails on any difference. Never edit the generated files by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,9 @@ go tool injection-gen --go-header-file "$HEADER" \
 step "CRD schema"
 go tool controller-gen crd:crdVersions=v1 paths="./$APIS_DIR/..." output:crd:artifacts:config=config/crd
 gofmt -w controller/client "$APIS_DIR"
+
+step "fn.yaml JSON Schema"
+go run ./hack/manifestschema
 
 step "Kubernetes build inputs embedded in fn"
 # fn builds the control plane binaries with k8s-binaries.sh and these copies of the pinning

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-paths=(controller/client controller/apis/fn/v1alpha1/zz_generated.deepcopy.go config/crd platform/controlplane/k8ssrc/go.mod.pinned platform/controlplane/k8ssrc/go.sum.pinned platform/controlplane/k8ssrc/tools.go.pinned)
+paths=(controller/client controller/apis/fn/v1alpha1/zz_generated.deepcopy.go config/crd platform/controlplane/k8ssrc/go.mod.pinned platform/controlplane/k8ssrc/go.sum.pinned platform/controlplane/k8ssrc/tools.go.pinned manifest/fn.schema.json)
 for p in "${paths[@]}"; do mkdir -p "$tmp/$(dirname "$p")"; cp -a "$p" "$tmp/$p"; done
 hack/update-codegen.sh
 status=0

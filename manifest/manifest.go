@@ -408,3 +408,25 @@ func fieldByKey(t reflect.Type, key string) (reflect.StructField, bool) {
 	}
 	return reflect.StructField{}, false
 }
+
+// Starter is the fn.yaml fn init writes for function name: the name, and the keys most often
+// set, commented out with their defaults.
+func Starter(name string) []byte {
+	return []byte(`# The configuration of function ` + name + `. fn deploy makes the Function's spec exactly this
+# file plus the deploy's flags; fn config edits it. Every key: manifest/fn.schema.json in fn.
+name: ` + name + `
+# env:
+#   - name: GREETING
+#     value: hello
+#   - name: API_TOKEN
+#     valueFrom:
+#       secretKeyRef: {name: api, key: token}
+# timeout: 30s        # each request's deadline
+# concurrency: 0      # most requests a replica serves at once (0: unlimited)
+# scale:
+#   min: 0            # 0 scales to zero when idle
+#   max: 10
+#   target: 10        # in-flight requests per replica the autoscaler aims at
+#   metric: concurrency
+`)
+}

@@ -126,10 +126,13 @@ func TestInit(t *testing.T) {
 	if strings.TrimSpace(out) != dir {
 		t.Errorf("fn init printed %q, want the directory %q", out, dir)
 	}
-	for _, f := range []string{"go.mod", "handle.go", "handle_test.go", "README.md"} {
+	for _, f := range []string{"go.mod", "handle.go", "handle_test.go", "README.md", "fn.yaml"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("fn init did not write %s: %v", f, err)
 		}
+	}
+	if fnYAML, _ := os.ReadFile(filepath.Join(dir, "fn.yaml")); !strings.Contains(string(fnYAML), "\nname: greeter\n") {
+		t.Errorf("fn.yaml does not name the function greeter:\n%s", fnYAML)
 	}
 	gomod, _ := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if !strings.HasPrefix(string(gomod), "module greeter\n") {

@@ -18,6 +18,7 @@ import (
 
 	"fnkit.dev/fn/builder"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/manifest"
 )
 
 type deployOptions struct {
@@ -35,19 +36,30 @@ type deployOptions struct {
 	window      time.Duration
 	downDelay   time.Duration
 	wait        time.Duration
+	createNS    bool
 	cluster     clusterFlags
 	out         outputFlag
 }
 
 func newDeployCommand(s IOStreams) *cobra.Command {
+	c, _ := deployCommand(s)
+	return c
+}
+
+// deployCommand is fn deploy and the options its flags parse into.
+func deployCommand(s IOStreams) (*cobra.Command, *deployOptions) {
 	o := &deployOptions{}
 	c := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build a function, push it, and run it on the cluster",
 		Long: `Build the function in DIR (default: the current directory) into an image, push it (to the
 local platform's registry when it is up, else --registry, $FN_REGISTRY or $KO_DOCKER_REPO),
-create or update its Function, wait until it is Ready, and print its URL. The function's name is
-its directory's name unless --name says otherwise.`,
+create or update its Function, wait until it is Ready, and print its URL.
+
+The Function's spec becomes exactly DIR/fn.yaml (when there is one) plus this deploy's flags:
+what is in neither is gone after the deploy, so nothing given once lingers. Flags never write
+fn.yaml; fn config edits it. The function's name is --name, else fn.yaml's name, else its
+directory's name; its namespace -n, else fn.yaml's, else the context's.`,
 		Example: `  fn deploy ./hello
   fn deploy . --name greeter --env GREETING=hi --min 1 --max 5`,
 		Args: cobra.MaximumNArgs(1),
@@ -55,13 +67,8 @@ its directory's name unless --name says otherwise.`,
 			if err := o.out.validate(); err != nil {
 				return err
 			}
-			for _, kv := range o.env {
-				if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
-					return &UsageError{fmt.Errorf("--env %q: want NAME=VALUE", kv)}
-				}
-			}
-			if err := o.scale().Validate(); err != nil {
-				return &UsageError{fmt.Errorf("scale flags: %s", strings.ReplaceAll(err.Error(), "\n", "; "))}
+			if err := o.validateFlags(c); err != nil {
+				return err
 			}
 			dir := "."
 			if len(args) == 1 {
@@ -85,9 +92,10 @@ its directory's name unless --name says otherwise.`,
 	f.DurationVar(&o.window, "window", 0, "the autoscaler's stable window, 2s to 1h (default the cluster's, 60s)")
 	f.DurationVar(&o.downDelay, "scale-down-delay", -1, "how long a lower replica count must be wanted before it applies (default 30s)")
 	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
+	f.BoolVar(&o.createNS, "create-namespace", false, "create the namespace if it does not exist")
 	o.cluster.add(c)
 	o.out.add(c)
-	return c
+	return c, o
 }
 
 func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
@@ -95,8 +103,24 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	m, mpath, hasManifest, err := manifest.Load(dir)
+	if err != nil {
+		return err
+	}
+	if o.cluster.namespace == "" {
+		o.cluster.namespace = m.Namespace
+	}
+	if _, err := o.spec(m, "fn.invalid/x@sha256:"+strings.Repeat("0", 64)); err != nil {
+		if hasManifest {
+			return &UsageError{fmt.Errorf("%s with this deploy's flags: %w", mpath, err)}
+		}
+		return &UsageError{fmt.Errorf("the flags: %w", err)}
+	}
 	cl, err := o.cluster.connect()
 	if err != nil {
+		return err
+	}
+	if err := o.ensureNamespace(ctx, s, cl); err != nil {
 		return err
 	}
 	repo := o.registry
@@ -115,7 +139,11 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	if err != nil {
 		return err
 	}
-	fn, err := builder.Scaffold(dir, o.name, cache)
+	name := o.name
+	if name == "" {
+		name = m.Name
+	}
+	fn, err := builder.Scaffold(dir, name, cache)
 	if err != nil {
 		return err
 	}
@@ -134,7 +162,11 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	}
 	fmt.Fprintf(s.ErrOut, "Pushed %s (%s).\n", ref, time.Since(start).Round(time.Millisecond))
 
-	f, err := o.apply(ctx, cl, fn.Name, ref.String())
+	spec, err := o.spec(m, ref.String())
+	if err != nil {
+		return err
+	}
+	f, err := o.apply(ctx, cl, fn.Name, spec)
 	if err != nil {
 		return err
 	}
@@ -153,43 +185,63 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	return nil
 }
 
-// apply creates the Function or updates its image and the fields given by flags. An update that
-// meets a concurrent write (the autoscaler records its reason on the Function) is redone on the
-// newer object.
-func (o *deployOptions) apply(ctx context.Context, cl *cluster, name, image string) (f *v1alpha1.Function, err error) {
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		f, err = o.applyOnce(ctx, cl, name, image)
-		return err
-	})
-	return f, err
+// validateFlags checks the flags alone, before fn.yaml is read.
+func (o *deployOptions) validateFlags(c *cobra.Command) error {
+	for _, kv := range o.env {
+		k, _, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			return &UsageError{fmt.Errorf("--env %q: want NAME=VALUE", kv)}
+		case v1alpha1.ReservedEnv(k):
+			return &UsageError{fmt.Errorf("--env %s: PORT and names beginning with FN_ are set by fn: use --timeout, --concurrency and the scale flags instead", k)}
+		}
+	}
+	set := c.Flags().Changed
+	if set("timeout") && o.timeout <= 0 {
+		return &UsageError{fmt.Errorf("--timeout %s: want a duration > 0", o.timeout)}
+	}
+	if set("concurrency") && o.concurrency < 0 {
+		return &UsageError{fmt.Errorf("--concurrency %d: want 0 (unlimited) or more", o.concurrency)}
+	}
+	for _, n := range []struct {
+		flag string
+		v    int32
+	}{{"min", o.minScale}, {"max", o.maxScale}, {"initial", o.initial}, {"target", o.target}} {
+		if set(n.flag) && n.v < 0 {
+			return &UsageError{fmt.Errorf("--%s %d: want 0 or more", n.flag, n.v)}
+		}
+	}
+	if set("scale-down-delay") && o.downDelay < 0 {
+		return &UsageError{fmt.Errorf("--scale-down-delay %s: want a duration >= 0", o.downDelay)}
+	}
+	if set("window") && o.window <= 0 {
+		return &UsageError{fmt.Errorf("--window %s: want a duration from %s to %s", o.window, v1alpha1.MinWindow, v1alpha1.MaxWindow)}
+	}
+	if err := o.scale().Validate(); err != nil {
+		return &UsageError{fmt.Errorf("scale flags: %s", strings.ReplaceAll(err.Error(), "\n", "; "))}
+	}
+	return nil
 }
 
-func (o *deployOptions) applyOnce(ctx context.Context, cl *cluster, name, image string) (*v1alpha1.Function, error) {
-	fns := cl.fns.FnkitV1alpha1().Functions(cl.namespace)
-	f, err := fns.Get(ctx, name, metav1.GetOptions{})
-	create := apierrs.IsNotFound(err)
-	switch {
-	case create:
-		f = &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.namespace}}
-	case err != nil:
-		return nil, fmt.Errorf("reading function %s: %w", name, err)
-	}
-	f.Spec.Image = image
+// spec is the Function spec this deploy asks for: fn.yaml's, with the flags over it, running
+// image. It is checked as the API server will check it.
+func (o *deployOptions) spec(m *manifest.Manifest, image string) (v1alpha1.FunctionSpec, error) {
+	spec := m.Spec(image)
 	for _, kv := range o.env {
 		k, v, _ := strings.Cut(kv, "=")
-		setEnv(&f.Spec.Env, k, v)
+		setEnv(&spec.Env, k, v)
 	}
 	if o.timeout > 0 {
-		f.Spec.Timeout = &metav1.Duration{Duration: o.timeout}
+		spec.Timeout = &metav1.Duration{Duration: o.timeout}
 	}
 	if o.concurrency >= 0 {
-		f.Spec.Concurrency = ptr.To(o.concurrency)
+		spec.Concurrency = ptr.To(o.concurrency)
 	}
 	if sc := o.scale(); *sc != (v1alpha1.Scale{}) {
-		if f.Spec.Scale == nil {
-			f.Spec.Scale = &v1alpha1.Scale{}
+		if spec.Scale == nil {
+			spec.Scale = &v1alpha1.Scale{}
 		}
-		have := f.Spec.Scale
+		have := spec.Scale
 		if sc.Min != nil {
 			have.Min = sc.Min
 		}
@@ -212,6 +264,54 @@ func (o *deployOptions) applyOnce(ctx context.Context, cl *cluster, name, image 
 			have.ScaleDownDelay = sc.ScaleDownDelay
 		}
 	}
+	if fe := spec.Validate(context.Background()); fe != nil {
+		return spec, errors.New(strings.ReplaceAll(fe.Error(), "\n", ": "))
+	}
+	return spec, nil
+}
+
+// ensureNamespace checks the namespace exists before anything is built, and creates it with
+// --create-namespace. A user who may not read namespaces is let through: the API server will
+// say what is wrong when the Function is applied.
+func (o *deployOptions) ensureNamespace(ctx context.Context, s IOStreams, cl *cluster) error {
+	_, err := cl.kube.CoreV1().Namespaces().Get(ctx, cl.namespace, metav1.GetOptions{})
+	switch {
+	case err == nil, apierrs.IsForbidden(err):
+		return nil
+	case !apierrs.IsNotFound(err):
+		return fmt.Errorf("reading namespace %s: %w", cl.namespace, err)
+	case !o.createNS:
+		return fmt.Errorf("namespace %s does not exist: create it (kubectl create namespace %s) or pass --create-namespace", cl.namespace, cl.namespace)
+	}
+	_, err = cl.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cl.namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrs.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", cl.namespace, err)
+	}
+	fmt.Fprintf(s.ErrOut, "Created namespace %s.\n", cl.namespace)
+	return nil
+}
+
+// apply creates the Function or makes its spec exactly spec. An update that meets a concurrent
+// write (the autoscaler records its reason on the Function) is redone on the newer object.
+func (o *deployOptions) apply(ctx context.Context, cl *cluster, name string, spec v1alpha1.FunctionSpec) (f *v1alpha1.Function, err error) {
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		f, err = applyFunction(ctx, cl, name, spec)
+		return err
+	})
+	return f, err
+}
+
+func applyFunction(ctx context.Context, cl *cluster, name string, spec v1alpha1.FunctionSpec) (*v1alpha1.Function, error) {
+	fns := cl.fns.FnkitV1alpha1().Functions(cl.namespace)
+	f, err := fns.Get(ctx, name, metav1.GetOptions{})
+	create := apierrs.IsNotFound(err)
+	switch {
+	case create:
+		f = &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.namespace}}
+	case err != nil:
+		return nil, fmt.Errorf("reading function %s: %w", name, err)
+	}
+	f.Spec = *spec.DeepCopy()
 	if create {
 		f, err = fns.Create(ctx, f, metav1.CreateOptions{})
 	} else {

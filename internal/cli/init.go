@@ -2,12 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"fnkit.dev/fn/builder"
+	"fnkit.dev/fn/manifest"
 	"fnkit.dev/fn/templates"
 )
 
@@ -55,6 +57,10 @@ func (o *initOptions) run(s IOStreams, dir string) error {
 	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(filepath.Join(abs, manifest.File), manifest.Starter(name), 0o644); err != nil {
+		return err
+	}
+	files = append(files, manifest.File)
 	if o.out.json() {
 		return printJSON(s.Out, map[string]any{"name": name, "dir": abs, "template": o.template, "module": module, "files": files})
 	}
