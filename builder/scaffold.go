@@ -58,7 +58,7 @@ func Scaffold(dir, name, cacheDir string) (*Function, error) {
 		name = filepath.Base(abs)
 	}
 	if err := ValidateName(name); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (set name in fn.yaml, pass --name, or rename the directory)", err)
 	}
 	sig, err := Detect(abs)
 	if err != nil {
@@ -118,7 +118,7 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 // ValidateName checks that a function name can name a Kubernetes object, a DNS label and a binary.
 func ValidateName(name string) error {
 	if len(name) > 63 || !nameRE.MatchString(name) {
-		return fmt.Errorf("function name %q is not valid: use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit (rename the directory or pass --name)", name)
+		return fmt.Errorf("function name %q is not valid: use at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit", name)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -165,6 +166,13 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"invoke", "--url", "http://x", "--data", "a", "--file", "b"}, "use one"},
 		{[]string{"invoke", "--url", "http://x", "--mode", "batch"}, `--mode "batch"`},
 		{[]string{"version", "-o", "xml"}, `unknown output format "xml"`},
+		{[]string{"init"}, "accepts 1 arg(s), received 0 (see fn init --help)"},
+		{[]string{"deploy", "a", "b"}, "accepts at most 1 arg(s), received 2 (see fn deploy --help)"},
+		{[]string{"config", "set", "timeout"}, "accepts 2 arg(s), received 1 (see fn config set --help)"},
+		{[]string{"bogus"}, `unknown command "bogus" for "fn"`},
+		{[]string{"config", "bogus"}, `unknown command "bogus" for "fn config"`},
+		{[]string{"deplyo"}, `unknown command "deplyo" for "fn" (did you mean deploy?)`},
+		{[]string{"init", "Bad_Name"}, `function name "Bad_Name" is not valid`},
 	}
 	for _, c := range cases {
 		code, _, stderr := fn(t, c.args...)
@@ -362,5 +370,96 @@ func TestBuildAndRegistry(t *testing.T) {
 	code, _, stderr = fn(t, "build", "../../examples/hello")
 	if code != 2 || !strings.Contains(stderr, "no registry to push to") {
 		t.Errorf("fn build without a registry: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// TestInitHints: the invoke fn init prints for each template works against fn run of it.
+func TestInitHints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs functions")
+	}
+	for _, tmpl := range []string{"http", "typed", "cloudevents"} {
+		t.Run(tmpl, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "hint-"+tmpl)
+			code, _, stderr := fn(t, "init", dir, "--template", tmpl)
+			if code != 0 {
+				t.Fatalf("fn init: %s", stderr)
+			}
+			if !strings.Contains(stderr, invokeHint(tmpl)) {
+				t.Errorf("fn init printed %q, want the hint %q", stderr, invokeHint(tmpl))
+			}
+			url := runFunction(t, dir)
+			code, out, stderr := fn(t, invokeArgs(tmpl, url)...)
+			if code != 0 || !strings.Contains(out, "Gopher") {
+				t.Errorf("fn %v: exit %d, stdout %q, stderr %q", invokeArgs(tmpl, url), code, out, stderr)
+			}
+		})
+	}
+}
+
+// TestRunSecondInterrupt: a first interrupt lets fn run's function finish what it serves; a
+// second stops it at once.
+func TestRunSecondInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a function")
+	}
+	t.Setenv("FN_CACHE_DIR", cacheForTests(t))
+	port := freePort(t)
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(context.Background(), []string{"run", "../../test/functions/slow", "--port", fmt.Sprint(port)}, IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	}()
+	deadline := time.Now().Add(3 * time.Minute)
+	for strings.TrimSpace(out.String()) == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("fn run printed no URL; stderr:\n%s", errOut.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A request the function will work on for 5 minutes keeps a graceful stop waiting.
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/?ms=300000", port))
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://localhost:%d/_fn/metrics", port))
+		if err == nil {
+			body := readAll(t, resp)
+			if strings.Contains(body, "fn_requests_in_flight 1") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow request never reached the function")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(errOut.String(), "Stopping") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no Stopping after the first interrupt; stderr:\n%s", errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("fn run exited %d after one interrupt, with a request in flight; stderr:\n%s", code, errOut.String())
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(errOut.String(), "stopped at once by a second interrupt") {
+			t.Errorf("after the second interrupt: exit %d; stderr:\n%s", code, errOut.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("fn run still running a minute after the second interrupt; stderr:\n%s", errOut.String())
 	}
 }

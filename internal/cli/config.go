@@ -25,6 +25,8 @@ refuses writes nothing. Comments and the order of keys are kept.`,
   fn config unset timeout
   fn config env set GREETING=hi LEVEL=debug
   fn config env unset LEVEL`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	c.PersistentFlags().StringVarP(&dir, "path", "p", ".", "the function's directory")
 	open := func() (*manifest.Doc, error) { return manifest.Open(dir) }
@@ -75,7 +77,8 @@ refuses writes nothing. Comments and the order of keys are kept.`,
 			return edit(s, open, func(d *manifest.Doc) error { return d.Unset(args[0]) })
 		},
 	}
-	env := &cobra.Command{Use: "env", Short: "Set and unset environment variables in fn.yaml"}
+	env := &cobra.Command{Use: "env", Short: "Set and unset environment variables in fn.yaml",
+		Args: cobra.NoArgs, RunE: func(c *cobra.Command, _ []string) error { return c.Help() }}
 	envSet := &cobra.Command{
 		Use:   "set NAME=VALUE...",
 		Short: "Set environment variables",

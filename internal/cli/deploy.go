@@ -361,12 +361,20 @@ func setEnv(env *[]corev1.EnvVar, k, v string) {
 }
 
 // waitFunctionReady waits until the Function's status reflects its current generation and is Ready,
-// showing condition changes, and fails fast when one of its pods cannot run.
+// showing progress, failing fast when one of its pods cannot run, and saying why a pod is not
+// ready (its readiness probe's answer) as soon as its probe has failed its threshold.
 func waitFunctionReady(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Function, d time.Duration) (*v1alpha1.Function, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	since := time.Now().Add(-time.Second) // events carry seconds
 	fns := cl.fns.FnkitV1alpha1().Functions(f.Namespace)
-	var last string
+	var last, notReady string
+	say := func(msg string) {
+		if msg != last {
+			fmt.Fprintln(s.ErrOut, msg)
+			last = msg
+		}
+	}
 	for {
 		got, err := fns.Get(ctx, f.Name, metav1.GetOptions{})
 		if err == nil {
@@ -376,44 +384,111 @@ func waitFunctionReady(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha
 				return f, nil
 			}
 			if c := f.Status.GetCondition(apis.ConditionReady); current && c != nil {
-				msg := fmt.Sprintf("  %s: %s", c.Reason, c.Message)
-				if c.Reason != "" && msg != last {
-					fmt.Fprintln(s.ErrOut, msg)
-					last = msg
-				}
-				if c.IsFalse() {
+				switch {
+				case c.IsFalse():
 					return nil, fmt.Errorf("function %s is not ready: %s: %s", f.Name, c.Reason, c.Message)
+				case c.Reason == "MinimumReplicasUnavailable" || c.Reason == "Deploying" || c.Reason == "RollingOut":
+					// Progress, not a problem: a new function's replicas are starting.
+					say(fmt.Sprintf("  Starting: %d of %d replicas ready", f.Status.ReadyReplicas, max(f.Status.DesiredReplicas, 1)))
+				case c.Reason != "":
+					say(fmt.Sprintf("  %s: %s", c.Reason, c.Message))
 				}
 			}
-			if why := podProblem(ctx, cl, f); why != "" {
+			why, stuck := podProblem(ctx, cl, f, since)
+			if why != "" && !stuck {
 				return nil, fmt.Errorf("function %s cannot run: %s", f.Name, why)
+			}
+			if stuck && why != notReady {
+				notReady = why
+				say("  " + why)
 			}
 		}
 		select {
 		case <-ctx.Done():
+			if notReady != "" {
+				return nil, fmt.Errorf("function %s not ready within %s: %s: see fn describe %s", f.Name, d, notReady, f.Name)
+			}
 			return nil, fmt.Errorf("function %s not ready within %s (last: %s): see fn describe %s", f.Name, d, strings.TrimSpace(last), f.Name)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// podProblem describes a pod of the function whose container cannot start, if any.
-func podProblem(ctx context.Context, cl *cluster, f *v1alpha1.Function) string {
+// podProblem describes a pod of the function that cannot run (with its last log lines when it
+// crashes), or, with stuck true, one whose readiness probe failed since then (with the probe's
+// answer): that may yet pass.
+func podProblem(ctx context.Context, cl *cluster, f *v1alpha1.Function, since time.Time) (why string, stuck bool) {
 	pods, err := cl.functionPods(ctx, f.Name)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	for _, p := range pods.Items {
 		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Image != f.Spec.Image && cs.Image != "" {
+				continue // the previous version, going away
+			}
 			if w := cs.State.Waiting; w != nil {
 				switch w.Reason {
-				case "CannotRun", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CrashLoopBackOff", "CreateContainerError":
-					if cs.Image == f.Spec.Image || cs.Image == "" {
-						return fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message)
+				case "CannotRun", "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerError":
+					return fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message), false
+				case "CrashLoopBackOff":
+					msg := fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message)
+					if t := cs.LastTerminationState.Terminated; t != nil {
+						msg += fmt.Sprintf(" (exit code %d)", t.ExitCode)
 					}
+					if tail := lastLogLines(ctx, cl, p.Name, cs.Name, 5); tail != "" {
+						msg += "; its last log lines: " + tail
+					}
+					return msg, false
+				}
+			}
+			if cs.State.Running != nil && !cs.Ready {
+				if msg := probeFailure(ctx, cl, p.Name, since); msg != "" {
+					return fmt.Sprintf("pod %s is not ready: %s", p.Name, msg), true
 				}
 			}
 		}
 	}
-	return ""
+	return "", false
+}
+
+// lastLogLines are the last n lines the crashed container wrote, on one line.
+func lastLogLines(ctx context.Context, cl *cluster, pod, container string, n int64) string {
+	b, err := cl.kube.CoreV1().Pods(cl.namespace).GetLogs(pod, &corev1.PodLogOptions{Container: container, Previous: true, TailLines: &n}).DoRaw(ctx)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, " | ")
+}
+
+// probeFailure is the newest "Readiness probe failed" of pod since then.
+func probeFailure(ctx context.Context, cl *cluster, pod string, since time.Time) string {
+	evs, err := cl.kube.CoreV1().Events(cl.namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod + ",reason=Unhealthy"})
+	if err != nil {
+		return ""
+	}
+	var newest *corev1.Event
+	for i := range evs.Items {
+		e := &evs.Items[i]
+		at := e.LastTimestamp.Time
+		if e.EventTime.After(at) {
+			at = e.EventTime.Time
+		}
+		if at.Before(since) || !strings.HasPrefix(e.Message, "Readiness probe failed") {
+			continue
+		}
+		if newest == nil || at.After(newest.LastTimestamp.Time) {
+			newest = e
+		}
+	}
+	if newest == nil {
+		return ""
+	}
+	return newest.Message
 }

@@ -47,7 +47,7 @@ func (o *initOptions) run(s IOStreams, dir string) error {
 	}
 	name := filepath.Base(abs)
 	if err := builder.ValidateName(name); err != nil {
-		return err
+		return &UsageError{fmt.Errorf("%w: the directory's name is the function's, choose another", err)}
 	}
 	module := o.module
 	if module == "" {
@@ -64,7 +64,30 @@ func (o *initOptions) run(s IOStreams, dir string) error {
 	if o.out.json() {
 		return printJSON(s.Out, map[string]any{"name": name, "dir": abs, "template": o.template, "module": module, "files": files})
 	}
-	fmt.Fprintf(s.ErrOut, "Created %s function %s in %s\nNext: fn run %s   (then, in another terminal: fn invoke --url http://localhost:8080)\n", o.template, name, dir, dir)
+	fmt.Fprintf(s.ErrOut, "Created %s function %s in %s\nNext: fn run %s\n  then, in another terminal: %s\n", o.template, name, dir, dir, invokeHint(o.template))
 	fmt.Fprintln(s.Out, abs)
 	return nil
+}
+
+// invokeArgs are the arguments of an fn invoke that the template's function, served by fn run
+// at url, answers with 200.
+func invokeArgs(template, url string) []string {
+	switch template {
+	case "typed":
+		return []string{"invoke", "--url", url, "--data", `{"name":"Gopher"}`}
+	case "cloudevents":
+		return []string{"invoke", "--url", url, "--cloudevent", "--type", "dev.example.greet", "--source", "fn/cli", "--data", `{"name":"Gopher"}`}
+	}
+	return []string{"invoke", "--url", url + "/?name=Gopher"}
+}
+
+// invokeHint is invokeArgs as a shell command for fn run's default port.
+func invokeHint(template string) string {
+	args := invokeArgs(template, "http://localhost:8080")
+	for i, a := range args {
+		if strings.ContainsAny(a, `{}"?&* '`) {
+			args[i] = "'" + a + "'"
+		}
+	}
+	return "fn " + strings.Join(args, " ")
 }

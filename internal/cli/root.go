@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"fnkit.dev/fn/builder"
 
@@ -69,7 +70,23 @@ $KUBECONFIG or ~/.kube/config.`,
 		newDeleteCommand(s),
 		newInternalCommand(s),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number of arguments a UsageError (exit 2), in every command.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return &UsageError{fmt.Errorf("%w (see %s --help)", err, c.CommandPath())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // UsageError is a command line that cannot be run as given; fn exits 2 for it.
@@ -86,12 +103,35 @@ func Main(ctx context.Context, args []string, s IOStreams) int {
 	if err == nil {
 		return 0
 	}
+	if msg, ok := unknownCommand(err); ok {
+		fmt.Fprintf(s.ErrOut, "fn: %s\n", msg)
+		return 2
+	}
 	fmt.Fprintf(s.ErrOut, "fn: %v\n", err)
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		return 2
 	}
 	return 1
+}
+
+// unknownCommand puts cobra's several lines for an unknown command (with its suggestions) on one.
+func unknownCommand(err error) (string, bool) {
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	if !strings.HasPrefix(lines[0], "unknown command ") {
+		return "", false
+	}
+	var suggestions []string
+	for _, l := range lines[1:] {
+		if strings.HasPrefix(l, "\t") {
+			suggestions = append(suggestions, strings.TrimSpace(l))
+		}
+	}
+	msg := strings.TrimSuffix(lines[0], ".")
+	if len(suggestions) > 0 {
+		return msg + " (did you mean " + strings.Join(suggestions, " or ") + "?)", true
+	}
+	return msg + " (see fn --help)", true
 }
 
 // cacheDir is where fn keeps generated build modules and unpacked runtime source.

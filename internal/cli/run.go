@@ -120,12 +120,23 @@ func (o *runOptions) run(ctx context.Context, s IOStreams, dir string) error {
 		return fmt.Errorf("function %s exited: %v", fn.Name, err)
 	case <-ctx.Done():
 	}
-	fmt.Fprintf(s.ErrOut, "Stopping %s...\n", fn.Name)
+	// A second Ctrl-C stops the function at once, whatever it is still finishing.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	fmt.Fprintf(s.ErrOut, "Stopping %s (Ctrl-C again to stop it at once)...\n", fn.Name)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		return fmt.Errorf("function %s: %v", fn.Name, err)
+	select {
+	case err := <-exited:
+		if err != nil {
+			return fmt.Errorf("function %s: %v", fn.Name, err)
+		}
+		return nil
+	case <-again:
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		return fmt.Errorf("function %s killed: stopped at once by a second interrupt", fn.Name)
 	}
-	return nil
 }
 
 // portFree fails with a clear message when port is taken.

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -86,10 +87,13 @@ func (c *container) probe(ctx context.Context, inst *instance, spec *corev1.Cont
 					return true
 				}
 				succ, fail = 0, fail+1
+				if fail == threshold(rp.FailureThreshold, 3) {
+					// Once per streak of failures: a container that never gets ready says why too.
+					c.pd.event(c, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %v", err)
+				}
 				if fail >= threshold(rp.FailureThreshold, 3) && ready {
 					ready = false
 					c.setReady(false)
-					c.pd.event(c, corev1.EventTypeWarning, "Unhealthy", "Readiness probe failed: %v", err)
 				}
 				return true
 			})
@@ -246,12 +250,29 @@ func (c *container) httpGet(ctx context.Context, spec *corev1.Container, h *core
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 10<<10))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		// The answer says why (the runtime's "not ready: <the hook's error>"): keep its start.
+		if why := probeAnswer(body); why != "" {
+			return fmt.Errorf("HTTP probe failed with statuscode: %d: %s", resp.StatusCode, why)
+		}
 		return fmt.Errorf("HTTP probe failed with statuscode: %d", resp.StatusCode)
 	}
 	return nil
+}
+
+// probeAnswer is the first line of a failed probe's answer, at most 200 bytes, if it is text.
+func probeAnswer(body []byte) string {
+	line, _, _ := strings.Cut(string(body), "\n")
+	line = strings.TrimSpace(line)
+	if len(line) > 200 {
+		line = line[:200] + "..."
+	}
+	if !utf8.ValidString(line) || strings.ContainsFunc(line, func(r rune) bool { return r < ' ' && r != '\t' }) {
+		return ""
+	}
+	return line
 }
 
 // exec runs a command in the container, as its process runs (exec probes and hooks).

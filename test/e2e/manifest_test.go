@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestManifestDeploy: fn init, edit fn.yaml, fn deploy: the Function's spec is exactly the file
@@ -80,4 +81,34 @@ func checkSpec(t *testing.T, name string, want map[string]any) {
 		exp, _ := json.Marshal(want)
 		t.Errorf("spec of %s\n got %s\nwant %s", name, got, exp)
 	}
+}
+
+// TestDeployFailuresSayWhy: a deploy that cannot succeed says why within seconds: a crashing
+// function's last log lines, a never-ready function's probe answer.
+func TestDeployFailuresSayWhy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	start := time.Now()
+	_, errOut, err := fn(t, "deploy", filepath.Join(repo, "test", "functions", "crash"), "--wait", "90s")
+	if err == nil || !strings.Contains(errOut, "function crash cannot run: pod crash-") || !strings.Contains(errOut, "CrashLoopBackOff") ||
+		!strings.Contains(errOut, "its last log lines: ") || !strings.Contains(errOut, "connecting to the orders database: connection refused") {
+		t.Errorf("deploy of a crashing function (%s): %v\n%s", time.Since(start).Round(time.Second), err, errOut)
+	}
+	if strings.Contains(errOut, "MinimumReplicasUnavailable") {
+		t.Errorf("deploy shows the Deployment's reason as if it were the problem:\n%s", errOut)
+	}
+	mustFn(t, "delete", "crash")
+
+	start = time.Now()
+	_, errOut, err = fn(t, "deploy", filepath.Join(repo, "test", "functions", "unready"), "--wait", "20s")
+	if err == nil || !strings.Contains(errOut, "function unready not ready within 20s: pod unready-") ||
+		!strings.Contains(errOut, "Readiness probe failed: HTTP probe failed with statuscode: 503: not ready: the cache is still warming") {
+		t.Errorf("deploy of a never-ready function (%s): %v\n%s", time.Since(start).Round(time.Second), err, errOut)
+	}
+	// Shown as progress as soon as the probe failed its threshold, long before the wait ends.
+	if i := strings.Index(errOut, "  pod unready-"); i < 0 || !strings.Contains(errOut[i:], "is not ready: Readiness probe failed") {
+		t.Errorf("no progress line with the probe's answer:\n%s", errOut)
+	}
+	mustFn(t, "delete", "unready")
 }

@@ -1,0 +1,3 @@
+module unready
+
+go 1.24
