@@ -39,6 +39,7 @@ type invokeOptions struct {
 	out     outputFlag
 	cluster clusterFlags
 	name    string
+	path    string // NAME's /path?query, then --path
 }
 
 func newInvokeCommand(s IOStreams) *cobra.Command {
@@ -49,7 +50,6 @@ func newInvokeCommand(s IOStreams) *cobra.Command {
 		Long: `Call a function and print its answer: the response body, or the reply event as JSON for a
 CloudEvent. Exits non-zero when the function answers with an error status.`,
 		Example: `  fn invoke hello
-  fn invoke --url http://localhost:8080 --data '{"name":"fn"}'
   fn invoke --url http://localhost:8080 --cloudevent --type com.example.ping --source me --data '{}'
   fn invoke --url http://localhost:8080 --cloudevent --mode structured --file event-data.json -o json`,
 		Args: cobra.MaximumNArgs(1),
@@ -61,7 +61,8 @@ CloudEvent. Exits non-zero when the function answers with an error status.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.url, "url", "", "URL of the function")
+	f.StringVar(&o.url, "url", "", "URL of the function; with NAME, the gateway's address")
+	f.StringVar(&o.path, "path", "", "path and query to call under the function's URL")
 	f.StringVarP(&o.data, "data", "d", "", "request body or event data")
 	f.StringVarP(&o.file, "file", "f", "", "read the request body or event data from a file (- for stdin)")
 	f.StringVarP(&o.method, "method", "X", "", "HTTP method (default: POST with data, GET without)")
@@ -83,10 +84,15 @@ func (o *invokeOptions) validate(args []string) error {
 		return err
 	}
 	switch {
-	case len(args) == 1 && o.url != "":
-		return &UsageError{fmt.Errorf("give the function by NAME or by --url, not both")}
 	case len(args) == 1:
-		o.name = args[0]
+		name, rest := args[0], ""
+		if i := strings.IndexAny(name, "/?"); i >= 0 {
+			name, rest = name[:i], name[i:]
+		}
+		if name == "" {
+			return &UsageError{fmt.Errorf("%q: want NAME[/PATH][?QUERY]", args[0])}
+		}
+		o.name, o.path = name, joinPath(rest, o.path)
 	case o.url == "":
 		return &UsageError{fmt.Errorf("give the function's name (fn invoke NAME) or its address with --url")}
 	}
@@ -132,7 +138,15 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	if o.name != "" {
+	switch {
+	case o.name != "" && o.url != "":
+		// By name through the gateway at --url: its route, no cluster needed.
+		ns := o.cluster.namespace
+		if ns == "" {
+			ns = "default"
+		}
+		o.url = strings.TrimSuffix(o.url, "/") + "/f/" + ns + "/" + o.name + "/"
+	case o.name != "":
 		// By name: through the gateway, at the URL the Function's status gives.
 		cl, err := o.cluster.connect()
 		if err != nil {
@@ -146,6 +160,9 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 			return fmt.Errorf("function %s has no URL yet: see fn describe %s", o.name, o.name)
 		}
 		o.url = f.Status.URL.String()
+	}
+	if p := joinPath(o.path, ""); p != "" {
+		o.url = strings.TrimSuffix(o.url, "/") + "/" + strings.TrimPrefix(p, "/")
 	}
 	data, err := o.body(s)
 	if err != nil {
@@ -276,6 +293,29 @@ func (o *invokeOptions) request(ctx context.Context, data []byte) (*http.Request
 		return nil, fmt.Errorf("encoding the event: %w", err)
 	}
 	return req, nil
+}
+
+// joinPath puts path b after path a; either may carry a ?query (the last one given wins).
+func joinPath(a, b string) string {
+	pa, qa, _ := strings.Cut(a, "?")
+	pb, qb, hasQB := strings.Cut(b, "?")
+	p := strings.TrimSuffix(pa, "/")
+	if pb != "" {
+		p += "/" + strings.TrimPrefix(pb, "/")
+	} else if strings.HasSuffix(pa, "/") {
+		p += "/"
+	}
+	q := qa
+	if hasQB {
+		q = qb
+	}
+	if q != "" {
+		if p == "" {
+			p = "/"
+		}
+		p += "?" + q
+	}
+	return p
 }
 
 func randomID() string {
