@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -58,7 +61,7 @@ func TestProcessDrainsOnSIGTERM(t *testing.T) {
 	port := freePort(t)
 	release := filepath.Join(t.TempDir(), "release")
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "FN_TEST_RELEASE="+release, "FN_LOG_LEVEL=info")
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "FN_TEST_RELEASE="+release, "FN_LOG_LEVEL=debug")
 	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -141,6 +144,10 @@ func TestProcessDrainsOnSIGTERM(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the program did not exit after draining")
 	}
+	// The request log gives durations in milliseconds, as the gateway's does.
+	if log := stderr.String(); !strings.Contains(log, `"msg":"request"`) || !strings.Contains(log, `"duration_ms":`) {
+		t.Errorf("no request line with duration_ms in the log:\n%s", log)
+	}
 }
 
 // buildProcessMain writes processMain as a module that uses this runtime module, and builds it.
@@ -206,4 +213,28 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// TestProcessBadConfig: a configuration the runtime refuses ends the process with exit 2 and one
+// JSON log line, like the runtime's other logs, not a line that reads as an fn command's error.
+func TestProcessBadConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a program")
+	}
+	t.Parallel()
+	bin := buildProcessMain(t)
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "PORT=8080", "FN_TIMEOUT=soon")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2", err)
+	}
+	var line struct{ Level, Msg, Error string }
+	if jerr := json.Unmarshal(bytes.TrimSpace(stderr.Bytes()), &line); jerr != nil || line.Level != "ERROR" ||
+		line.Msg != "the function's configuration is invalid" || !strings.Contains(line.Error, "FN_TIMEOUT") {
+		t.Errorf("stderr %q (%v), want one JSON line at level ERROR naming FN_TIMEOUT", stderr.String(), jerr)
+	}
 }

@@ -28,17 +28,22 @@ var processStart = time.Now()
 func Main(f Function) {
 	cfg, err := ConfigFromEnv()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "fn: %v\n", err)
-		os.Exit(2)
+		fatal("the function's configuration is invalid", err, 2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	// Once draining, a second signal stops the process at once, as it would without the runtime.
 	context.AfterFunc(ctx, stop)
 	if err := New(f, cfg).Run(ctx); err != nil {
-		fmt.Fprintf(os.Stderr, "fn: %v\n", err)
-		os.Exit(1)
+		fatal("the function stopped", err, 1)
 	}
+}
+
+// fatal logs err as the runtime logs everything else (a JSON line on stderr, so it reads as the
+// function's, not as an fn command's) and exits with code.
+func fatal(msg string, err error, code int) {
+	slog.New(slog.NewJSONHandler(os.Stderr, nil)).Error(msg, "error", err.Error())
+	os.Exit(code)
 }
 
 // Server serves one Function.
@@ -100,7 +105,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.LogAttrs(r.Context(), slog.LevelDebug, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", code), slog.Duration("duration", d), slog.Bool("aborted", abort))
+			slog.Int("status", code), slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.Bool("aborted", abort))
 	}
 	if abort {
 		// Part of the response is already out: abort the connection so the client sees an error,

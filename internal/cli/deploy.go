@@ -38,17 +38,19 @@ type deployOptions struct {
 	wait        time.Duration
 	createNS    bool
 	cluster     clusterFlags
+	connect     func(*clusterFlags) (*cluster, error)
 	out         outputFlag
 }
 
-func newDeployCommand(s IOStreams) *cobra.Command {
-	c, _ := deployCommand(s)
+func newDeployCommand(fa *Factory) *cobra.Command {
+	c, _ := deployCommand(fa)
 	return c
 }
 
 // deployCommand is fn deploy and the options its flags parse into.
-func deployCommand(s IOStreams) (*cobra.Command, *deployOptions) {
-	o := &deployOptions{}
+func deployCommand(fa *Factory) (*cobra.Command, *deployOptions) {
+	s := fa.IOStreams
+	o := &deployOptions{connect: fa.Connect}
 	c := &cobra.Command{
 		Use:   "deploy [DIR]",
 		Short: "Build a function, push it, and run it on the cluster",
@@ -94,6 +96,7 @@ directory's name; its namespace -n, else fn.yaml's, else the context's.`,
 	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
 	f.BoolVar(&o.createNS, "create-namespace", false, "create the namespace if it does not exist")
 	o.cluster.add(c)
+	o.cluster.complete(c, fa, false)
 	o.out.add(c)
 	return c, o
 }
@@ -116,7 +119,7 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 		}
 		return &UsageError{fmt.Errorf("the flags: %w", err)}
 	}
-	cl, err := o.cluster.connect()
+	cl, err := o.connect(&o.cluster)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func TestDeploySpecIsFileAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, o := deployCommand(IOStreams{})
+	cmd, o := deployCommand(NewFactory(IOStreams{}))
 	if err := cmd.ParseFlags([]string{"--env", "B=flag", "--env", "C=c", "--min", "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestDeploySpecIsFileAndFlags(t *testing.T) {
 	}
 
 	// The flags over the file are checked together: --min above fn.yaml's max is refused.
-	cmd, o = deployCommand(IOStreams{})
+	cmd, o = deployCommand(NewFactory(IOStreams{}))
 	_ = cmd.ParseFlags([]string{"--min", "9"})
 	if _, err := o.spec(m, testImage); err == nil || !strings.Contains(err.Error(), "scale.min") {
 		t.Errorf("--min 9 with max 4: %v", err)

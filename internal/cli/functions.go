@@ -81,50 +81,220 @@ func readyOf(f *v1alpha1.Function) (string, string) {
 
 func age(t metav1.Time) string { return duration.HumanDuration(time.Since(t.Time)) }
 
-func newListCommand(s IOStreams) *cobra.Command {
+func newListCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	var cf clusterFlags
-	var out structuredFlag
+	var output string
+	var all bool
 	c := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
-		Short:   "List the functions of a namespace",
+		Short:   "List the functions of a namespace (-A: of all)",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := out.validate(); err != nil {
-				return err
+			switch output {
+			case "", "wide", "name", "json", "yaml":
+			default:
+				return &UsageError{fmt.Errorf("unknown output format %q: use -o wide, name, json or yaml", output)}
 			}
-			cl, err := cf.connect()
+			cl, err := fa.Connect(&cf)
 			if err != nil {
 				return err
 			}
-			list, err := cl.fns.FnkitV1alpha1().Functions(cl.namespace).List(ctxOf(c), metav1.ListOptions{})
+			ns := cl.namespace
+			if all {
+				ns = metav1.NamespaceAll
+			}
+			list, err := cl.fns.FnkitV1alpha1().Functions(ns).List(ctxOf(c), metav1.ListOptions{})
 			if err != nil {
 				return fmt.Errorf("listing functions: %w", err)
 			}
-			if ok, err := out.print(s.Out, list); ok {
-				return err
+			sort.Slice(list.Items, func(i, j int) bool {
+				a, b := list.Items[i], list.Items[j]
+				return a.Namespace < b.Namespace || a.Namespace == b.Namespace && a.Name < b.Name
+			})
+			if output == "json" || output == "yaml" {
+				items := make([]any, len(list.Items))
+				for i := range list.Items {
+					items[i] = forOutput(&list.Items[i])
+				}
+				return printAs(s.Out, output, map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": items})
 			}
-			sort.Slice(list.Items, func(i, j int) bool { return list.Items[i].Name < list.Items[j].Name })
+			if len(list.Items) == 0 {
+				if all {
+					fmt.Fprintln(s.ErrOut, "No functions in any namespace.")
+				} else {
+					fmt.Fprintf(s.ErrOut, "No functions in namespace %s.\n", ns)
+				}
+				return nil
+			}
+			if output == "name" {
+				for _, f := range list.Items {
+					fmt.Fprintf(s.Out, "function.%s/%s\n", fnapi.GroupName, f.Name)
+				}
+				return nil
+			}
 			w := tabwriter.NewWriter(s.Out, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tREADY\tREASON\tREPLICAS\tDESIRED\tSCALE\tURL\tAGE")
+			cols := []string{"NAME", "READY", "REASON", "REPLICAS", "DESIRED", "SCALE", "URL", "AGE"}
+			if all {
+				cols = append([]string{"NAMESPACE"}, cols...)
+			}
+			if output == "wide" {
+				cols = append(cols, "METRIC", "TARGET", "MIN", "MAX", "IMAGE")
+			}
+			fmt.Fprintln(w, strings.Join(cols, "\t"))
 			for _, f := range list.Items {
 				ready, reason := readyOf(&f)
 				url := ""
 				if f.Status.URL != nil {
 					url = f.Status.URL.String()
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\n", f.Name, ready, reason, f.Status.ReadyReplicas, f.Status.Replicas,
-					f.Status.DesiredReplicas, scaleReason(&f), url, age(f.CreationTimestamp))
+				row := []string{f.Name, ready, reason, fmt.Sprintf("%d/%d", f.Status.ReadyReplicas, f.Status.Replicas),
+					fmt.Sprint(f.Status.DesiredReplicas), scaleReason(&f), url, age(f.CreationTimestamp)}
+				if all {
+					row = append([]string{f.Namespace}, row...)
+				}
+				if output == "wide" {
+					sc := effectiveScale(&f)
+					row = append(row, string(sc.Metric), fmt.Sprint(*sc.Target), fmt.Sprint(*sc.Min), fmt.Sprint(*sc.Max), f.Spec.Image)
+				}
+				fmt.Fprintln(w, strings.Join(row, "\t"))
 			}
 			return w.Flush()
 		},
 	}
 	cf.add(c)
-	out.add(c)
+	cf.complete(c, fa, false)
+	c.Flags().StringVarP(&output, "output", "o", "", "output format: wide, name, json or yaml (default: a table)")
+	c.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the functions of every namespace")
 	return c
 }
 
-func newDescribeCommand(s IOStreams) *cobra.Command {
+// envSummary names the Function's variables and where each comes from, never a value: a value
+// may be a secret someone pasted.
+func envSummary(f *v1alpha1.Function) string {
+	var parts []string
+	for _, e := range f.Spec.Env {
+		switch from := e.ValueFrom; {
+		case from == nil:
+			parts = append(parts, e.Name)
+		case from.SecretKeyRef != nil:
+			parts = append(parts, fmt.Sprintf("%s (secret %s/%s)", e.Name, from.SecretKeyRef.Name, from.SecretKeyRef.Key))
+		case from.ConfigMapKeyRef != nil:
+			parts = append(parts, fmt.Sprintf("%s (configmap %s/%s)", e.Name, from.ConfigMapKeyRef.Name, from.ConfigMapKeyRef.Key))
+		default:
+			parts = append(parts, e.Name+" (from the pod)")
+		}
+	}
+	for _, ef := range f.Spec.EnvFrom {
+		switch {
+		case ef.SecretRef != nil:
+			parts = append(parts, "every key of secret "+ef.SecretRef.Name)
+		case ef.ConfigMapRef != nil:
+			parts = append(parts, "every key of configmap "+ef.ConfigMapRef.Name)
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// podState is the state of a pod's first container in a word or two, with its reason.
+func podState(p *corev1.Pod) string {
+	for _, cs := range p.Status.ContainerStatuses {
+		switch st := cs.State; {
+		case st.Waiting != nil:
+			return "waiting: " + st.Waiting.Reason
+		case st.Terminated != nil:
+			return fmt.Sprintf("terminated: %s (exit %d)", st.Terminated.Reason, st.Terminated.ExitCode)
+		case st.Running != nil && !cs.Ready:
+			return "running, not ready"
+		case st.Running != nil:
+			return "running"
+		}
+	}
+	return "pending"
+}
+
+// recentEvents are the newest n events of the Function and its pods, oldest first.
+func recentEvents(ctx context.Context, cl *cluster, f *v1alpha1.Function, pods *corev1.PodList, n int) []corev1.Event {
+	names := map[string]bool{"Function/" + f.Name: true}
+	if pods != nil {
+		for _, p := range pods.Items {
+			names["Pod/"+p.Name] = true
+		}
+	}
+	list, err := cl.kube.CoreV1().Events(f.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var evs []corev1.Event
+	for _, e := range list.Items {
+		if names[e.InvolvedObject.Kind+"/"+e.InvolvedObject.Name] {
+			evs = append(evs, e)
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool { return eventTime(&evs[i]).Before(eventTime(&evs[j])) })
+	if len(evs) > n {
+		evs = evs[len(evs)-n:]
+	}
+	return evs
+}
+
+func eventTime(e *corev1.Event) time.Time {
+	t := e.LastTimestamp.Time
+	if e.EventTime.After(t) {
+		t = e.EventTime.Time
+	}
+	if t.IsZero() {
+		t = e.CreationTimestamp.Time
+	}
+	return t
+}
+
+// forOutput is a Function as -o json|yaml prints it: with its kind, without managed fields.
+func forOutput(f *v1alpha1.Function) *v1alpha1.Function {
+	f = f.DeepCopy()
+	f.APIVersion, f.Kind = v1alpha1.SchemeGroupVersion.String(), "Function"
+	f.ManagedFields = nil
+	return f
+}
+
+// printAs writes v as JSON or YAML.
+func printAs(w io.Writer, format string, v any) error {
+	if format == "json" {
+		return printJSON(w, v)
+	}
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// effectiveScale is the Function's scale with the defaults filled in.
+func effectiveScale(f *v1alpha1.Function) v1alpha1.Scale {
+	g := f.DeepCopy()
+	g.SetDefaults(context.Background())
+	sc := v1alpha1.Scale{}
+	if g.Spec.Scale != nil {
+		sc = *g.Spec.Scale
+	}
+	if sc.Min == nil {
+		sc.Min = ptrInt32(0)
+	}
+	if sc.Max == nil {
+		sc.Max = ptrInt32(0)
+	}
+	if sc.Target == nil {
+		sc.Target = ptrInt32(0)
+	}
+	return sc
+}
+
+func ptrInt32(v int32) *int32 { return &v }
+
+func newDescribeCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	var cf clusterFlags
 	var out structuredFlag
 	c := &cobra.Command{
@@ -135,7 +305,7 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			if err := out.validate(); err != nil {
 				return err
 			}
-			cl, err := cf.connect()
+			cl, err := fa.Connect(&cf)
 			if err != nil {
 				return err
 			}
@@ -143,7 +313,7 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ok, err := out.print(s.Out, f); ok {
+			if ok, err := out.print(s.Out, forOutput(f)); ok {
 				return err
 			}
 			w := tabwriter.NewWriter(s.Out, 2, 4, 2, ' ', 0)
@@ -157,27 +327,25 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			}
 			fmt.Fprintf(w, "Replicas:\t%d ready of %d, %d desired (%s)\nAge:\t%s\n", f.Status.ReadyReplicas, f.Status.Replicas,
 				f.Status.DesiredReplicas, scaleReason(f), age(f.CreationTimestamp))
-			if f.Spec.Timeout != nil {
-				fmt.Fprintf(w, "Timeout:\t%s\n", f.Spec.Timeout.Duration)
+			eff := f.DeepCopy()
+			eff.SetDefaults(ctxOf(c))
+			concurrency := "unlimited"
+			if n := *eff.Spec.Concurrency; n > 0 {
+				concurrency = fmt.Sprint(n)
 			}
-			if sc := f.Spec.Scale; sc != nil {
-				fmt.Fprintf(w, "Scale:\tmetric %s", sc.Metric)
-				if sc.Min != nil {
-					fmt.Fprintf(w, ", min %d", *sc.Min)
-				}
-				if sc.Max != nil {
-					fmt.Fprintf(w, ", max %d", *sc.Max)
-				}
-				if sc.Target != nil {
-					fmt.Fprintf(w, ", target %d", *sc.Target)
-				}
-				if sc.Window != nil {
-					fmt.Fprintf(w, ", window %s", sc.Window.Duration)
-				}
-				if sc.ScaleDownDelay != nil {
-					fmt.Fprintf(w, ", scale-down delay %s", sc.ScaleDownDelay.Duration)
-				}
-				fmt.Fprintln(w)
+			fmt.Fprintf(w, "Timeout:\t%s\nConcurrency:\t%s per replica\n", eff.Spec.Timeout.Duration, concurrency)
+			sc := effectiveScale(f)
+			window := "the cluster's"
+			if sc.Window != nil {
+				window = sc.Window.Duration.String()
+			}
+			fmt.Fprintf(w, "Scale:\tmetric %s, target %d, min %d, max %d, window %s, scale-down delay %s", sc.Metric, *sc.Target, *sc.Min, *sc.Max, window, sc.ScaleDownDelay.Duration)
+			if sc.Initial != nil {
+				fmt.Fprintf(w, ", initial %d", *sc.Initial)
+			}
+			fmt.Fprintln(w)
+			if len(f.Spec.Env) > 0 || len(f.Spec.EnvFrom) > 0 {
+				fmt.Fprintf(w, "Env:\t%s\n", envSummary(f))
 			}
 			fmt.Fprintln(w, "\nConditions:\nTYPE\tSTATUS\tREASON\tMESSAGE")
 			for _, c := range f.Status.Conditions {
@@ -185,7 +353,7 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 			}
 			pods, err := cl.functionPods(ctxOf(c), f.Name)
 			if err == nil {
-				fmt.Fprintln(w, "\nPods:\nNAME\tPHASE\tREADY\tRESTARTS\tIP\tNODE")
+				fmt.Fprintln(w, "\nPods:\nNAME\tPHASE\tREADY\tRESTARTS\tIP\tNODE\tSTATE")
 				for _, p := range pods.Items {
 					readyN, restarts := 0, int32(0)
 					for _, cs := range p.Status.ContainerStatuses {
@@ -194,18 +362,26 @@ func newDescribeCommand(s IOStreams) *cobra.Command {
 						}
 						restarts += cs.RestartCount
 					}
-					fmt.Fprintf(w, "%s\t%s\t%d/%d\t%d\t%s\t%s\n", p.Name, p.Status.Phase, readyN, len(p.Spec.Containers), restarts, p.Status.PodIP, p.Spec.NodeName)
+					fmt.Fprintf(w, "%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\n", p.Name, p.Status.Phase, readyN, len(p.Spec.Containers), restarts, p.Status.PodIP, p.Spec.NodeName, podState(&p))
+				}
+			}
+			if evs := recentEvents(ctxOf(c), cl, f, pods, 10); len(evs) > 0 {
+				fmt.Fprintln(w, "\nEvents:\nAGE\tTYPE\tREASON\tOBJECT\tMESSAGE")
+				for _, e := range evs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s/%s\t%s\n", age(metav1.NewTime(eventTime(&e))), e.Type, e.Reason, strings.ToLower(e.InvolvedObject.Kind), e.InvolvedObject.Name, e.Message)
 				}
 			}
 			return w.Flush()
 		},
 	}
 	cf.add(c)
+	cf.complete(c, fa, true)
 	out.add(c)
 	return c
 }
 
-func newDeleteCommand(s IOStreams) *cobra.Command {
+func newDeleteCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	var cf clusterFlags
 	var wait time.Duration
 	c := &cobra.Command{
@@ -213,7 +389,7 @@ func newDeleteCommand(s IOStreams) *cobra.Command {
 		Short: "Delete a function and everything it runs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := cf.connect()
+			cl, err := fa.Connect(&cf)
 			if err != nil {
 				return err
 			}
@@ -244,10 +420,12 @@ func newDeleteCommand(s IOStreams) *cobra.Command {
 	}
 	c.Flags().DurationVar(&wait, "wait", 2*time.Minute, "wait until its pods are gone (0: do not wait)")
 	cf.add(c)
+	cf.complete(c, fa, true)
 	return c
 }
 
-func newLogsCommand(s IOStreams) *cobra.Command {
+func newLogsCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	var cf clusterFlags
 	var follow bool
 	var tailLines int64
@@ -256,7 +434,7 @@ func newLogsCommand(s IOStreams) *cobra.Command {
 		Short: "Print the logs of a function's pods",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			cl, err := cf.connect()
+			cl, err := fa.Connect(&cf)
 			if err != nil {
 				return err
 			}
@@ -316,6 +494,7 @@ func newLogsCommand(s IOStreams) *cobra.Command {
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream new lines")
 	c.Flags().Int64Var(&tailLines, "tail", -1, "lines of the end of the log to show (-1: all)")
 	cf.add(c)
+	cf.complete(c, fa, true)
 	return c
 }
 

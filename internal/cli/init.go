@@ -35,6 +35,7 @@ func newInitCommand(s IOStreams) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&o.template, "template", "t", "http", "starter: "+strings.Join(templates.Names(), ", "))
+	_ = c.RegisterFlagCompletionFunc("template", cobra.FixedCompletions(templates.Names(), cobra.ShellCompDirectiveNoFileComp))
 	c.Flags().StringVar(&o.module, "module", "", "Go module path of the new project (default: the directory's name)")
 	o.out.add(c)
 	return c

@@ -40,10 +40,12 @@ type invokeOptions struct {
 	cluster clusterFlags
 	name    string
 	path    string // NAME's /path?query, then --path
+	connect func(*clusterFlags) (*cluster, error)
 }
 
-func newInvokeCommand(s IOStreams) *cobra.Command {
-	o := &invokeOptions{}
+func newInvokeCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
+	o := &invokeOptions{connect: fa.Connect}
 	c := &cobra.Command{
 		Use:   "invoke [NAME | --url URL]",
 		Short: "Call a function over HTTP or with a CloudEvent",
@@ -76,6 +78,7 @@ CloudEvent. Exits non-zero when the function answers with an error status.`,
 	f.StringVar(&o.mode, "mode", "binary", "CloudEvent content mode: binary or structured")
 	o.out.add(c)
 	o.cluster.add(c)
+	o.cluster.complete(c, fa, true)
 	return c
 }
 
@@ -148,7 +151,7 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 		o.url = strings.TrimSuffix(o.url, "/") + "/f/" + ns + "/" + o.name + "/"
 	case o.name != "":
 		// By name: through the gateway, at the URL the Function's status gives.
-		cl, err := o.cluster.connect()
+		cl, err := o.connect(&o.cluster)
 		if err != nil {
 			return err
 		}

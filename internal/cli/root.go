@@ -29,8 +29,24 @@ func SystemStreams() IOStreams { return IOStreams{In: os.Stdin, Out: os.Stdout, 
 // Version reports fn's version.
 func Version() string { return builder.Version() }
 
+// Factory gives commands what they share: the streams, and the cluster their flags choose.
+// Tests make one with fake clientsets.
+type Factory struct {
+	IOStreams
+	// Connect finds the cluster and namespace the flags choose.
+	Connect func(*clusterFlags) (*cluster, error)
+}
+
+// NewFactory is the Factory of a real run: clusters from the kubeconfig or the local platform.
+func NewFactory(s IOStreams) *Factory {
+	return &Factory{IOStreams: s, Connect: (*clusterFlags).connect}
+}
+
 // NewRootCommand returns the fn command.
-func NewRootCommand(s IOStreams) *cobra.Command {
+func NewRootCommand(s IOStreams) *cobra.Command { return newRootCommand(NewFactory(s)) }
+
+func newRootCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	root := &cobra.Command{
 		Use:   "fn",
 		Short: "Turn a Go function into a running, autoscaled service",
@@ -58,16 +74,16 @@ $KUBECONFIG or ~/.kube/config.`,
 		newBuildCommand(s),
 		newRunCommand(s),
 		newRegistryCommand(s),
-		newInvokeCommand(s),
+		newInvokeCommand(fa),
 		newVersionCommand(s),
 		newUpCommand(s),
 		newDownCommand(s),
-		newDeployCommand(s),
+		newDeployCommand(fa),
 		newConfigCommand(s),
-		newListCommand(s),
-		newDescribeCommand(s),
-		newLogsCommand(s),
-		newDeleteCommand(s),
+		newListCommand(fa),
+		newDescribeCommand(fa),
+		newLogsCommand(fa),
+		newDeleteCommand(fa),
 		newInternalCommand(s),
 	)
 	usageArgs(root)
@@ -97,7 +113,13 @@ func (e *UsageError) Unwrap() error { return e.Err }
 
 // Main runs fn with args and returns the process exit code.
 func Main(ctx context.Context, args []string, s IOStreams) int {
-	root := NewRootCommand(s)
+	return run(ctx, args, NewFactory(s))
+}
+
+// run runs fn with args and the factory's streams and clusters, and returns the exit code.
+func run(ctx context.Context, args []string, fa *Factory) int {
+	s := fa.IOStreams
+	root := newRootCommand(fa)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
