@@ -72,7 +72,11 @@ func StatePath(home string) string { return filepath.Join(home, "platform.json")
 func PIDPath(home string) string { return filepath.Join(home, "platform.pid") }
 
 // LogPath is the platform's log.
-func LogPath(home string) string { return filepath.Join(home, "logs", "platform.log") }
+func LogPath(home string) string { return ComponentLogPath(home, "platform") }
+
+// ComponentLogPath is the log of one of the platform's components: gateway, controller, agent...
+// The gateway's holds its access lines.
+func ComponentLogPath(home, name string) string { return filepath.Join(home, "logs", name+".log") }
 
 // ReadState returns the state of the platform running with its state in home, or an error
 // wrapping fs.ErrNotExist when none runs (a state left by a crashed platform is not running).
@@ -191,7 +195,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	run("registry", func() error { return reg.Serve(compCtx, regLn) })
 
 	logFile := func(name string) (*os.File, error) {
-		return os.OpenFile(filepath.Join(cfg.Home, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		return os.OpenFile(ComponentLogPath(cfg.Home, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	}
 	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
 	step("installing the Function CRD and starting the fn controller")

@@ -427,11 +427,11 @@ func newDeleteCommand(fa *Factory) *cobra.Command {
 func newLogsCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	var cf clusterFlags
-	var follow bool
+	var follow, requests bool
 	var tailLines int64
 	c := &cobra.Command{
 		Use:   "logs NAME",
-		Short: "Print the logs of a function's pods",
+		Short: "Print the logs of a function's pods, or (--requests) the gateway's access lines for it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := fa.Connect(&cf)
@@ -442,6 +442,9 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 			f, err := getFunction(ctx, cl, args[0])
 			if err != nil {
 				return err
+			}
+			if requests {
+				return requestLines(ctx, s, cl, f, follow, tailLines)
 			}
 			pods, err := cl.functionPods(ctx, f.Name)
 			if err != nil {
@@ -493,6 +496,7 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream new lines")
 	c.Flags().Int64Var(&tailLines, "tail", -1, "lines of the end of the log to show (-1: all)")
+	c.Flags().BoolVar(&requests, "requests", false, "the gateway's access lines for the function: time, method, path, status, duration, pod")
 	cf.add(c)
 	cf.complete(c, fa, true)
 	return c

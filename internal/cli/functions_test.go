@@ -188,3 +188,33 @@ func TestCompletion(t *testing.T) {
 		}
 	}
 }
+
+func TestRequestFilter(t *testing.T) {
+	f := testFunction("shop", "orders")
+	var out strings.Builder
+	rf := &requestFilter{f: f, out: &out, tail: 2}
+	for _, l := range []string{
+		`{"time":"2026-12-01T10:00:00Z","level":"INFO","msg":"request","namespace":"shop","function":"orders","method":"GET","path":"/f/shop/orders/1","status":200,"duration_ms":1.5,"upstream":"10.244.0.5:8080"}`,
+		`{"time":"2026-12-01T10:00:01Z","level":"INFO","msg":"request","namespace":"shop","function":"other","method":"GET","path":"/f/shop/other/","status":200,"duration_ms":1,"upstream":"x"}`,
+		`{"time":"2026-12-01T10:00:02Z","level":"INFO","msg":"request","namespace":"default","function":"orders","method":"GET","path":"/f/default/orders/","status":200,"duration_ms":1,"upstream":"x"}`,
+		`not json`,
+		`{"time":"2026-12-01T10:00:03Z","level":"INFO","msg":"scaled","namespace":"shop","function":"orders"}`,
+		`{"time":"2026-12-01T10:00:04Z","level":"ERROR","msg":"request","namespace":"shop","function":"orders","method":"POST","path":"/f/shop/orders/2","status":502,"duration_ms":12.25,"upstream":"10.244.0.6:8080","error":"connection refused"}`,
+		`{"time":"2026-12-01T10:00:05Z","level":"INFO","msg":"request","namespace":"shop","function":"orders","method":"GET","path":"/f/shop/orders/3","status":200,"duration_ms":0.5,"upstream":"10.244.0.5:8080"}`,
+	} {
+		rf.line([]byte(l))
+	}
+	if out.Len() != 0 {
+		t.Errorf("lines printed before the tail was known: %q", out.String())
+	}
+	rf.flush()
+	want := "2026-12-01T10:00:04Z POST /f/shop/orders/2 502 12.2ms 10.244.0.6:8080 connection refused\n" +
+		"2026-12-01T10:00:05Z GET /f/shop/orders/3 200 0.5ms 10.244.0.5:8080\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+	rf.line([]byte(`{"time":"2026-12-01T10:00:06Z","msg":"request","namespace":"shop","function":"orders","method":"GET","path":"/f/shop/orders/4","status":200,"duration_ms":1,"upstream":"u"}`))
+	if !strings.HasSuffix(out.String(), "GET /f/shop/orders/4 200 1.0ms u\n") {
+		t.Errorf("a line after the tail: %q", out.String())
+	}
+}

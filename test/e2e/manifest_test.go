@@ -47,6 +47,12 @@ scale:
 	}
 	checkSpec(t, "manifested", want)
 
+	// Its requests are in the gateway's access lines, and fn logs --requests shows them.
+	mustFn(t, "invoke", "manifested/some/path?name=e2e")
+	if out := mustFn(t, "logs", "manifested", "--requests", "--tail", "5"); !strings.Contains(out, " GET /f/default/manifested/some/path 200 ") {
+		t.Errorf("fn logs --requests:\n%s", out)
+	}
+
 	mustFn(t, "config", "-p", dir, "env", "unset", "DROP")
 	mustFn(t, "config", "-p", dir, "unset", "concurrency")
 	mustFn(t, "deploy", dir)
