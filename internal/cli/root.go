@@ -83,6 +83,7 @@ $KUBECONFIG or ~/.kube/config.`,
 		newListCommand(fa),
 		newDescribeCommand(fa),
 		newLogsCommand(fa),
+		newTopCommand(fa),
 		newDeleteCommand(fa),
 		newInternalCommand(s),
 	)

@@ -53,6 +53,30 @@ scale:
 		t.Errorf("fn logs --requests:\n%s", out)
 	}
 
+	// fn top counts them over its window, from the gateway's metrics.
+	topDone := make(chan string, 1)
+	go func() {
+		out, errOut, err := fn(t, "top", "manifested", "-o", "json", "--interval", "5s")
+		if err != nil {
+			out = err.Error() + ": " + errOut
+		}
+		topDone <- out
+	}()
+	time.Sleep(2 * time.Second) // fn top has taken its first scrape
+	for range 3 {
+		mustFn(t, "invoke", "manifested")
+	}
+	var rows []struct {
+		Name          string
+		Requests, RPS float64
+		ReadyReplicas float64
+	}
+	topOut := <-topDone
+	if err := json.Unmarshal([]byte(topOut), &rows); err != nil || len(rows) != 1 || rows[0].Name != "manifested" ||
+		rows[0].Requests < 1 || rows[0].Requests > 3 || rows[0].RPS <= 0 || rows[0].ReadyReplicas < 1 {
+		t.Errorf("fn top -o json: %v\n%s", err, topOut)
+	}
+
 	mustFn(t, "config", "-p", dir, "env", "unset", "DROP")
 	mustFn(t, "config", "-p", dir, "unset", "concurrency")
 	mustFn(t, "deploy", dir)
