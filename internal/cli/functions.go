@@ -365,6 +365,18 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 					fmt.Fprintf(w, "%s\t%s\t%d/%d\t%d\t%s\t%s\t%s\n", p.Name, p.Status.Phase, readyN, len(p.Spec.Containers), restarts, p.Status.PodIP, p.Spec.NodeName, podState(&p))
 				}
 			}
+			if pods != nil {
+				for _, p := range pods.Items {
+					for _, cs := range p.Status.ContainerStatuses {
+						if wt := cs.State.Waiting; wt == nil || wt.Reason != "CrashLoopBackOff" {
+							continue
+						}
+						if tail := lastLogLines(ctxOf(c), cl, p.Name, cs.Name, 5); tail != "" {
+							fmt.Fprintf(w, "\nLast log lines of %s before it crashed:\n%s\n", p.Name, strings.ReplaceAll(tail, " | ", "\n"))
+						}
+					}
+				}
+			}
 			if evs := recentEvents(ctxOf(c), cl, f, pods, 10); len(evs) > 0 {
 				fmt.Fprintln(w, "\nEvents:\nAGE\tTYPE\tREASON\tOBJECT\tMESSAGE")
 				for _, e := range evs {

@@ -150,6 +150,7 @@ func TestDescribe(t *testing.T) {
 		"Scale:        metric concurrency, target 10, min 0, max 4, window the cluster's, scale-down delay 30s",
 		"Env:          GREETING, TOKEN (secret api/token)",
 		"waiting: CrashLoopBackOff", "BackOff", "pod/hello-1", "Back-off restarting failed container",
+		"Last log lines of hello-1 before it crashed:\nfake logs", // the fake clientset's log
 	} {
 		if !strings.Contains(d, want) {
 			t.Errorf("fn describe: no %q in\n%s", want, d)

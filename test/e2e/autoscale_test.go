@@ -408,3 +408,33 @@ spec:
 		t.Errorf("AutoscalerReady reason %q: the HPA has no metrics", s.Scale)
 	}
 }
+
+// TestScaleBoundsHold: min and max given on a later deploy bind at once, with no load: --min 3
+// gets 3 replicas that stay, and --max 2 brings them down to 2.
+func TestScaleBoundsHold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := writeSlow(t, "bounded")
+	mustFn(t, "deploy", dir, "--min", "1")
+	if s := functionStatus(t, "bounded"); s.Desired != 1 {
+		t.Fatalf("after --min 1: %d desired, want 1", s.Desired)
+	}
+	mustFn(t, "deploy", dir, "--min", "3")
+	waitFor(t, 60*time.Second, "3 ready replicas after --min 3", func() bool {
+		s := functionStatus(t, "bounded")
+		return s.Desired == 3 && s.ReadyReplicas == 3
+	})
+	// Without a request the autoscaler wants none, and keeps min: through several of its ticks.
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if s := functionStatus(t, "bounded"); s.Desired != 3 {
+			t.Fatalf("min 3 did not hold: %d desired (%s)", s.Desired, s.Scale)
+		}
+	}
+	mustFn(t, "deploy", dir, "--min", "1", "--max", "2")
+	waitFor(t, 60*time.Second, "2 replicas after --max 2", func() bool {
+		s := functionStatus(t, "bounded")
+		return s.Desired == 2 && s.ReadyReplicas == 2 && len(pods(t, "bounded")) == 2
+	})
+	mustFn(t, "delete", "bounded")
+}
