@@ -682,19 +682,23 @@ func TestAgent(t *testing.T) {
 			}
 			return cs[0].RestartCount >= 1 && cs[1].Ready && cs[1].RestartCount == 0, fmt.Errorf("statuses %+v", cs)
 		})
-		evs, err := kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var reasons []string
-		for _, ev := range evs.Items {
-			reasons = append(reasons, ev.Reason)
-		}
-		for _, want := range []string{"Pulled", "Started", "Unhealthy", "Killing"} {
-			if !slices.Contains(reasons, want) {
-				t.Errorf("events %v, want %s among them", reasons, want)
+		// Events are written asynchronously, after what they report: wait for them to arrive.
+		waitFor(t, 30*time.Second, "the pod's events", func() (bool, error) {
+			evs, err := kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pod.Name})
+			if err != nil {
+				return false, err
 			}
-		}
+			var reasons []string
+			for _, ev := range evs.Items {
+				reasons = append(reasons, ev.Reason)
+			}
+			for _, want := range []string{"Pulled", "Started", "Unhealthy", "Killing"} {
+				if !slices.Contains(reasons, want) {
+					return false, fmt.Errorf("events %v, want %s among them", reasons, want)
+				}
+			}
+			return true, nil
+		})
 	})
 
 	t.Run("rootless", func(t *testing.T) {
