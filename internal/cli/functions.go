@@ -496,14 +496,7 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 			}
 			wg.Wait()
 			close(errs)
-			var msgs []string
-			for err := range errs {
-				msgs = append(msgs, err.Error())
-			}
-			if len(msgs) > 0 {
-				return fmt.Errorf("%s", strings.Join(msgs, "; "))
-			}
-			return nil
+			return joinErrors(errs)
 		},
 	}
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream new lines")

@@ -194,7 +194,7 @@ func TestRequestFilter(t *testing.T) {
 	f := testFunction("shop", "orders")
 	var out strings.Builder
 	rf := &requestFilter{f: f, out: &out, tail: 2}
-	for _, l := range []string{
+	lines := []string{
 		`{"time":"2026-12-01T10:00:00Z","level":"INFO","msg":"request","namespace":"shop","function":"orders","method":"GET","path":"/f/shop/orders/1","status":200,"duration_ms":1.5,"upstream":"10.244.0.5:8080"}`,
 		`{"time":"2026-12-01T10:00:01Z","level":"INFO","msg":"request","namespace":"shop","function":"other","method":"GET","path":"/f/shop/other/","status":200,"duration_ms":1,"upstream":"x"}`,
 		`{"time":"2026-12-01T10:00:02Z","level":"INFO","msg":"request","namespace":"default","function":"orders","method":"GET","path":"/f/default/orders/","status":200,"duration_ms":1,"upstream":"x"}`,
@@ -202,7 +202,17 @@ func TestRequestFilter(t *testing.T) {
 		`{"time":"2026-12-01T10:00:03Z","level":"INFO","msg":"scaled","namespace":"shop","function":"orders"}`,
 		`{"time":"2026-12-01T10:00:04Z","level":"ERROR","msg":"request","namespace":"shop","function":"orders","method":"POST","path":"/f/shop/orders/2","status":502,"duration_ms":12.25,"upstream":"10.244.0.6:8080","error":"connection refused"}`,
 		`{"time":"2026-12-01T10:00:05Z","level":"INFO","msg":"request","namespace":"shop","function":"orders","method":"GET","path":"/f/shop/orders/3","status":200,"duration_ms":0.5,"upstream":"10.244.0.5:8080"}`,
-	} {
+	}
+	// Without a tail: the function's lines only, not another function's nor another namespace's.
+	var every strings.Builder
+	all := &requestFilter{f: f, out: &every, tail: -1}
+	for _, l := range lines {
+		all.line([]byte(l))
+	}
+	if got := strings.Count(every.String(), "\n"); got != 3 || strings.Contains(every.String(), "/f/default/") || strings.Contains(every.String(), "/other/") {
+		t.Errorf("every line of shop/orders, want 3:\n%s", every.String())
+	}
+	for _, l := range lines {
 		rf.line([]byte(l))
 	}
 	if out.Len() != 0 {

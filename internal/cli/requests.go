@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,7 +94,6 @@ func requestLines(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Fun
 	var wg sync.WaitGroup
 	errs := make(chan error, len(pods.Items))
 	done := make(chan struct{})
-	var once sync.Once
 	for _, p := range pods.Items {
 		wg.Add(1)
 		go func() {
@@ -111,7 +111,7 @@ func requestLines(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Fun
 			}
 		}()
 	}
-	go func() { wg.Wait(); once.Do(func() { close(done) }) }()
+	go func() { wg.Wait(); close(done) }()
 	if follow {
 		// What the pods already logged comes first; the tail is printed once it is in.
 		select {
@@ -123,14 +123,7 @@ func requestLines(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Fun
 	<-done
 	rf.flush()
 	close(errs)
-	var msgs []string
-	for err := range errs {
-		msgs = append(msgs, err.Error())
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("%s", strings.Join(msgs, "; "))
-	}
-	return nil
+	return joinErrors(errs)
 }
 
 // scanFile feeds path's lines to rf; with follow it goes on with what is appended until ctx ends.
@@ -163,4 +156,16 @@ func scanFile(ctx context.Context, path string, rf *requestFilter, follow bool) 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// joinErrors is the errors of a closed channel on one line, or nil when there were none.
+func joinErrors(errs <-chan error) error {
+	var msgs []string
+	for err := range errs {
+		msgs = append(msgs, err.Error())
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
