@@ -6,10 +6,12 @@ import (
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 )
 
-// sample is one gateway's Stat of a function for the period ending at at.
+// sample is one gateway's Stat of a function for the period ending at at (when its report
+// arrived). from is where the sample's span begins on the autoscaler's clock: at - period, or
+// the previous sample's arrival when the two are within half a period (see add).
 type sample struct {
-	at     time.Time
-	period time.Duration
+	at, from time.Time
+	period   time.Duration
 	Stat
 }
 
@@ -46,7 +48,24 @@ func (s *series) add(gateway string, smp sample, keep time.Duration) {
 	if smp.Concurrency > 0 || smp.Requests > 0 || smp.InFlight > 0 || smp.Held > 0 {
 		s.lastActive = smp.at
 	}
-	ss := append(s.byGateway[gateway], smp)
+	// A gateway's periods follow one another, but its reports arrive after varying delays. Were
+	// each sample to span the period before its arrival, a late report would overlap the next
+	// one's period and count part of the load twice (20 in flight would average 21 over a short
+	// window). So the samples of a gateway are laid end to end: one begins where the previous
+	// ended, when that is within half a period of at - period; a longer gap is time with no
+	// report of this function (idle, or a report lost), which counts as zero.
+	smp.from = smp.at.Add(-smp.period)
+	prev := s.byGateway[gateway]
+	if n := len(prev); n > 0 {
+		last := prev[n-1].at
+		if smp.from.Sub(last) < smp.period/2 {
+			smp.from = last
+			if smp.at.Before(last) {
+				smp.from = smp.at // out of order: spans nothing
+			}
+		}
+	}
+	ss := append(prev, smp)
 	i := 0
 	for i < len(ss) && smp.at.Sub(ss[i].at) > keep {
 		i++
@@ -103,10 +122,10 @@ func (s *series) observe(metric v1alpha1.ScaleMetric, window, panicWindow, fresh
 	return stable, panic, current, held
 }
 
-// average is a gateway's average of the metric over the window ending at now. A sample covers
-// the period before it; it counts for the part of its period inside the window, so that a window
-// as short as the report period never counts two whole samples (reports are not exactly a
-// period apart).
+// average is a gateway's average of the metric over the window ending at now. A sample's figure
+// (the period's average concurrency, or its requests per second) counts for the part of its span
+// inside the window, so that a window as short as the report period never counts two whole
+// samples (reports are not exactly a period apart).
 func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window time.Duration, now time.Time) float64 {
 	start := now.Add(-window)
 	covered := window
@@ -121,7 +140,7 @@ func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window t
 		if smp.period <= 0 {
 			continue
 		}
-		lo, hi := smp.at.Add(-smp.period), smp.at
+		lo, hi := smp.from, smp.at
 		if lo.Before(start) {
 			lo = start
 		}
@@ -134,7 +153,7 @@ func average(metric v1alpha1.ScaleMetric, ss []sample, first time.Time, window t
 		part := hi.Sub(lo)
 		switch metric {
 		case v1alpha1.MetricRPS:
-			sum += float64(smp.Requests) * float64(part) / float64(smp.period)
+			sum += float64(smp.Requests) / smp.period.Seconds() * part.Seconds()
 		default:
 			sum += smp.Concurrency * part.Seconds()
 		}

@@ -87,3 +87,38 @@ func TestSeriesJitter(t *testing.T) {
 		}
 	}
 }
+
+// TestSeriesDelivery: a gateway's periods follow one another, but its reports reach the
+// autoscaler after a varying delay (a busy network or CPU). A late report must not make its
+// period overlap the next one's: a steady load of 20 in flight never averages more than 20
+// (which at a target of 2 would take an 11th replica), however the delays fall.
+func TestSeriesDelivery(t *testing.T) {
+	s := newSeries(t0)
+	gws := map[string]gatewaySeen{"a": {first: t0}}
+	delays := []time.Duration{0, 80, 5, 60, 0, 0, 120, 10, 40, 0}
+	for i := range 60 {
+		end := t0.Add(time.Duration(i+1) * time.Second) // the period's end at the gateway
+		at := end.Add(delays[i%len(delays)] * time.Millisecond)
+		s.add("a", sample{at: at, period: time.Second, Stat: Stat{Concurrency: 20, Requests: 200, InFlight: 20}}, time.Hour)
+		g := gws["a"]
+		g.last = at
+		gws["a"] = g
+		if i < 2 {
+			continue
+		}
+		for _, d := range []time.Duration{0, 300 * time.Millisecond, 900 * time.Millisecond} {
+			now := at.Add(d)
+			for _, m := range []v1alpha1.ScaleMetric{v1alpha1.MetricConcurrency, v1alpha1.MetricRPS} {
+				stable, panic, _, _ := s.observe(m, 10*time.Second, time.Second, fresh, gws, now)
+				want := 20.0
+				if m == v1alpha1.MetricRPS {
+					want = 200
+				}
+				// Never over; under by at most the longest delay's share of the panic window.
+				if panic > want*(1+1e-9) || stable > want*(1+1e-9) || panic < want*0.85 || stable < want*0.98 {
+					t.Fatalf("%s, report %d, +%s: stable %v panic %v, want %v", m, i, d, stable, panic, want)
+				}
+			}
+		}
+	}
+}
