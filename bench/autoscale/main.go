@@ -6,11 +6,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -24,6 +26,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,7 +126,13 @@ func run(trials, rounds int, resultsFile string) error {
 	hops := []string{"scale written", "Pod created", "Pod bound", "Pod IP reported", "process started", "Pod reported running", "first byte"}
 	perHop := map[string][]time.Duration{}
 	var cold, warm, floor []time.Duration
+	var writesBefore map[string]float64
 	for i := 0; i < trials; i++ {
+		if i == 1 { // the first cycle's writes include the deployment's
+			if writesBefore, err = e.apiWrites(ctx); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(os.Stderr, "cold start %d/%d...\n", i+1, trials)
 		if err := e.waitZero("cold", 2*time.Minute); err != nil {
 			return err
@@ -148,6 +158,16 @@ func run(trials, rounds int, resultsFile string) error {
 		floor = append(floor, d)
 	}
 
+	var writes map[string]float64
+	if trials > 1 {
+		if writes, err = e.apiWrites(ctx); err != nil {
+			return err
+		}
+		for k, v := range writes {
+			writes[k] = (v - writesBefore[k]) / float64(trials-1)
+		}
+	}
+
 	var bursts []time.Duration
 	for r := 0; r < rounds; r++ {
 		fmt.Fprintf(os.Stderr, "burst %d/%d...\n", r+1, rounds)
@@ -161,14 +181,16 @@ func run(trials, rounds int, resultsFile string) error {
 		bursts = append(bursts, d)
 	}
 
-	rsrc := filepath.Join(tmp, "src", "react")
-	if err := os.CopyFS(rsrc, os.DirFS("test/functions/slow")); err != nil {
-		return err
-	}
-	if _, err := e.fn("deploy", rsrc, "--min", "1", "--max", "10", "--target", "1", "--window", "10s", "--scale-down-delay", "0s"); err != nil {
-		return err
-	}
 	var reactions []time.Duration
+	if rounds > 0 {
+		rsrc := filepath.Join(tmp, "src", "react")
+		if err := os.CopyFS(rsrc, os.DirFS("test/functions/slow")); err != nil {
+			return err
+		}
+		if _, err := e.fn("deploy", rsrc, "--min", "1", "--max", "10", "--target", "1", "--window", "10s", "--scale-down-delay", "0s"); err != nil {
+			return err
+		}
+	}
 	for r := 0; r < rounds; r++ {
 		fmt.Fprintf(os.Stderr, "load step %d/%d...\n", r+1, rounds)
 		if err := e.waitReplicas("react", 1, 2*time.Minute); err != nil {
@@ -199,12 +221,29 @@ func run(trials, rounds int, resultsFile string) error {
 		verdict(q(cold, 0.5), 100*time.Millisecond), verdict(q(cold, 0.99), 300*time.Millisecond), len(cold))
 	fmt.Fprintf(w, "warm request through the gateway\t%s\t%s\t\t%d\n", ms(q(warm, 0.5)), ms(q(warm, 0.99)), len(warm))
 	fmt.Fprintf(w, "the function's process alone, exec to ready (floor)\t%s\t%s\t\t%d\n", ms(q(floor, 0.5)), ms(q(floor, 0.99)), len(floor))
-	fmt.Fprintf(w, "100 concurrent requests at zero, until all answered\t%s\t%s\t<= 1s %s\t%s\n", ms(bench.Median(bursts)), ms(slices.Max(bursts)), verdict(bench.Median(bursts), time.Second), bench.Durations(bursts))
-	fmt.Fprintf(w, "10x load step until every new replica serves\t%s\t%s\t<= panic window + 1s = 2s %s\t%s\n", ms(bench.Median(reactions)), ms(slices.Max(reactions)), verdict(bench.Median(reactions), 2*time.Second), bench.Durations(reactions))
+	if rounds > 0 { // -rounds 0 measures cold starts only
+		fmt.Fprintf(w, "100 concurrent requests at zero, until all answered\t%s\t%s\t<= 1s %s\t%s\n", ms(bench.Median(bursts)), ms(slices.Max(bursts)), verdict(bench.Median(bursts), time.Second), bench.Durations(bursts))
+		fmt.Fprintf(w, "10x load step until every new replica serves\t%s\t%s\t<= panic window + 1s = 2s %s\t%s\n", ms(bench.Median(reactions)), ms(slices.Max(reactions)), verdict(bench.Median(reactions), 2*time.Second), bench.Durations(reactions))
+	}
 	fmt.Fprintln(w, "\ncold start, per hop (time since the request left the client)\tp50\tp99\t\truns")
 	for _, h := range hops {
 		if len(perHop[h]) > 0 {
 			fmt.Fprintf(w, "  %s\t%s\t%s\t\t%d\n", h, ms(q(perHop[h], 0.5)), ms(q(perHop[h], 0.99)), len(perHop[h]))
+		}
+	}
+	if len(writes) > 0 {
+		fmt.Fprintln(w, "\nAPI writes per cycle (scale from zero and back), by resource\tcount\t\t\truns")
+		keys := slices.Collect(maps.Keys(writes))
+		slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(writes[b], writes[a]), strings.Compare(a, b)) })
+		var total float64
+		for _, k := range keys {
+			total += writes[k]
+		}
+		fmt.Fprintf(w, "  all\t%.1f\t\t\t%d\n", total, trials-1)
+		for _, k := range keys {
+			if writes[k] >= 0.5 {
+				fmt.Fprintf(w, "  %s\t%.1f\t\t\t%d\n", k, writes[k], trials-1)
+			}
 		}
 	}
 	w.Flush()
@@ -215,6 +254,41 @@ func run(trials, rounds int, resultsFile string) error {
 			"of the function's binary alone; %d rounds of 100 requests at zero and of a load step to 10 in flight against a "+
 			"target of 1 (window 10s, panic window 1s). Hops are seen by watches and /proc from the benchmark's clock; "+
 			"the process start has the 10 ms resolution of /proc.", trials, rounds), out.String())
+}
+
+// apiWrites are the API server's write requests so far (POST, PUT, PATCH, DELETE), by
+// "VERB resource[/subresource]" and, for conflicts, " 409".
+func (e *env) apiWrites(ctx context.Context) (map[string]float64, error) {
+	b, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	out := map[string]float64{}
+	for _, m := range families["apiserver_request_total"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		switch l["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			continue
+		}
+		k := l["verb"] + " " + l["resource"]
+		if l["subresource"] != "" {
+			k += "/" + l["subresource"]
+		}
+		if l["code"] == "409" {
+			k += " 409"
+		}
+		out[k] += m.GetCounter().GetValue()
+	}
+	return out, nil
 }
 
 func ms(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
