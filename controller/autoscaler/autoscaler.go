@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	appsv1listers "k8s.io/client-go/listers/apps/v1"
+	"k8s.io/client-go/util/workqueue"
 
 	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
@@ -56,7 +57,20 @@ type Autoscaler struct {
 	pokeMu  sync.Mutex
 	pokes   map[types.NamespacedName]struct{}
 	pokeSig chan struct{}
+
+	// reasons are the decisions' reasons to record on Functions, written reasonDelay after
+	// the decision by Run's recorder.
+	reasonMu sync.Mutex
+	reasons  map[types.NamespacedName]string
+	toRecord workqueue.TypedDelayingInterface[types.NamespacedName]
 }
+
+// reasonDelay is how long after a decision its reason is written on the Function: scale first,
+// report after. A scale from zero is a chain of API writes (the scale, the ReplicaSet, the Pod,
+// its binding, its status), each waiting for the API server's CPU; the Function's annotation,
+// and the status write of the Function it triggers, come after them, not among them. A burst
+// of decisions writes only the last reason.
+const reasonDelay = 200 * time.Millisecond
 
 // applied is the last replica count this autoscaler wrote, for decisions made before the
 // Deployment's informer has seen it.
@@ -82,6 +96,8 @@ func New(kube kubernetes.Interface, fnClient versioned.Interface, fns fnlisters.
 		applied:  map[types.NamespacedName]applied{},
 		pokes:    map[types.NamespacedName]struct{}{},
 		pokeSig:  make(chan struct{}, 1),
+		reasons:  map[types.NamespacedName]string{},
+		toRecord: workqueue.NewTypedDelayingQueue[types.NamespacedName](),
 	}
 	c := DefaultConfig
 	if o.Config != nil {
@@ -206,6 +222,13 @@ func (a *Autoscaler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Run decides, every tick and on every poke, until ctx is done. Only one replica may run it at
 // a time: RunLeader runs it while elected.
 func (a *Autoscaler) Run(ctx context.Context) {
+	rctx, stopRecorder := context.WithCancel(ctx)
+	recorded := make(chan struct{})
+	go func() {
+		defer close(recorded)
+		a.recordReasons(rctx)
+	}()
+	defer func() { stopRecorder(); <-recorded }()
 	tick := time.NewTicker(a.Config().TickInterval)
 	defer tick.Stop()
 	interval := a.Config().TickInterval
@@ -244,6 +267,13 @@ func (a *Autoscaler) tick(ctx context.Context) {
 		live[k] = true
 		a.decide(ctx, k)
 	}
+	a.reasonMu.Lock()
+	for k := range a.reasons {
+		if !live[k] {
+			delete(a.reasons, k)
+		}
+	}
+	a.reasonMu.Unlock()
 	now := a.now()
 	a.mu.Lock()
 	for k := range a.series {
@@ -325,12 +355,36 @@ func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
 		a.mu.Unlock()
 		a.log.Infow("scaled", "function", k.String(), "from", obs.Replicas, "to", dec.Replicas, "reason", dec.Reason, "message", dec.Message)
 	}
+	a.reasonMu.Lock()
+	a.reasons[k] = dec.Reason
+	a.reasonMu.Unlock()
 	if f.Annotations[fn.ScaleReasonAnnotation] != dec.Reason {
-		// On the Function, not the Deployment: a Deployment's annotations bump its generation and
-		// are copied to its ReplicaSets.
-		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fn.ScaleReasonAnnotation: dec.Reason}}})
-		if _, err := a.fnClient.FnkitV1alpha1().Functions(k.Namespace).Patch(ctx, f.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrs.IsNotFound(err) {
-			a.log.Errorw("recording the scale reason", "function", k.String(), zap.Error(err))
+		a.toRecord.AddAfter(k, reasonDelay) // a key already waiting keeps its time
+	}
+}
+
+// recordReasons writes the reasons of decisions on their Functions, each reasonDelay after it
+// was decided, until ctx is done. On the Function, not the Deployment: a Deployment's
+// annotations bump its generation and are copied to its ReplicaSets.
+func (a *Autoscaler) recordReasons(ctx context.Context) {
+	go func() {
+		<-ctx.Done()
+		a.toRecord.ShutDown()
+	}()
+	for {
+		k, shutdown := a.toRecord.Get()
+		if shutdown {
+			return
 		}
+		a.reasonMu.Lock()
+		reason := a.reasons[k]
+		a.reasonMu.Unlock()
+		if f, err := a.fns.Functions(k.Namespace).Get(k.Name); err == nil && reason != "" && f.Annotations[fn.ScaleReasonAnnotation] != reason {
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{fn.ScaleReasonAnnotation: reason}}})
+			if _, err := a.fnClient.FnkitV1alpha1().Functions(k.Namespace).Patch(ctx, k.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrs.IsNotFound(err) && ctx.Err() == nil {
+				a.log.Errorw("recording the scale reason", "function", k.String(), zap.Error(err)) // tried again at the next decision
+			}
+		}
+		a.toRecord.Done(k)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -181,9 +182,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	pc, err := node.NewPodController(node.PodControllerConfig{
-		PodClient:         kube.CoreV1(),
+		PodClient:         soleStatusWriter{kube.CoreV1()},
 		PodInformer:       pods,
-		EventRecorder:     p.recorder,
+		EventRecorder:     providerFailures{p.recorder},
 		Provider:          p,
 		ConfigMapInformer: configMaps,
 		SecretInformer:    secrets,
@@ -317,6 +318,50 @@ func cleanupState(stateDir string, log *slog.Logger) {
 		if err := os.RemoveAll(filepath.Join(stateDir, d)); err != nil {
 			log.Warn("removing state left by a previous run", "dir", d, "error", err)
 		}
+	}
+}
+
+// soleStatusWriter writes pod statuses without a resourceVersion precondition. The pod
+// controller writes the whole status the agent reports over the Pod it last listed, with that
+// Pod's resourceVersion: the second status of a starting pod (running, after the one with its
+// IP) was refused with a conflict whenever the informer had not yet seen the first, and retried
+// after a back-off, each time an API call while the pod starts. The agent is the status's sole
+// writer, as the pod controller itself says; a kubelet patches it without a precondition too.
+type soleStatusWriter struct{ typedcorev1.PodsGetter }
+
+func (w soleStatusWriter) Pods(namespace string) typedcorev1.PodInterface {
+	return soleStatusPods{w.PodsGetter.Pods(namespace)}
+}
+
+type soleStatusPods struct{ typedcorev1.PodInterface }
+
+func (p soleStatusPods) UpdateStatus(ctx context.Context, pod *corev1.Pod, opts metav1.UpdateOptions) (*corev1.Pod, error) {
+	unconditional := *pod
+	unconditional.ResourceVersion = ""
+	return p.PodInterface.UpdateStatus(ctx, &unconditional, opts)
+}
+
+// providerFailures passes on the pod controller's events of failures only. Its success events
+// (ProviderCreateSuccess, ProviderDeleteSuccess, ProviderUpdateSuccess) say nothing a kubelet
+// would say or the agent's own events (Pulled, Started, Killing) do not; each is an API write
+// while a pod starts.
+type providerFailures struct{ record.EventRecorder }
+
+func (r providerFailures) Event(obj runtime.Object, typ, reason, msg string) {
+	if typ != corev1.EventTypeNormal {
+		r.EventRecorder.Event(obj, typ, reason, msg)
+	}
+}
+
+func (r providerFailures) Eventf(obj runtime.Object, typ, reason, format string, args ...any) {
+	if typ != corev1.EventTypeNormal {
+		r.EventRecorder.Eventf(obj, typ, reason, format, args...)
+	}
+}
+
+func (r providerFailures) AnnotatedEventf(obj runtime.Object, annotations map[string]string, typ, reason, format string, args ...any) {
+	if typ != corev1.EventTypeNormal {
+		r.EventRecorder.AnnotatedEventf(obj, annotations, typ, reason, format, args...)
 	}
 }
 

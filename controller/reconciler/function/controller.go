@@ -3,7 +3,10 @@ package function
 import (
 	"context"
 	"os"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	deploymentinformer "knative.dev/pkg/client/injection/kube/informers/apps/v1/deployment"
@@ -11,6 +14,7 @@ import (
 	serviceinformer "knative.dev/pkg/client/injection/kube/informers/core/v1/service"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
+	"knative.dev/pkg/kmeta"
 	"knative.dev/pkg/logging"
 
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
@@ -51,7 +55,7 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 	}
 	owned := cache.FilteringResourceEventHandler{
 		FilterFunc: controller.FilterController(&v1alpha1.Function{}),
-		Handler:    controller.HandleAll(impl.EnqueueControllerOf),
+		Handler:    controller.HandleAll(enqueueControllerOfAfter(impl, childDelay)),
 	}
 	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer()} {
 		if _, err := inf.AddEventHandler(owned); err != nil {
@@ -59,4 +63,26 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 		}
 	}
 	return impl
+}
+
+// childDelay is how long after a change of a child its Function is reconciled. A scale from
+// zero changes the Deployment three or four times within 100 ms (its replicas, then its
+// status as the ReplicaSet, the Pod and its readiness follow) while the Deployment controller,
+// the scheduler and the node agent wait on the API server: reconciling at each change wrote the
+// Function's status as often, among those writes, and in conflict with the autoscaler's
+// annotation. Changes of the Function itself are reconciled at once.
+const childDelay = 150 * time.Millisecond
+
+// enqueueControllerOfAfter enqueues the controller of a child d after its change; changes
+// within d are reconciled once.
+func enqueueControllerOfAfter(impl *controller.Impl, d time.Duration) func(any) {
+	return func(obj any) {
+		object, err := kmeta.DeletionHandlingAccessor(obj)
+		if err != nil {
+			return
+		}
+		if owner := metav1.GetControllerOf(object); owner != nil {
+			impl.EnqueueKeyAfter(types.NamespacedName{Namespace: object.GetNamespace(), Name: owner.Name}, d)
+		}
+	}
 }

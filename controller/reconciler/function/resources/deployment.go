@@ -119,10 +119,14 @@ func MakeDeployment(f *v1alpha1.Function, cfg Config) *appsv1.Deployment {
 							PeriodSeconds:    1,
 							FailureThreshold: 3,
 						},
+						// Liveness is first asked a period after the start: asked at once, it fails
+						// while the process starts and reports every cold start as Unhealthy (an
+						// event written while the start is under way). Readiness gates traffic.
 						LivenessProbe: &corev1.Probe{
-							ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/_fn/live", Port: intstr.FromString(PortName)}},
-							PeriodSeconds:    10,
-							FailureThreshold: 3,
+							ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/_fn/live", Port: intstr.FromString(PortName)}},
+							InitialDelaySeconds: 10,
+							PeriodSeconds:       10,
+							FailureThreshold:    3,
 						},
 						SecurityContext: &corev1.SecurityContext{
 							RunAsNonRoot:             ptr.To(true),

@@ -60,6 +60,9 @@ func TestMakeDeployment(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Path != "/_fn/ready" || c.LivenessProbe.HTTPGet.Path != "/_fn/live" {
 		t.Errorf("probes: %v %v", c.ReadinessProbe.HTTPGet, c.LivenessProbe.HTTPGet)
 	}
+	if lp := c.LivenessProbe; lp.InitialDelaySeconds < lp.PeriodSeconds {
+		t.Errorf("liveness is first asked after %ds, want at least its period (%ds): a starting process is not unhealthy", lp.InitialDelaySeconds, lp.PeriodSeconds)
+	}
 	ps := d.Spec.Template.Spec
 	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken || ps.EnableServiceLinks == nil || *ps.EnableServiceLinks {
 		t.Errorf("a function's pod gets API credentials or service links: automount %v, links %v", ps.AutomountServiceAccountToken, ps.EnableServiceLinks)
