@@ -87,6 +87,7 @@ func Run(ctx context.Context, o Options) error {
 			log.Warn("removing links left by a previous run", "error", err)
 		}
 		p.hostIP = p.net.gateway()
+		p.warm = newWarmPool(p.net, log, 1)
 		if p.hostNetIP, err = hostIPv4(cidr); err != nil {
 			log.Warn("pods on the host's network will get no IP", "error", err)
 		}
@@ -134,7 +135,7 @@ func Run(ctx context.Context, o Options) error {
 
 	events := record.NewBroadcaster()
 	defer events.Shutdown()
-	events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	events.StartRecordingToSink(laterSink{&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")}, eventDelay, time.Now, time.Sleep})
 	p.recorder = events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fn-agent", Host: o.NodeName})
 
 	// The kubelet API (logs, port forwarding), on loopback.
@@ -214,6 +215,7 @@ func Run(ctx context.Context, o Options) error {
 			<-nc.Done()
 		}
 		p.shutdown()
+		p.warm.close()
 		if ncStarted {
 			p.reportStopped(nodeObj)
 		}
@@ -339,6 +341,51 @@ func (p soleStatusPods) UpdateStatus(ctx context.Context, pod *corev1.Pod, opts 
 	unconditional := *pod
 	unconditional.ResourceVersion = ""
 	return p.PodInterface.UpdateStatus(ctx, &unconditional, opts)
+}
+
+// eventDelay is how long after what they report the agent's events are written. A starting
+// pod's events (Pulled, Started) were API writes while its process started and the API server
+// wrote its status, endpoints and ReplicaSet's: on a small machine they share its CPU. Events
+// tell people what happened; nothing waits on them.
+const eventDelay = 300 * time.Millisecond
+
+// laterSink writes each event delay after its time (events are written one after another, in
+// order, by the broadcaster).
+type laterSink struct {
+	record.EventSink
+	delay time.Duration
+	now   func() time.Time
+	sleep func(time.Duration)
+}
+
+// hold is how long an event waits at now: until delay after its time, never longer than delay.
+func hold(ev *corev1.Event, delay time.Duration, now time.Time) time.Duration {
+	at := ev.LastTimestamp.Time
+	if at.IsZero() {
+		at = ev.EventTime.Time
+	}
+	return min(max(at.Add(delay).Sub(now), 0), delay)
+}
+
+func (s laterSink) wait(ev *corev1.Event) {
+	if d := hold(ev, s.delay, s.now()); d > 0 {
+		s.sleep(d)
+	}
+}
+
+func (s laterSink) Create(ev *corev1.Event) (*corev1.Event, error) {
+	s.wait(ev)
+	return s.EventSink.Create(ev)
+}
+
+func (s laterSink) Update(ev *corev1.Event) (*corev1.Event, error) {
+	s.wait(ev)
+	return s.EventSink.Update(ev)
+}
+
+func (s laterSink) Patch(ev *corev1.Event, data []byte) (*corev1.Event, error) {
+	s.wait(ev)
+	return s.EventSink.Patch(ev, data)
 }
 
 // providerFailures passes on the pod controller's events of failures only. Its success events

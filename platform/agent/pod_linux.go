@@ -37,6 +37,7 @@ type pod struct {
 	startTime   metav1.Time
 	sandboxMsg  string // why the sandbox is not ready yet
 	sandboxOK   bool
+	netID       string // what the pod's network is attached as: its UID, or a warm sandbox's id
 	initialized bool
 	terminal    corev1.PodPhase // Succeeded or Failed once the pod ended for good
 	inits       []*container
@@ -297,23 +298,27 @@ func (pd *pod) setup() error {
 			o.ipc = !obj.Spec.HostIPC
 			o.hostname = hostname(obj)
 		}
-		var err error
-		if sb, err = newSandbox(o); err != nil {
-			return err
-		}
-		ip := pd.p.hostNetIP
-		if !o.net && ip == nil {
-			sb.close()
-			return &configError{"the host has no global IPv4 address to give pods on the host's network"}
-		}
-		if o.net {
-			if ip, err = pd.p.net.attach(sb, string(pd.uid)); err != nil {
-				sb.close()
+		ip, netID := pd.p.hostNetIP, string(pd.uid)
+		if ws, ok := pd.p.warm.take(o); ok {
+			sb, ip, netID = ws.sb, ws.ip, ws.netID
+		} else {
+			var err error
+			if sb, err = newSandbox(o); err != nil {
 				return err
+			}
+			if !o.net && ip == nil {
+				sb.close()
+				return &configError{"the host has no global IPv4 address to give pods on the host's network"}
+			}
+			if o.net {
+				if ip, err = pd.p.net.attach(sb, netID); err != nil {
+					sb.close()
+					return err
+				}
 			}
 		}
 		pd.mu.Lock()
-		pd.sb, pd.ip, pd.sandboxOK = sb, ip, true
+		pd.sb, pd.ip, pd.netID, pd.sandboxOK = sb, ip, netID, true
 		pd.mu.Unlock()
 		pd.logf("pod sandbox ready", "ip", ip.String())
 		pd.changed()
@@ -396,13 +401,13 @@ func (pd *pod) finish() {
 // teardown frees what the pod holds on the host: its link and IP, its namespaces, its files.
 func (pd *pod) teardown() {
 	pd.mu.Lock()
-	sb, ip := pd.sb, pd.ip
+	sb, ip, netID := pd.sb, pd.ip, pd.netID
 	pd.sb = nil
 	pd.sandboxOK = false
 	pd.mu.Unlock()
 	if sb != nil {
 		if sb.netns >= 0 {
-			if err := pd.p.net.detach(string(pd.uid), ip); err != nil {
+			if err := pd.p.net.detach(netID, ip); err != nil {
 				pd.p.log.Warn("removing the pod's network", "pod", pd.key, "error", err)
 			}
 		}

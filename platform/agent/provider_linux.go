@@ -40,6 +40,7 @@ type provider struct {
 	recorder    record.EventRecorder
 	images      *imageStore
 	net         *podNetwork // nil without root: pods share the host's network
+	warm        *warmPool   // nil without root
 	root        bool        // the agent runs as root: pods get namespaces, chroot and their users
 	hostIP      net.IP      // the host as pods see it (the gateway, or the host's address)
 	hostNetIP   net.IP      // the pod IP of pods on the host's network

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -79,4 +80,48 @@ func TestProviderFailures(t *testing.T) {
 	if len(got) != 2 || got[0] != "Warning ProviderCreateFailed no room" || got[1] != "Warning ProviderUpdateFailed no" {
 		t.Errorf("recorded %q, want the two failures only", got)
 	}
+}
+
+// TestLaterSink: an event is written delay after its time; one older than that at once; one
+// without a time (or from the future) waits delay at most.
+func TestLaterSink(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	delay := 300 * time.Millisecond
+	at := func(d time.Duration) *corev1.Event {
+		return &corev1.Event{LastTimestamp: metav1.NewTime(t0.Add(d))}
+	}
+	for _, c := range []struct {
+		name string
+		ev   *corev1.Event
+		want time.Duration
+	}{
+		{"just now", at(0), delay},
+		{"100 ms ago", at(-100 * time.Millisecond), 200 * time.Millisecond},
+		{"long ago", at(-time.Minute), 0},
+		{"a clock ahead", at(time.Second), delay},
+		{"by its event time", &corev1.Event{EventTime: metav1.NewMicroTime(t0.Add(-50 * time.Millisecond))}, 250 * time.Millisecond},
+		{"no time", &corev1.Event{}, 0},
+	} {
+		if got := hold(c.ev, delay, t0); got != c.want {
+			t.Errorf("%s: held %s, want %s", c.name, got, c.want)
+		}
+	}
+	var slept []time.Duration
+	sink := &countingSink{}
+	s := laterSink{sink, delay, func() time.Time { return t0 }, func(d time.Duration) { slept = append(slept, d) }}
+	s.Create(at(-100 * time.Millisecond))
+	s.Update(at(-time.Minute))
+	s.Patch(at(0), nil)
+	if sink.n != 3 || len(slept) != 2 || slept[0] != 200*time.Millisecond || slept[1] != delay {
+		t.Errorf("wrote %d events after sleeping %v, want 3 after 200ms and 300ms", sink.n, slept)
+	}
+}
+
+type countingSink struct{ n int }
+
+func (s *countingSink) Create(ev *corev1.Event) (*corev1.Event, error) { s.n++; return ev, nil }
+func (s *countingSink) Update(ev *corev1.Event) (*corev1.Event, error) { s.n++; return ev, nil }
+func (s *countingSink) Patch(ev *corev1.Event, _ []byte) (*corev1.Event, error) {
+	s.n++
+	return ev, nil
 }
