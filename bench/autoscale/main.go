@@ -125,46 +125,59 @@ func run(trials, rounds int, resultsFile string) error {
 
 	hops := []string{"scale written", "Pod created", "Pod bound", "Pod IP reported", "process started", "Pod reported running", "first byte"}
 	perHop := map[string][]time.Duration{}
-	var cold, warm, floor []time.Duration
+	// Trials alternate. The goal's figure comes from trials nothing observes but the client:
+	// the watches that see the hops cost the API server and this machine's two cores enough
+	// to slow the start they watch (measured: about 17 ms of the p50). The hops come from the
+	// trials between, whose own first byte is shown too.
+	var cold, watched, warm, floor []time.Duration
 	var writesBefore map[string]float64
-	for i := 0; i < trials; i++ {
+	cycles := 2 * trials
+	for i := 0; i < cycles; i++ {
 		if i == 1 { // the first cycle's writes include the deployment's
 			if writesBefore, err = e.apiWrites(ctx); err != nil {
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "cold start %d/%d...\n", i+1, trials)
+		fmt.Fprintf(os.Stderr, "cold start %d/%d...\n", i+1, cycles)
 		if err := e.waitZero("cold", 2*time.Minute); err != nil {
 			return err
+		}
+		if i%2 == 0 {
+			time.Sleep(50 * time.Millisecond) // as long as a watched trial waits for its watches
+			d, err := firstByte(url)
+			if err != nil {
+				return err
+			}
+			cold = append(cold, d)
+			if d, err = firstByte(url); err != nil {
+				return err
+			}
+			warm = append(warm, d)
+			if d, err = processStart(exe); err != nil {
+				return err
+			}
+			floor = append(floor, d)
+			continue
 		}
 		tr, err := e.coldStart(url)
 		if err != nil {
 			return err
 		}
-		cold = append(cold, tr.firstByte)
+		watched = append(watched, tr.firstByte)
 		for _, h := range hops {
 			if d, ok := tr.hops[h]; ok {
 				perHop[h] = append(perHop[h], d)
 			}
 		}
-		d, err := firstByte(url)
-		if err != nil {
-			return err
-		}
-		warm = append(warm, d)
-		if d, err = processStart(exe); err != nil {
-			return err
-		}
-		floor = append(floor, d)
 	}
 
 	var writes map[string]float64
-	if trials > 1 {
+	if cycles > 1 {
 		if writes, err = e.apiWrites(ctx); err != nil {
 			return err
 		}
 		for k, v := range writes {
-			writes[k] = (v - writesBefore[k]) / float64(trials-1)
+			writes[k] = (v - writesBefore[k]) / float64(cycles-1)
 		}
 	}
 
@@ -219,6 +232,7 @@ func run(trials, rounds int, resultsFile string) error {
 	}
 	fmt.Fprintf(w, "cold start through the gateway, 0 to first byte\t%s\t%s\tp50 <= 100ms %s, p99 <= 300ms %s\t%d\n", ms(q(cold, 0.5)), ms(q(cold, 0.99)),
 		verdict(q(cold, 0.5), 100*time.Millisecond), verdict(q(cold, 0.99), 300*time.Millisecond), len(cold))
+	fmt.Fprintf(w, "  the same, with the watches that see the hops below\t%s\t%s\t\t%d\n", ms(q(watched, 0.5)), ms(q(watched, 0.99)), len(watched))
 	fmt.Fprintf(w, "warm request through the gateway\t%s\t%s\t\t%d\n", ms(q(warm, 0.5)), ms(q(warm, 0.99)), len(warm))
 	fmt.Fprintf(w, "the function's process alone, exec to ready (floor)\t%s\t%s\t\t%d\n", ms(q(floor, 0.5)), ms(q(floor, 0.99)), len(floor))
 	if rounds > 0 { // -rounds 0 measures cold starts only
@@ -239,10 +253,10 @@ func run(trials, rounds int, resultsFile string) error {
 		for _, k := range keys {
 			total += writes[k]
 		}
-		fmt.Fprintf(w, "  all\t%.1f\t\t\t%d\n", total, trials-1)
+		fmt.Fprintf(w, "  all\t%.1f\t\t\t%d\n", total, cycles-1)
 		for _, k := range keys {
 			if writes[k] >= 0.5 {
-				fmt.Fprintf(w, "  %s\t%.1f\t\t\t%d\n", k, writes[k], trials-1)
+				fmt.Fprintf(w, "  %s\t%.1f\t\t\t%d\n", k, writes[k], cycles-1)
 			}
 		}
 	}
@@ -251,7 +265,8 @@ func run(trials, rounds int, resultsFile string) error {
 	return bench.Record(resultsFile, "Autoscaling benchmark",
 		fmt.Sprintf("Command: `make bench` (bench/autoscale) on the local platform: %d cold starts of a Go HTTP function "+
 			"(window 2s, no scale-down delay, so it is back at zero between trials), each followed by a warm request and a start "+
-			"of the function's binary alone; %d rounds of 100 requests at zero and of a load step to 10 in flight against a "+
+			"of the function's binary alone, alternating with as many cold starts watched for their hops "+
+			"(the watches slow what they watch, so the goal's figure is from the others); %d rounds of 100 requests at zero and of a load step to 10 in flight against a "+
 			"target of 1 (window 10s, panic window 1s). Hops are seen by watches and /proc from the benchmark's clock; "+
 			"the process start has the 10 ms resolution of /proc.", trials, rounds), out.String())
 }
