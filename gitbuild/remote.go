@@ -55,6 +55,33 @@ type Repo struct {
 	Path string
 	// User is who pushed.
 	User string
+	// quarantine is the environment in which git reads a push's objects before it takes them
+	// (GIT_OBJECT_DIRECTORY, GIT_ALTERNATE_OBJECT_DIRECTORIES, GIT_QUARANTINE_PATH, as the
+	// pre-receive hook got them).
+	quarantine []string
+}
+
+// quarantineEnv are the variables git gives a pre-receive hook to read the pushed objects.
+var quarantineEnv = []string{"GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"}
+
+// Export writes the files of commit (in the push being received, or already in the
+// repository) into dst, an empty directory: what a build builds. git itself writes them, so no
+// path of the commit leaves dst.
+func (r Repo) Export(ctx context.Context, commit, dst string) error {
+	idx, err := os.CreateTemp("", "fn-index-")
+	if err != nil {
+		return err
+	}
+	idx.Close()
+	os.Remove(idx.Name()) // git wants to make it
+	defer os.Remove(idx.Name())
+	cmd := exec.CommandContext(ctx, "git", "--git-dir", r.Path, "--work-tree", dst, "-c", "core.hooksPath=/dev/null",
+		"checkout", "--force", commit, "--", ".")
+	cmd.Env = append(append(os.Environ(), "GIT_INDEX_FILE="+idx.Name()), r.quarantine...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("checking out %s of %s/%s: %v: %s", commit, r.Namespace, r.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // RefUpdate is one ref a push moves: from Old to New (all zeros for a new or deleted ref).
@@ -193,6 +220,7 @@ func initBare(dir string) error {
 type hookRequest struct {
 	Push    string      `json:"push"`
 	Updates []RefUpdate `json:"updates"`
+	Env     []string    `json:"env"` // the quarantine's variables
 }
 
 func (rm *Remote) serveHooks() {
@@ -223,8 +251,17 @@ func (rm *Remote) serveHook(c net.Conn) {
 		writeFrame(c, 'x', []byte("fn: this push is not one the remote is serving"))
 		return
 	}
+	repo := p.repo
+	for _, kv := range req.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, q := range quarantineEnv {
+			if k == q {
+				repo.quarantine = append(repo.quarantine, kv)
+			}
+		}
+	}
 	out := &frameWriter{w: c}
-	if err := rm.Receive(p.ctx, p.repo, req.Updates, out); err != nil {
+	if err := rm.Receive(p.ctx, repo, req.Updates, out); err != nil {
 		writeFrame(c, 'x', []byte(err.Error()))
 		return
 	}
@@ -261,6 +298,11 @@ func writeFrame(w io.Writer, kind byte, b []byte) error {
 // "remote:" lines) and returns the hook's exit code: 0 accepts the push.
 func RunHook(stdin io.Reader, stdout io.Writer, getenv func(string) string) int {
 	req := hookRequest{Push: getenv("FN_GIT_PUSH"), Updates: []RefUpdate{}}
+	for _, k := range quarantineEnv {
+		if v := getenv(k); v != "" {
+			req.Env = append(req.Env, k+"="+v)
+		}
+	}
 	sc := bufio.NewScanner(stdin)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())

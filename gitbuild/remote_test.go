@@ -47,7 +47,7 @@ func TestRemotePush(t *testing.T) {
 	var mu sync.Mutex
 	var got []RefUpdate
 	var gotRepo Repo
-	refuse := ""
+	refuse, exported := "", ""
 	rm := &Remote{
 		Dir: t.TempDir(),
 		Authorize: func(r *http.Request, ns string) (string, error) {
@@ -62,6 +62,16 @@ func TestRemotePush(t *testing.T) {
 			got, gotRepo = updates, repo
 			for _, u := range updates {
 				fmt.Fprintf(out, "building %s at %s\n", u.Ref, u.New[:7])
+				// The build reads the pushed commit before git has taken it.
+				dst := t.TempDir()
+				if err := repo.Export(ctx, u.New, dst); err != nil {
+					return err
+				}
+				b, err := os.ReadFile(filepath.Join(dst, "hello.go"))
+				if err != nil {
+					return err
+				}
+				exported = string(b)
 			}
 			if refuse != "" {
 				return errors.New(refuse)
@@ -95,6 +105,9 @@ func TestRemotePush(t *testing.T) {
 		t.Errorf("the push did not show the build's lines as remote: lines:\n%s", out)
 	}
 	mu.Lock()
+	if exported != "package hello\n" {
+		t.Errorf("the pushed commit exported hello.go as %q", exported)
+	}
 	if len(got) != 1 || got[0].Ref != "refs/heads/main" || got[0].New != head || strings.Trim(got[0].Old, "0") != "" ||
 		gotRepo.Namespace != "default" || gotRepo.Name != "hello" || gotRepo.User != "fn" {
 		t.Errorf("Receive got %+v of %+v", got, gotRepo)
@@ -111,6 +124,11 @@ func TestRemotePush(t *testing.T) {
 	if err == nil || !strings.Contains(out, "remote: hello.go:2:1: syntax error") || !strings.Contains(out, "pre-receive hook declined") {
 		t.Errorf("a refused push: %v\n%s\nwant it rejected with the message", err, out)
 	}
+	mu.Lock()
+	if exported != "package hello\nfunc {\n" {
+		t.Errorf("the second push exported hello.go as %q, want its edit", exported)
+	}
+	mu.Unlock()
 	if landed, _ := git(t, rm.Dir, "--git-dir", filepath.Join(rm.Dir, "default", "hello.git"), "rev-parse", "main"); strings.TrimSpace(landed) != head {
 		t.Errorf("after a refused push the remote's main is %q, want still %s", landed, head)
 	}
