@@ -95,8 +95,8 @@ type push struct {
 	ctx  context.Context
 }
 
-// name is what a namespace or function name may be (a DNS label), so no path escapes Dir.
-var name = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+// dnsLabel is what a namespace or function name may be (a DNS label), so no path escapes Dir.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 
 // Start prepares the hooks and the hook socket; Close stops them.
 func (rm *Remote) Start() error {
@@ -145,7 +145,7 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ns, rest, ok2 := strings.Cut(rest, "/")
 	repoName, sub, ok3 := strings.Cut(rest, "/")
 	fname, ok4 := strings.CutSuffix(repoName, ".git")
-	if !ok || !ok2 || !ok3 || !ok4 || !name.MatchString(ns) || !name.MatchString(fname) {
+	if !ok || !ok2 || !ok3 || !ok4 || !dnsLabel.MatchString(ns) || !dnsLabel.MatchString(fname) {
 		http.Error(w, "no such repository: the built-in remote serves /git/NAMESPACE/NAME.git", http.StatusNotFound)
 		return
 	}

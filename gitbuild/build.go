@@ -1,0 +1,87 @@
+package gitbuild
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"fnkit.dev/fn/builder"
+	"fnkit.dev/fn/manifest"
+)
+
+// CommitBuild is what building one commit made.
+type CommitBuild struct {
+	// Image is the pushed image, by digest.
+	Image name.Digest
+	// Manifest is the fn.yaml found at the function's path in that commit (empty without one):
+	// configuration travels with the code.
+	Manifest *manifest.Manifest
+}
+
+// BuildOptions say what to build of a commit and where to push it.
+type BuildOptions struct {
+	// Dir is the function's directory in the repository ("" or "." for its root).
+	Dir string
+	// Name is the Function's name.
+	Name string
+	// Registry is the repository images are pushed to, e.g. 127.0.0.1:5000/fns.
+	Registry string
+	// Insecure allows plain HTTP and unverified TLS to the registry.
+	Insecure bool
+	// CacheDir keeps the generated main modules between builds (Go's own build and module
+	// caches are the process's, kept too).
+	CacheDir string
+	// WorkDir is where commits are checked out (each in a directory of its own, removed after).
+	WorkDir string
+}
+
+// BuildCommit checks commit of repo out, reads the fn.yaml at o.Dir, and builds and pushes the
+// function there with the builder library, as fn deploy does, writing progress to out. An error
+// carries the compiler's or fn.yaml's message.
+func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, out io.Writer) (CommitBuild, error) {
+	var cb CommitBuild
+	start := time.Now()
+	work, err := os.MkdirTemp(o.WorkDir, "build-")
+	if err != nil {
+		return cb, err
+	}
+	defer os.RemoveAll(work)
+	short := commit
+	if len(short) > 12 {
+		short = short[:12]
+	}
+	fmt.Fprintf(out, "fn: building %s/%s at %s\n", repo.Namespace, o.Name, short)
+	if err := repo.Export(ctx, commit, work); err != nil {
+		return cb, err
+	}
+	rel := strings.Trim(path.Clean("/"+o.Dir), "/")
+	dir := filepath.Join(work, filepath.FromSlash(rel))
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return cb, fmt.Errorf("fn: commit %s has no directory %q (the Function's source path)", short, "/"+rel)
+	}
+	m, _, _, err := manifest.Load(dir)
+	if err != nil {
+		return cb, fmt.Errorf("fn: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+	}
+	cb.Manifest = m
+	f, err := builder.Scaffold(dir, o.Name, o.CacheDir)
+	if err != nil {
+		return cb, fmt.Errorf("fn: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+	}
+	img, err := f.BuildImage(ctx, builder.ImageOptions{Progress: out, Insecure: o.Insecure})
+	if err != nil {
+		return cb, fmt.Errorf("fn: the build failed: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+	}
+	if cb.Image, err = img.Push(ctx, o.Registry, o.Insecure); err != nil {
+		return cb, fmt.Errorf("fn: pushing the image: %w", err)
+	}
+	fmt.Fprintf(out, "fn: built and pushed %s (%s)\n", cb.Image, time.Since(start).Round(time.Millisecond))
+	return cb, nil
+}
