@@ -2,6 +2,7 @@ package gitbuild
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -46,26 +48,30 @@ func TestBuildOnPush(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var built []CommitBuild
+	var deployed []string
 	cache, work := t.TempDir(), t.TempDir()
-	rm := &Remote{
-		Dir:       t.TempDir(),
-		Authorize: func(*http.Request, string) (string, error) { return "fn", nil },
-		Receive: func(ctx context.Context, repo Repo, updates []RefUpdate, out io.Writer) error {
-			for _, u := range updates {
-				p := &PushEvent{Ref: u.Ref, After: u.New, PathsKnown: false}
-				if !p.Builds("main", "hello") {
-					continue
-				}
-				cb, err := BuildCommit(ctx, repo, u.New, BuildOptions{Dir: "hello", Name: "hello", Registry: regRepo, CacheDir: cache, WorkDir: work}, out)
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				built = append(built, cb)
-				mu.Unlock()
+	b := &Builder{
+		Service: &Service{Max: 2, Timeout: 5 * time.Minute, Build: BuildJob},
+		Options: BuildOptions{Registry: regRepo, CacheDir: cache, WorkDir: work},
+		SourceOf: func(_ context.Context, ns, name string) (Source, error) {
+			if ns != "default" || name != "fns" {
+				return Source{}, fmt.Errorf("no Function %s/%s", ns, name)
 			}
+			return Source{Ref: "main", Dir: "hello"}, nil
+		},
+		Deploy: func(_ context.Context, fn, commit string, cb CommitBuild, out io.Writer) error {
+			mu.Lock()
+			defer mu.Unlock()
+			built = append(built, cb)
+			deployed = append(deployed, fn+"@"+commit)
+			fmt.Fprintf(out, "fn: %s runs %s\n", fn, cb.Image)
 			return nil
 		},
+	}
+	rm := &Remote{
+		Dir:         t.TempDir(),
+		Authorize:   func(*http.Request, string) (string, error) { return "fn", nil },
+		Receive:     b.Receive,
 		HookCommand: []string{"env", "GITBUILD_TEST_HOOK=1", exe},
 	}
 	if err := rm.Start(); err != nil {
@@ -92,8 +98,18 @@ func TestBuildOnPush(t *testing.T) {
 	if err != nil {
 		t.Fatalf("push: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "remote: fn: built and pushed "+regRepo) {
-		t.Errorf("the push did not show the build:\n%s", out)
+	if !strings.Contains(out, "remote: fn: built and pushed "+regRepo) || !strings.Contains(out, "remote: fn: default/fns runs "+regRepo) {
+		t.Errorf("the push did not show the build and the deployment:\n%s", out)
+	}
+	head, _ := git(t, src, "rev-parse", "HEAD")
+	mu.Lock()
+	if len(deployed) != 1 || deployed[0] != "default/fns@"+strings.TrimSpace(head) {
+		t.Errorf("deployed %v, want default/fns at the pushed commit", deployed)
+	}
+	mu.Unlock()
+	nope := strings.Replace(url, "/fns.git", "/nope.git", 1)
+	if out, err := git(t, src, "push", nope, "main"); err == nil || !strings.Contains(out, "remote: fn: no Function default/nope") {
+		t.Errorf("a push for no Function: %v\n%s\nwant it rejected saying so", err, out)
 	}
 	mu.Lock()
 	if len(built) != 1 {
