@@ -1,9 +1,14 @@
 package gitbuild
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -146,4 +151,123 @@ func TestBuildOnPush(t *testing.T) {
 		t.Errorf("%d builds after the broken push, want still 1", len(built))
 	}
 	mu.Unlock()
+}
+
+// TestWebhookBuild: a signed GitHub-format push whose clone URL is a local repository fetches
+// that commit, builds it and deploys it; of two deliveries in quick succession, the older is
+// superseded and only the newer is deployed.
+func TestWebhookBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a function with ko")
+	}
+	ctx := context.Background()
+	reg, err := registry.New(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regCtx, stopReg := context.WithCancel(ctx)
+	regDone := make(chan error, 1)
+	go func() { regDone <- reg.Serve(regCtx, ln) }()
+	defer func() { stopReg(); <-regDone }()
+
+	src := t.TempDir()
+	if err := os.CopyFS(filepath.Join(src, "hello"), os.DirFS("../examples/hello")); err != nil {
+		t.Fatal(err)
+	}
+	var commits []string
+	hello := filepath.Join(src, "hello", "hello.go")
+	good, _ := os.ReadFile(hello)
+	for i, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "one"}, {"commit", "-q", "-am", "two"}, {"commit", "-q", "-am", "three"}} {
+		if i >= 3 {
+			os.WriteFile(hello, append(append([]byte{}, good...), fmt.Sprintf("\n// edit %d\n", i)...), 0o644)
+		}
+		if out, err := git(t, src, args...); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		if i >= 2 {
+			h, _ := git(t, src, "rev-parse", "HEAD")
+			commits = append(commits, strings.TrimSpace(h))
+		}
+	}
+
+	var mu sync.Mutex
+	var deployed []string
+	secret := []byte("s3cret")
+	b := &Builder{
+		Service: &Service{Max: 2, Timeout: 5 * time.Minute, Build: BuildJob},
+		Options: BuildOptions{Registry: ln.Addr().String() + "/fns", CacheDir: t.TempDir(), WorkDir: t.TempDir()},
+		Deploy: func(_ context.Context, fn, commit string, cb CommitBuild, _ io.Writer) error {
+			mu.Lock()
+			defer mu.Unlock()
+			deployed = append(deployed, commit)
+			return nil
+		},
+		MirrorDir: t.TempDir(),
+		Log:       slog.New(slog.DiscardHandler),
+	}
+	seen := map[string]bool{}
+	hk := &Hooks{
+		Targets: func(_ context.Context, url string) ([]Target, error) {
+			if url != src {
+				return nil, nil
+			}
+			return []Target{{Function: "default/hello", Ref: "main", Dir: "hello", Secret: secret}}, nil
+		},
+		Seen: func(_ context.Context, h Host, id string) (bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return seen[id], nil
+		},
+		Record: func(_ context.Context, h Host, id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[id] = true
+			return nil
+		},
+		Build: b.Queue,
+		Log:   slog.New(slog.DiscardHandler),
+	}
+	deliver := func(id, commit string) {
+		t.Helper()
+		body := []byte(fmt.Sprintf(`{"ref": "refs/heads/main", "before": "0000000000000000000000000000000000000000", "after": %q, "size": 1,
+			"commits": [{"modified": ["hello/hello.go"]}], "repository": {"clone_url": %q}}`, commit, src))
+		m := hmac.New(sha256.New, secret)
+		m.Write(body)
+		req := httptest.NewRequest(http.MethodPost, "/hooks/github", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", id)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		rec := httptest.NewRecorder()
+		hk.ServeHTTP(rec, req)
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("delivery %s: %d %s", id, rec.Code, rec.Body)
+		}
+	}
+	deployedNow := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string{}, deployed...) }
+	idle := func() bool { p, r := b.Service.Queued(); return p == 0 && r == 0 }
+
+	deliver("d1", commits[0])
+	waitFor(t, "the first delivery's build", func() bool { return len(deployedNow()) == 1 && idle() })
+	if d := deployedNow(); d[0] != commits[0] {
+		t.Fatalf("deployed %v, want %s", d, commits[0])
+	}
+	deliver("d2", commits[1])
+	deliver("d3", commits[2])
+	waitFor(t, "the newer delivery's build", func() bool { return idle() })
+	if d := deployedNow(); len(d) != 2 || d[1] != commits[2] {
+		t.Errorf("deployed %v, want the first commit, then only the newest (%s): the older delivery superseded", d, commits[2])
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(2 * time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }

@@ -79,7 +79,7 @@ func (r Repo) Export(ctx context.Context, commit, dst string) error {
 		"checkout", "--force", commit, "--", ".")
 	cmd.Env = append(append(os.Environ(), "GIT_INDEX_FILE="+idx.Name()), r.quarantine...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("checking out %s of %s/%s: %v: %s", commit, r.Namespace, r.Name, err, strings.TrimSpace(string(out)))
+		return fmt.Errorf("checking out %s: %v: %s", commit, err, strings.TrimSpace(string(out)))
 	}
 	return nil
 }

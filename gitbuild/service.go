@@ -23,6 +23,12 @@ type Job struct {
 	Options  BuildOptions
 	// Out receives the build's progress (a pusher's remote: lines, a build's log).
 	Out io.Writer
+	// CloneURL, when set, is where the commit is fetched from first (into a mirror under
+	// MirrorDir), with Auth: a webhook's build. Fetching is part of the build, after the queue,
+	// so that deliveries enter the queue in the order they arrived.
+	CloneURL  string
+	Auth      *Auth
+	MirrorDir string
 }
 
 // Service runs Jobs through the queue's Plan: the newest trigger of a Function wins (older
