@@ -53,18 +53,14 @@ func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, 
 		return cb, err
 	}
 	defer os.RemoveAll(work)
-	short := commit
-	if len(short) > 12 {
-		short = short[:12]
-	}
-	fmt.Fprintf(out, "fn: building %s/%s at %s\n", repo.Namespace, o.Name, short)
+	fmt.Fprintf(out, "fn: building %s/%s at %s\n", repo.Namespace, o.Name, short(commit))
 	if err := repo.Export(ctx, commit, work); err != nil {
 		return cb, err
 	}
 	rel := strings.Trim(path.Clean("/"+o.Dir), "/")
 	dir := filepath.Join(work, filepath.FromSlash(rel))
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return cb, fmt.Errorf("fn: commit %s has no directory %q (the Function's source path)", short, "/"+rel)
+		return cb, fmt.Errorf("fn: commit %s has no directory %q (the Function's source path)", short(commit), "/"+rel)
 	}
 	m, _, _, err := manifest.Load(dir)
 	if err != nil {
