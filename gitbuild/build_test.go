@@ -32,20 +32,7 @@ func TestBuildOnPush(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a function with ko")
 	}
-	ctx := context.Background()
-	reg, err := registry.New(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	regCtx, stopReg := context.WithCancel(ctx)
-	regDone := make(chan error, 1)
-	go func() { regDone <- reg.Serve(regCtx, ln) }()
-	defer func() { stopReg(); <-regDone }()
-	regRepo := ln.Addr().String() + "/fns"
+	regRepo := startRegistry(t) + "/fns"
 
 	exe, err := os.Executable()
 	if err != nil {
@@ -160,19 +147,7 @@ func TestWebhookBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a function with ko")
 	}
-	ctx := context.Background()
-	reg, err := registry.New(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	regCtx, stopReg := context.WithCancel(ctx)
-	regDone := make(chan error, 1)
-	go func() { regDone <- reg.Serve(regCtx, ln) }()
-	defer func() { stopReg(); <-regDone }()
+	regRepo := startRegistry(t) + "/fns"
 
 	src := t.TempDir()
 	if err := os.CopyFS(filepath.Join(src, "hello"), os.DirFS("../examples/hello")); err != nil {
@@ -199,7 +174,7 @@ func TestWebhookBuild(t *testing.T) {
 	secret := []byte("s3cret")
 	b := &Builder{
 		Service: &Service{Max: 2, Timeout: 5 * time.Minute, Build: BuildJob},
-		Options: BuildOptions{Registry: ln.Addr().String() + "/fns", CacheDir: t.TempDir(), WorkDir: t.TempDir()},
+		Options: BuildOptions{Registry: regRepo, CacheDir: t.TempDir(), WorkDir: t.TempDir()},
 		Deploy: func(_ context.Context, fn, commit string, cb CommitBuild, _ io.Writer) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -270,4 +245,24 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// startRegistry serves a real registry on loopback until the test ends; it returns its address.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	reg, err := registry.New(ctx, t.TempDir())
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- reg.Serve(ctx, ln) }()
+	t.Cleanup(func() { stop(); <-done })
+	return ln.Addr().String()
 }
