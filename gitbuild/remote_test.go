@@ -158,3 +158,63 @@ func TestRemotePush(t *testing.T) {
 		t.Errorf("clone: %v\n%s", err, out)
 	}
 }
+
+// TestFetchWithAuth: Fetch takes exactly one commit from a repository that wants credentials,
+// with them and not without; a commit fetched before is not fetched again.
+func TestFetchWithAuth(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := &Remote{
+		Dir: t.TempDir(),
+		Authorize: func(r *http.Request, ns string) (string, error) {
+			if u, pw, ok := r.BasicAuth(); ok && u == "bot" && pw == "t0ken" {
+				return u, nil
+			}
+			return "", errors.New("credentials needed")
+		},
+		Receive:     func(context.Context, Repo, []RefUpdate, io.Writer) error { return nil },
+		HookCommand: []string{"env", "GITBUILD_TEST_HOOK=1", exe},
+	}
+	if err := rm.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	srv := httptest.NewServer(rm)
+	defer srv.Close()
+	url := srv.URL + "/git/default/src.git"
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "a.txt"), []byte("one\n"), 0o644)
+	for _, args := range [][]string{{"init", "-q", "-b", "main"}, {"add", "."}, {"commit", "-q", "-m", "one"}} {
+		if out, err := git(t, work, args...); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	if out, err := git(t, work, "push", strings.Replace(url, "http://", "http://bot:t0ken@", 1), "main"); err != nil {
+		t.Fatalf("push: %v\n%s", err, out)
+	}
+	head, _ := git(t, work, "rev-parse", "HEAD")
+	head = strings.TrimSpace(head)
+
+	mirrors := t.TempDir()
+	ctx := context.Background()
+	if _, err := Fetch(ctx, mirrors, url, head, nil); err == nil {
+		t.Error("fetched without credentials from a repository that wants them")
+	}
+	repo, err := Fetch(ctx, mirrors, url, head, &Auth{Username: "bot", Password: "t0ken"})
+	if err != nil {
+		t.Fatalf("fetch with credentials: %v", err)
+	}
+	dst := t.TempDir()
+	if err := repo.Export(ctx, head, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "a.txt")); string(b) != "one\n" {
+		t.Errorf("exported a.txt %q", b)
+	}
+	srv.Close() // a commit fetched before needs no server
+	if _, err := Fetch(ctx, mirrors, url, head, &Auth{Username: "bot", Password: "t0ken"}); err != nil {
+		t.Errorf("fetching a commit the mirror has: %v", err)
+	}
+}
