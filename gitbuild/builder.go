@@ -122,8 +122,9 @@ type Auth struct {
 }
 
 // Fetch makes commit of the repository at url available as a local Repo: a bare mirror per
-// URL under dir, into which exactly that commit is fetched (no tags, nothing else). The
-// credentials go to git in its environment, never on a command line.
+// URL under dir, into which exactly that commit is fetched (no tags, nothing else; git asks
+// no server for a commit the mirror has). The credentials go to git in its environment,
+// never on a command line.
 func Fetch(ctx context.Context, dir, url, commit string, auth *Auth) (Repo, error) {
 	sum := sha256.Sum256([]byte(url))
 	repo := Repo{Path: filepath.Join(dir, hex.EncodeToString(sum[:12])+".git")}
@@ -131,9 +132,6 @@ func Fetch(ctx context.Context, dir, url, commit string, auth *Auth) (Repo, erro
 		if err := initBare(repo.Path); err != nil {
 			return repo, fmt.Errorf("fn: preparing the clone of %s: %w", url, err)
 		}
-	}
-	if exec.CommandContext(ctx, "git", "--git-dir", repo.Path, "cat-file", "-e", commit+"^{commit}").Run() == nil {
-		return repo, nil // fetched before
 	}
 	cmd := exec.CommandContext(ctx, "git", "--git-dir", repo.Path, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, commit)
 	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -206,7 +205,7 @@ func initBare(dir string) error {
 	if out, err := exec.Command("git", "init", "--quiet", "--bare", tmp).CombinedOutput(); err != nil {
 		return fmt.Errorf("%v: %s", err, out)
 	}
-	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) {
+	if err := os.Rename(tmp, dir); err != nil {
 		if _, serr := os.Stat(dir); serr != nil { // not made by a push at the same time
 			return err
 		}

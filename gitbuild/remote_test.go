@@ -157,6 +157,18 @@ func TestRemotePush(t *testing.T) {
 	if out, err := git(t, clone, "clone", "-q", url, "c"); err != nil {
 		t.Errorf("clone: %v\n%s", err, out)
 	}
+	// A hook request that no authorized push made (a local process on the socket) builds nothing.
+	mu.Lock()
+	got = nil
+	mu.Unlock()
+	var forged strings.Builder
+	env := map[string]string{"FN_GIT_HOOK_SOCKET": rm.socket, "FN_GIT_PUSH": "not-a-push"}
+	code := RunHook(strings.NewReader(strings.Repeat("0", 40)+" "+head+" refs/heads/main\n"), &forged, func(k string) string { return env[k] })
+	mu.Lock()
+	if code == 0 || !strings.Contains(forged.String(), "not one the remote is serving") || got != nil {
+		t.Errorf("a forged hook request: exit %d, %q, Receive got %v; want it refused and nothing received", code, forged.String(), got)
+	}
+	mu.Unlock()
 }
 
 // TestFetchWithAuth: Fetch takes exactly one commit from a repository that wants credentials,

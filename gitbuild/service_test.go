@@ -54,6 +54,16 @@ func TestServiceSupersedes(t *testing.T) {
 		err    error
 	}
 	results := make(chan res, 4)
+	next := func() res {
+		t.Helper()
+		select {
+		case r := <-results:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatal("timed out waiting for a build to end")
+			return res{}
+		}
+	}
 	run := func(fn, commit string) {
 		go func() {
 			_, err := s.Run(ctx, Job{Function: fn, Commit: commit})
@@ -67,7 +77,7 @@ func TestServiceSupersedes(t *testing.T) {
 	run("ns/c", "c1") // the bound of 2 is reached: c1 waits
 	waitUntil(t, "c1 to be queued", func() bool { p, _ := s.Queued(); return p == 1 })
 	run("ns/a", "a2") // supersedes a1; a1's slot goes to c1 (older trigger), a2 waits
-	r := <-results
+	r := next()
 	if r.commit != "a1" || !errors.Is(r.err, ErrSuperseded) {
 		t.Fatalf("first result %s %v, want a1 superseded", r.commit, r.err)
 	}
@@ -79,14 +89,14 @@ func TestServiceSupersedes(t *testing.T) {
 		t.Errorf("%d waiting and %d running, want a2 waiting beside b1 and c1", p, running)
 	}
 	f.release["b1"] <- nil
-	if r := <-results; r.commit != "b1" || r.err != nil {
+	if r := next(); r.commit != "b1" || r.err != nil {
 		t.Errorf("b1: %v", r.err)
 	}
 	waitUntil(t, "a2 to start", func() bool { return len(f.startedNow()) == 4 })
 	f.release["a2"] <- nil
 	f.release["c1"] <- errors.New("c1 does not compile")
 	for range 2 {
-		r := <-results
+		r := next()
 		switch {
 		case r.commit == "a2" && r.err != nil:
 			t.Errorf("a2: %v", r.err)
