@@ -4,10 +4,13 @@ package config
 
 import "embed"
 
-// Manifests are the YAML files of this directory; the CRD is crd/fnkit.dev_functions.yaml.
+// Manifests are the YAML files of this directory; the CRDs are under crd/.
 //
 //go:embed *.yaml crd/*.yaml
 var Manifests embed.FS
 
 // FunctionCRD is the path of the Function CRD in Manifests.
 const FunctionCRD = "crd/fnkit.dev_functions.yaml"
+
+// CRDs are the paths in Manifests of every CRD of fn: Function, and FunctionBuild (git builds).
+var CRDs = []string{FunctionCRD, "crd/fnkit.dev_functionbuilds.yaml"}

@@ -87,42 +87,53 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) 
 	return &Controller{Autoscaler: as}, nil
 }
 
-// InstallCRD creates or updates the Function CRD and waits until the API server serves it.
+// InstallCRD creates or updates fn's CRDs (config.CRDs) and waits until the API server serves
+// them.
 func InstallCRD(ctx context.Context, cfg *rest.Config) error {
-	data, err := config.Manifests.ReadFile(config.FunctionCRD)
-	if err != nil {
-		return err
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.Unmarshal(data, &crd); err != nil {
-		return fmt.Errorf("parsing the Function CRD: %w", err)
-	}
 	client, err := apiextensionsclient.NewForConfig(cfg)
 	if err != nil {
 		return err
 	}
 	crds := client.ApiextensionsV1().CustomResourceDefinitions()
-	have, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
-	switch {
-	case apierrs.IsNotFound(err):
-		_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
-	case err == nil:
-		crd.ResourceVersion = have.ResourceVersion
-		_, err = crds.Update(ctx, &crd, metav1.UpdateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("installing the Function CRD: %w", err)
+	var names []string
+	for _, path := range config.CRDs {
+		data, err := config.Manifests.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(data, &crd); err != nil {
+			return fmt.Errorf("parsing %s: %w", path, err)
+		}
+		have, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
+		switch {
+		case apierrs.IsNotFound(err):
+			_, err = crds.Create(ctx, &crd, metav1.CreateOptions{})
+		case err == nil:
+			crd.ResourceVersion = have.ResourceVersion
+			_, err = crds.Update(ctx, &crd, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return fmt.Errorf("installing the CRD %s: %w", crd.Name, err)
+		}
+		names = append(names, crd.Name)
 	}
 	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		got, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range got.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, nil
+		for _, name := range names {
+			got, err := crds.Get(ctx, name, metav1.GetOptions{})
+			if err != nil || !established(got) {
+				return false, nil
 			}
 		}
-		return false, nil
+		return true, nil
 	})
+}
+
+func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
+	for _, c := range crd.Status.Conditions {
+		if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }

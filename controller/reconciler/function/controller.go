@@ -18,13 +18,15 @@ import (
 	"knative.dev/pkg/logging"
 
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	fnclient "fnkit.dev/fn/controller/client/injection/client"
 	functioninformer "fnkit.dev/fn/controller/client/injection/informers/fn/v1alpha1/function"
+	functionbuildinformer "fnkit.dev/fn/controller/client/injection/informers/fn/v1alpha1/functionbuild"
 	functionreconciler "fnkit.dev/fn/controller/client/injection/reconciler/fn/v1alpha1/function"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 )
 
 // NewController wires the Function reconciler to its informers: Functions, and the
-// Deployments, Services and HorizontalPodAutoscalers that Functions own. The gateway's domain and
+// Deployments, Services, HorizontalPodAutoscalers and FunctionBuilds that Functions own. The gateway's domain and
 // URL come from FN_DOMAIN and FN_GATEWAY_URL.
 func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 	cfg := resources.DefaultConfig
@@ -40,7 +42,10 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 	deployments := deploymentinformer.Get(ctx)
 	services := serviceinformer.Get(ctx)
 	hpas := hpainformer.Get(ctx)
+	builds := functionbuildinformer.Get(ctx)
 	r := &Reconciler{
+		fn:               fnclient.Get(ctx),
+		buildLister:      builds.Lister(),
 		kube:             kubeclient.Get(ctx),
 		deploymentLister: deployments.Lister(),
 		serviceLister:    services.Lister(),
@@ -57,7 +62,7 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 		FilterFunc: controller.FilterController(&v1alpha1.Function{}),
 		Handler:    controller.HandleAll(enqueueControllerOfAfter(impl, childDelay)),
 	}
-	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer(), builds.Informer()} {
 		if _, err := inf.AddEventHandler(owned); err != nil {
 			logger.Fatalw("watching the children of Functions", "error", err)
 		}

@@ -3,7 +3,9 @@ package function
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -20,6 +22,7 @@ import (
 	"knative.dev/pkg/apis"
 	fakekubeclient "knative.dev/pkg/client/injection/kube/client/fake"
 	"knative.dev/pkg/controller"
+	"knative.dev/pkg/kmeta"
 	"knative.dev/pkg/logging"
 	logtesting "knative.dev/pkg/logging/testing"
 	pkgreconciler "knative.dev/pkg/reconciler"
@@ -262,6 +265,8 @@ func makeFactory() rtesting.Factory {
 			deploymentLister: appsv1listers.NewDeploymentLister(ls.sorter.IndexerForObjectType(&appsv1.Deployment{})),
 			serviceLister:    corev1listers.NewServiceLister(ls.sorter.IndexerForObjectType(&corev1.Service{})),
 			hpaLister:        autoscalingv2listers.NewHorizontalPodAutoscalerLister(ls.sorter.IndexerForObjectType(&autoscalingv2.HorizontalPodAutoscaler{})),
+			fn:               fns,
+			buildLister:      fnlisters.NewFunctionBuildLister(ls.sorter.IndexerForObjectType(&v1alpha1.FunctionBuild{})),
 			cfg:              testConfig,
 		}
 		functions := fnlisters.NewFunctionLister(ls.sorter.IndexerForObjectType(&v1alpha1.Function{}))
@@ -276,7 +281,46 @@ func makeFactory() rtesting.Factory {
 	}
 }
 
-var hpaResource = autoscalingv2.SchemeGroupVersion.WithResource("horizontalpodautoscalers")
+var (
+	hpaResource   = autoscalingv2.SchemeGroupVersion.WithResource("horizontalpodautoscalers")
+	buildResource = v1alpha1.SchemeGroupVersion.WithResource("functionbuilds")
+)
+
+// build is build n of f (named f-n, created n minutes in, commit n), in the state opts give.
+func build(f *v1alpha1.Function, n int, opts ...func(*v1alpha1.FunctionBuild)) *v1alpha1.FunctionBuild {
+	b := &v1alpha1.FunctionBuild{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", f.Name, n), Namespace: f.Namespace, UID: types.UID(fmt.Sprintf("build-%d", n)),
+			CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, n, 0, 0, time.UTC)),
+			Labels:            map[string]string{v1alpha1.FunctionLabel: f.Name},
+			OwnerReferences:   []metav1.OwnerReference{*kmeta.NewControllerRef(f)}},
+		Spec: v1alpha1.FunctionBuildSpec{Function: f.Name, Trigger: v1alpha1.TriggerPush,
+			Git: v1alpha1.BuildGitSource{URL: "/git/default/hello.git", Commit: fmt.Sprintf("%012d%028d", n, 0)}},
+	}
+	b.Status.InitializeConditions()
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// withBuildCondition sets the Function's BuildSucceeded condition (which Ready does not follow).
+func withBuildCondition(status corev1.ConditionStatus, reason, msg string) FunctionOption {
+	return func(f *v1alpha1.Function) {
+		f.Status.Conditions = append(f.Status.Conditions, apis.Condition{Type: v1alpha1.FunctionConditionBuildSucceeded,
+			Status: status, Reason: reason, Message: msg, Severity: apis.ConditionSeverityInfo})
+		sort.Slice(f.Status.Conditions, func(i, j int) bool { return f.Status.Conditions[i].Type < f.Status.Conditions[j].Type })
+	}
+}
+
+func running(b *v1alpha1.FunctionBuild) { b.Status.MarkRunning(b.CreationTimestamp.Time) }
+
+func succeeded(b *v1alpha1.FunctionBuild) {
+	b.Status.MarkSucceeded(image, b.CreationTimestamp.Add(time.Second))
+}
+
+func failed(reason, msg string) func(*v1alpha1.FunctionBuild) {
+	return func(b *v1alpha1.FunctionBuild) { b.Status.MarkFailed(reason, msg, b.CreationTimestamp.Add(time.Second)) }
+}
 
 // errInduced is the error rtesting.InduceFailure returns.
 func errInduced(verb, resource string) error {

@@ -19,7 +19,9 @@ import (
 
 	"fnkit.dev/fn/controller/apis/fn"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/controller/client/clientset/versioned"
 	functionreconciler "fnkit.dev/fn/controller/client/injection/reconciler/fn/v1alpha1/function"
+	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 )
 
@@ -29,7 +31,11 @@ type Reconciler struct {
 	deploymentLister appsv1listers.DeploymentLister
 	serviceLister    corev1listers.ServiceLister
 	hpaLister        autoscalingv2listers.HorizontalPodAutoscalerLister
-	cfg              resources.Config
+	// fn and buildLister delete and list FunctionBuilds (nil buildLister: builds are not
+	// reported).
+	fn          versioned.Interface
+	buildLister fnlisters.FunctionBuildLister
+	cfg         resources.Config
 }
 
 var _ functionreconciler.Interface = (*Reconciler)(nil)
@@ -47,6 +53,9 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pk
 		return err
 	}
 	if err := r.reconcileAutoscaler(ctx, f); err != nil {
+		return err
+	}
+	if err := r.reconcileBuilds(ctx, f); err != nil {
 		return err
 	}
 	f.Status.MarkReadyScaledToZero()

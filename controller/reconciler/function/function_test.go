@@ -294,6 +294,44 @@ func TestReconcile(t *testing.T) {
 			Name:       "hello",
 		}},
 		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Deleted", `Deleted HorizontalPodAutoscaler "hello": metric is concurrency`)},
+	}, {
+		Name: "the latest build failed: reported, and Ready stays True",
+		Objects: []runtime.Object{
+			hello(ready...),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+			build(hello(), 1, succeeded),
+			build(hello(), 2, failed("BuildFailed", "./hello.go:7:2: undefined: fmt.Printx")),
+		},
+		Key: "default/hello",
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, withBuildCondition(corev1.ConditionFalse, "BuildFailed",
+				"build hello-2 of commit 000000000002: ./hello.go:7:2: undefined: fmt.Printx"))...),
+		}},
+	}, {
+		Name: "builds past the newest five are deleted, except one still running and one another owns",
+		Objects: []runtime.Object{
+			hello(with(ready, withBuildCondition(corev1.ConditionTrue, "Succeeded", "build hello-8 of commit 000000000008 runs"))...),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+			build(hello(), 1, running),
+			build(hello(), 2, succeeded),
+			build(hello(), 3, failed("Superseded", "superseded")),
+			build(hello(), 4, succeeded),
+			build(hello(), 5, succeeded),
+			build(hello(), 6, succeeded),
+			build(hello(), 7, succeeded),
+			build(hello(), 8, succeeded),
+			build(hello(), 0, succeeded, func(b *v1alpha1.FunctionBuild) { b.OwnerReferences = nil }),
+		},
+		Key: "default/hello",
+		WantDeletes: []clientgotesting.DeleteActionImpl{{
+			ActionImpl: clientgotesting.ActionImpl{Namespace: "default", Verb: "delete", Resource: buildResource},
+			Name:       "hello-3",
+		}, {
+			ActionImpl: clientgotesting.ActionImpl{Namespace: "default", Verb: "delete", Resource: buildResource},
+			Name:       "hello-2",
+		}},
 	}}
 	table.Test(t, makeFactory())
 }

@@ -189,3 +189,34 @@ func (s *FunctionStatus) SetAddress(cluster, gateway *apis.URL) {
 	}
 	s.URL = gateway
 }
+
+// FunctionConditionBuildSucceeded reports the latest git build of the Function (a Function not
+// built from git has none). It is not part of Ready: a failed build changes nothing that runs.
+const FunctionConditionBuildSucceeded apis.ConditionType = "BuildSucceeded"
+
+// PropagateLatestBuild reports the Function's latest build: running, succeeded, or why it
+// failed, with its message (the compiler's); nil clears the condition.
+func (s *FunctionStatus) PropagateLatestBuild(b *FunctionBuild) {
+	m := functionCondSet.Manage(s)
+	if b == nil {
+		_ = m.ClearCondition(FunctionConditionBuildSucceeded)
+		return
+	}
+	c := b.Status.GetCondition(FunctionBuildConditionSucceeded)
+	commit := b.Spec.Git.Commit
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	switch {
+	case c == nil || c.IsUnknown():
+		reason := BuildReasonPending
+		if c != nil && c.Reason != "" {
+			reason = c.Reason
+		}
+		m.MarkUnknown(FunctionConditionBuildSucceeded, reason, "build %s of commit %s is in progress", b.Name, commit)
+	case c.IsTrue():
+		m.MarkTrueWithReason(FunctionConditionBuildSucceeded, BuildReasonSucceeded, "build %s of commit %s runs", b.Name, commit)
+	default:
+		m.MarkFalse(FunctionConditionBuildSucceeded, c.Reason, "build %s of commit %s: %s", b.Name, commit, c.Message)
+	}
+}

@@ -39,6 +39,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 	// Group=fnkit.dev, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithResource("functions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Fnkit().V1alpha1().Functions().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("functionbuilds"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Fnkit().V1alpha1().FunctionBuilds().Informer()}, nil
 
 	}
 

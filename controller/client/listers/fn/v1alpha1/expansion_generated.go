@@ -9,3 +9,11 @@ type FunctionListerExpansion interface{}
 // FunctionNamespaceListerExpansion allows custom methods to be added to
 // FunctionNamespaceLister.
 type FunctionNamespaceListerExpansion interface{}
+
+// FunctionBuildListerExpansion allows custom methods to be added to
+// FunctionBuildLister.
+type FunctionBuildListerExpansion interface{}
+
+// FunctionBuildNamespaceListerExpansion allows custom methods to be added to
+// FunctionBuildNamespaceLister.
+type FunctionBuildNamespaceListerExpansion interface{}

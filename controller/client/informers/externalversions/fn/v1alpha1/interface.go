@@ -10,6 +10,8 @@ import (
 type Interface interface {
 	// Functions returns a FunctionInformer.
 	Functions() TypedFunctionInformer
+	// FunctionBuilds returns a FunctionBuildInformer.
+	FunctionBuilds() TypedFunctionBuildInformer
 }
 
 type version struct {
@@ -26,4 +28,9 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // Functions returns a TypedFunctionInformer.
 func (v *version) Functions() TypedFunctionInformer {
 	return &functionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// FunctionBuilds returns a TypedFunctionBuildInformer.
+func (v *version) FunctionBuilds() TypedFunctionBuildInformer {
+	return &functionBuildInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

@@ -13,6 +13,7 @@ import (
 type FnkitV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	FunctionsGetter
+	FunctionBuildsGetter
 }
 
 // FnkitV1alpha1Client is used to interact with features provided by the fnkit.dev group.
@@ -22,6 +23,10 @@ type FnkitV1alpha1Client struct {
 
 func (c *FnkitV1alpha1Client) Functions(namespace string) FunctionInterface {
 	return newFunctions(c, namespace)
+}
+
+func (c *FnkitV1alpha1Client) FunctionBuilds(namespace string) FunctionBuildInterface {
+	return newFunctionBuilds(c, namespace)
 }
 
 // NewForConfig creates a new FnkitV1alpha1Client for the given config.

@@ -16,6 +16,10 @@ func (c *FakeFnkitV1alpha1) Functions(namespace string) v1alpha1.FunctionInterfa
 	return newFakeFunctions(c, namespace)
 }
 
+func (c *FakeFnkitV1alpha1) FunctionBuilds(namespace string) v1alpha1.FunctionBuildInterface {
+	return newFakeFunctionBuilds(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeFnkitV1alpha1) RESTClient() rest.Interface {
