@@ -45,18 +45,18 @@ func TestBuildOnPush(t *testing.T) {
 	b := &Builder{
 		Service: &Service{Max: 2, Timeout: 5 * time.Minute, Build: BuildJob},
 		Options: BuildOptions{Registry: regRepo, CacheDir: cache, WorkDir: work},
-		SourceOf: func(_ context.Context, ns, name string) (Source, error) {
-			if ns != "default" || name != "fns" {
-				return Source{}, fmt.Errorf("no Function %s/%s", ns, name)
+		SourceOf: func(_ context.Context, repo Repo) (Source, error) {
+			if repo.Namespace != "default" || repo.Name != "fns" {
+				return Source{}, fmt.Errorf("no Function %s/%s", repo.Namespace, repo.Name)
 			}
 			return Source{Ref: "main", Dir: "hello"}, nil
 		},
-		Deploy: func(_ context.Context, fn, commit string, cb CommitBuild, out io.Writer) error {
+		Deploy: func(_ context.Context, tr Trigger, cb CommitBuild, out io.Writer) error {
 			mu.Lock()
 			defer mu.Unlock()
 			built = append(built, cb)
-			deployed = append(deployed, fn+"@"+commit)
-			fmt.Fprintf(out, "fn: %s runs %s\n", fn, cb.Image)
+			deployed = append(deployed, tr.Function+"@"+tr.Commit)
+			fmt.Fprintf(out, "fn: %s runs %s\n", tr.Function, cb.Image)
 			return nil
 		},
 	}
@@ -175,10 +175,10 @@ func TestWebhookBuild(t *testing.T) {
 	b := &Builder{
 		Service: &Service{Max: 2, Timeout: 5 * time.Minute, Build: BuildJob},
 		Options: BuildOptions{Registry: regRepo, CacheDir: t.TempDir(), WorkDir: t.TempDir()},
-		Deploy: func(_ context.Context, fn, commit string, cb CommitBuild, _ io.Writer) error {
+		Deploy: func(_ context.Context, tr Trigger, cb CommitBuild, _ io.Writer) error {
 			mu.Lock()
 			defer mu.Unlock()
-			deployed = append(deployed, commit)
+			deployed = append(deployed, tr.Commit)
 			return nil
 		},
 		MirrorDir: t.TempDir(),

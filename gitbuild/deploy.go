@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,13 +21,18 @@ import (
 // commit's fn.yaml become the Function's spec, as fn deploy makes it from a directory, so the
 // Function stays the one record of what runs and the reconciler rolls the change out. The
 // Function's source is kept: what builds a Function is not the commit's to change. A Function
-// that does not exist yet is created. The spec is validated before it is written.
+// that does not exist yet is created, built from the trigger's repository from then on (as is
+// one that fn deploy made, once pushed to the built-in remote). The spec is validated before it
+// is written. With Rollout set, Deploy then waits up to Rollout for the Function to run the
+// image on every replica it wants, so that a push is accepted only once its code answers.
 type FunctionDeployer struct {
-	Client versioned.Interface
+	Client  versioned.Interface
+	Rollout time.Duration
 }
 
-// Deploy writes build into function ("NAMESPACE/NAME").
-func (d FunctionDeployer) Deploy(ctx context.Context, function, commit string, build CommitBuild, out io.Writer) error {
+// Deploy writes build into t's Function.
+func (d FunctionDeployer) Deploy(ctx context.Context, t Trigger, build CommitBuild, out io.Writer) error {
+	function, commit := t.Function, t.Commit
 	ns, name, ok := strings.Cut(function, "/")
 	if !ok {
 		return fmt.Errorf("function %q is not NAMESPACE/NAME", function)
@@ -37,6 +43,7 @@ func (d FunctionDeployer) Deploy(ctx context.Context, function, commit string, b
 	}
 	fns := d.Client.FnkitV1alpha1().Functions(ns)
 	var verb string
+	var generation int64
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		f, err := fns.Get(ctx, name, metav1.GetOptions{})
 		create := apierrs.IsNotFound(err)
@@ -48,16 +55,23 @@ func (d FunctionDeployer) Deploy(ctx context.Context, function, commit string, b
 		}
 		spec := m.Spec(build.Image.String())
 		spec.Source = f.Spec.Source
+		if spec.Source == nil && t.Kind == v1alpha1.TriggerPush {
+			spec.Source = &v1alpha1.Source{Git: &v1alpha1.GitSource{URL: t.URL, Ref: strings.TrimPrefix(t.Ref, "refs/heads/"), Path: t.Path}}
+		}
 		if fe := spec.Validate(ctx); fe != nil {
 			return validationError{fmt.Errorf("fn.yaml of commit %s: %s", short(commit), strings.ReplaceAll(fe.Error(), "\n", ": "))}
 		}
 		f.Spec = spec
+		var got *v1alpha1.Function
 		if create {
 			verb = "created"
-			_, err = fns.Create(ctx, f, metav1.CreateOptions{})
+			got, err = fns.Create(ctx, f, metav1.CreateOptions{})
 		} else {
 			verb = "updated"
-			_, err = fns.Update(ctx, f, metav1.UpdateOptions{})
+			got, err = fns.Update(ctx, f, metav1.UpdateOptions{})
+		}
+		if err == nil {
+			generation = got.Generation
 		}
 		return err
 	})
@@ -68,8 +82,52 @@ func (d FunctionDeployer) Deploy(ctx context.Context, function, commit string, b
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "fn: Function %s %s: it runs %s\n", function, verb, build.Image)
-	return nil
+	fmt.Fprintf(out, "fn: Function %s %s with %s\n", function, verb, build.Image)
+	if d.Rollout <= 0 {
+		return nil
+	}
+	return d.waitRollout(ctx, ns, name, generation, build.Image.String(), out)
+}
+
+// waitRollout waits until Function ns/name has reconciled generation and runs image on every
+// replica it wants (none, at zero).
+func (d FunctionDeployer) waitRollout(ctx context.Context, ns, name string, generation int64, image string, out io.Writer) error {
+	fmt.Fprintf(out, "fn: rolling out\n")
+	ctx, cancel := context.WithTimeout(ctx, d.Rollout)
+	defer cancel()
+	var last string
+	for {
+		f, err := d.Client.FnkitV1alpha1().Functions(ns).Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			done, why := RolledOut(f, generation, image)
+			if done {
+				fmt.Fprintf(out, "fn: %s/%s runs it at %s\n", ns, name, f.Status.URL)
+				return nil
+			}
+			last = why
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the Function did not roll out within %s: %s", d.Rollout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// RolledOut reports whether f has reconciled generation and runs image on all the replicas it
+// wants; if not, why not.
+func RolledOut(f *v1alpha1.Function, generation int64, image string) (bool, string) {
+	if f.Status.ObservedGeneration < generation || f.Status.Image != image {
+		return false, "the controller has not taken the new spec yet"
+	}
+	c := f.Status.GetCondition(v1alpha1.FunctionConditionDeploymentReady)
+	if c == nil || !c.IsTrue() {
+		if c != nil && c.Message != "" {
+			return false, c.Message
+		}
+		return false, "the Deployment is not ready"
+	}
+	return true, ""
 }
 
 type validationError struct{ error }

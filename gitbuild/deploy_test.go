@@ -52,7 +52,7 @@ func TestFunctionDeployer(t *testing.T) {
 		Env:     []corev1.EnvVar{{Name: "GREETING", Value: "hi"}},
 		Timeout: &metav1.Duration{Duration: 7 * time.Second},
 	}}
-	if err := d.Deploy(ctx, "default/hello", "c1", one, io.Discard); err != nil {
+	if err := d.Deploy(ctx, Trigger{Function: "default/hello", Commit: "c1"}, one, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	f, err := fns.FnkitV1alpha1().Functions("default").Get(ctx, "hello", metav1.GetOptions{})
@@ -69,7 +69,7 @@ func TestFunctionDeployer(t *testing.T) {
 		t.Fatal(err)
 	}
 	two := CommitBuild{Image: digest("b"), Manifest: &manifest.Manifest{Source: &v1alpha1.Source{Git: &v1alpha1.GitSource{URL: "https://elsewhere.example/x.git"}}}}
-	if err := d.Deploy(ctx, "default/hello", "c2", two, io.Discard); err != nil {
+	if err := d.Deploy(ctx, Trigger{Function: "default/hello", Commit: "c2"}, two, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	f, _ = fns.FnkitV1alpha1().Functions("default").Get(ctx, "hello", metav1.GetOptions{})
@@ -81,7 +81,7 @@ func TestFunctionDeployer(t *testing.T) {
 	}
 
 	bad := CommitBuild{Image: digest("c"), Manifest: &manifest.Manifest{Env: []corev1.EnvVar{{Name: "PORT", Value: "1"}}}}
-	err = d.Deploy(ctx, "default/hello", "c3c3c3c3c3c3c3c3", bad, io.Discard)
+	err = d.Deploy(ctx, Trigger{Function: "default/hello", Commit: "c3c3c3c3c3c3c3c3"}, bad, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "fn.yaml of commit c3c3c3c3c3c3") || !strings.Contains(err.Error(), "PORT") {
 		t.Errorf("an invalid fn.yaml: %v, want an error naming the commit and the variable", err)
 	}

@@ -72,7 +72,7 @@ func TestHooks(t *testing.T) {
 		defer mu.Unlock()
 		return append([]string{}, builds...)
 	}
-	push := []byte(`{"ref": "refs/heads/main", "before": "1111", "after": "abcd1234", "size": 1,
+	push := []byte(`{"ref": "refs/heads/main", "before": "1111", "after": "abcd1234abcd1234abcd1234abcd1234abcd1234", "size": 1,
 		"commits": [{"modified": ["hello/hello.go"]}], "repository": {"clone_url": "` + repoURL + `"}}`)
 
 	if code, body := post("/hooks/github", "push", "d1", push, sign(push, []byte("wrong"))); code != http.StatusUnauthorized {

@@ -29,6 +29,8 @@ type Job struct {
 	CloneURL  string
 	Auth      *Auth
 	MirrorDir string
+	// Started, if set, is called as the build begins to run (after waiting its turn).
+	Started func()
 }
 
 // Service runs Jobs through the queue's Plan: the newest trigger of a Function wins (older
@@ -60,7 +62,11 @@ type queued struct {
 // Run queues j and waits until it ends: its image, or why not (ErrSuperseded, ErrTimeout, the
 // build's error, or ctx's when the caller gives up).
 func (s *Service) Run(ctx context.Context, j Job) (CommitBuild, error) {
-	q := s.submit(ctx, j)
+	return s.wait(ctx, s.submit(ctx, j))
+}
+
+// wait waits until q ends, or ends it when ctx is done.
+func (s *Service) wait(ctx context.Context, q *queued) (CommitBuild, error) {
 	select {
 	case <-q.done:
 		return q.result, q.err
@@ -143,6 +149,9 @@ func (s *Service) end(q *queued, err error) {
 }
 
 func (s *Service) run(q *queued) {
+	if q.job.Started != nil {
+		q.job.Started()
+	}
 	cb, err := s.Build(q.ctx, q.job)
 	if cause := context.Cause(q.ctx); cause != nil {
 		err = cause // superseded, timed out, or given up: not the error the cancellation caused

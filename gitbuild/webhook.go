@@ -1,6 +1,7 @@
 package gitbuild
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"regexp"
 	"strings"
 )
 
@@ -109,7 +111,12 @@ type PushEvent struct {
 	// 2,048), so the push may touch any path.
 	Paths      []string
 	PathsKnown bool
+	// Pusher is who pushed, as the host names them.
+	Pusher string
 }
+
+// commitRE is a full commit hash (SHA-1 or SHA-256).
+var commitRE = regexp.MustCompile(`^[0-9a-f]{40}([0-9a-f]{24})?$`)
 
 // Deleted reports whether the push deleted its ref.
 func (p *PushEvent) Deleted() bool { return strings.Trim(p.After, "0") == "" }
@@ -171,6 +178,12 @@ func Read(h Host, header http.Header, body []byte) (Delivery, error) {
 		Project struct {
 			HTTPURL string `json:"git_http_url"`
 		} `json:"project"`
+		Pusher struct {
+			Name     string `json:"name"`     // GitHub
+			Login    string `json:"login"`    // Gitea
+			Username string `json:"username"` // Gitea
+		} `json:"pusher"`
+		UserUsername string `json:"user_username"` // GitLab
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		return d, fmt.Errorf("reading the push: %w", err)
@@ -178,7 +191,11 @@ func Read(h Host, header http.Header, body []byte) (Delivery, error) {
 	if !strings.HasPrefix(p.Ref, "refs/") || p.After == "" {
 		return d, fmt.Errorf("the push names no ref or commit")
 	}
-	push := &PushEvent{Ref: p.Ref, Before: p.Before, After: p.After, CloneURL: p.Repository.CloneURL}
+	if !commitRE.MatchString(p.After) {
+		return d, fmt.Errorf("the push's commit %q is not a full hexadecimal hash", p.After)
+	}
+	push := &PushEvent{Ref: p.Ref, Before: p.Before, After: p.After, CloneURL: p.Repository.CloneURL,
+		Pusher: cmp.Or(p.Pusher.Name, p.Pusher.Login, p.Pusher.Username, p.UserUsername)}
 	if h == GitLab {
 		push.CloneURL = p.Project.HTTPURL
 	}
