@@ -42,6 +42,19 @@ type BuildOptions struct {
 	WorkDir string
 }
 
+// inRepo is err's message with the checkout's directory taken out of its paths (as the builder
+// shows them: absolute, or relative to the working directory), so that they are the
+// repository's.
+func inRepo(err error, work string) string {
+	msg := strings.ReplaceAll(err.Error(), work+string(filepath.Separator), "")
+	if wd, werr := os.Getwd(); werr == nil {
+		if rel, rerr := filepath.Rel(wd, work); rerr == nil && !strings.HasPrefix(rel, "..") {
+			msg = strings.ReplaceAll(msg, rel+string(filepath.Separator), "")
+		}
+	}
+	return msg
+}
+
 // BuildCommit checks commit of repo out, reads the fn.yaml at o.Dir, and builds and pushes the
 // function there with the builder library, as fn deploy does, writing progress to out. An error
 // carries the compiler's or fn.yaml's message.
@@ -64,16 +77,16 @@ func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, 
 	}
 	m, _, _, err := manifest.Load(dir)
 	if err != nil {
-		return cb, fmt.Errorf("fn: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+		return cb, fmt.Errorf("fn: %s", inRepo(err, work))
 	}
 	cb.Manifest = m
 	f, err := builder.Scaffold(dir, o.Name, o.CacheDir)
 	if err != nil {
-		return cb, fmt.Errorf("fn: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+		return cb, fmt.Errorf("fn: %s", inRepo(err, work))
 	}
 	img, err := f.BuildImage(ctx, builder.ImageOptions{Progress: out, Insecure: o.Insecure})
 	if err != nil {
-		return cb, fmt.Errorf("fn: the build failed: %s", strings.ReplaceAll(err.Error(), work+string(filepath.Separator), ""))
+		return cb, fmt.Errorf("fn: the build failed: %s", inRepo(err, work))
 	}
 	if cb.Image, err = img.Push(ctx, o.Registry, o.Insecure); err != nil {
 		return cb, fmt.Errorf("fn: pushing the image: %w", err)

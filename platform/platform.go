@@ -39,16 +39,19 @@ type Config struct {
 	// Home holds all of the platform's state ($FN_HOME, default ~/.fn).
 	Home string
 	// Ports on 127.0.0.1.
-	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort, MetricsServerPort int
+	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort, MetricsServerPort, BuilderPort int
 	// Domain is the domain of functions' host names at the gateway.
 	Domain string
 	// BinDir holds the Kubernetes binaries.
 	BinDir string
+	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
+	// "internal git-hook", as fn has it).
+	HookCommand []string
 }
 
 // DefaultConfig returns the configuration of a platform with its state in home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, Domain: "fn.local"}
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, Domain: "fn.local"}
 }
 
 // NodeName is the name of the agent's Node.
@@ -60,6 +63,7 @@ type State struct {
 	Kubeconfig string    `json:"kubeconfig"`
 	Registry   string    `json:"registry"`
 	Gateway    string    `json:"gateway"`
+	Builder    string    `json:"builder"`
 	KubectlBin string    `json:"kubectl"`
 	AgentDir   string    `json:"agentDir"`
 	Started    time.Time `json:"started"`
@@ -130,7 +134,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
 
-	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort}
+	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort}
 	if cfg.MetricsServerPort != 0 {
 		ports = append(ports, cfg.MetricsServerPort)
 	}
@@ -171,7 +175,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 			_ = logs[i].Close()
 		}
 	}()
-	errs := make(chan error, 4)
+	errs := make(chan error, 8)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -235,6 +239,14 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 	run("gateway", func() error { return gateway.Serve(compCtx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
 
+	builderURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.BuilderPort)
+	step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
+	if err := startBuilder(compCtx, cfg, rc, regAddr, builderURL, logFile, &logs, run); err != nil {
+		// The rest of the platform serves without it (git is what it usually lacks).
+		step("the builder is not running, so git push builds do not work: %v", err)
+		builderURL = ""
+	}
+
 	step("starting the node agent (node %s)", NodeName)
 	al, err := logFile("agent")
 	if err != nil {
@@ -272,7 +284,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}()
 	}
 
-	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL,
+	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL, Builder: builderURL,
 		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Started: time.Now()}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {

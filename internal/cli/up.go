@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/platform"
 	"fnkit.dev/fn/platform/controlplane"
 )
@@ -216,6 +217,14 @@ func newInternalCommand(s IOStreams) *cobra.Command {
 	}
 	p.Flags().StringVar(&home, "home", "", "state directory")
 	p.Flags().StringVar(&bin, "bin", "", "Kubernetes binaries directory")
-	c.AddCommand(p)
+	hook := &cobra.Command{
+		Use:   "git-hook",
+		Short: "The built-in git remote's pre-receive hook (git runs it)",
+		Args:  cobra.NoArgs,
+		Run: func(*cobra.Command, []string) {
+			os.Exit(gitbuild.RunHook(s.In, s.Out, os.Getenv))
+		},
+	}
+	c.AddCommand(p, hook)
 	return c
 }
