@@ -17,9 +17,12 @@ import (
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 )
 
-// Source is what a Function builds from: its ref and its directory in the repository.
+// Source is what a Function builds from: its ref and its directory in the repository. New
+// says the Function is not built from this repository yet (it does not exist, or fn deploy
+// made it): the build makes it so.
 type Source struct {
 	Ref, Dir string
+	New      bool
 }
 
 // Builder joins the parts: a push to the built-in remote, or a webhook's push, becomes a job of
@@ -65,6 +68,9 @@ func (b *Builder) Receive(ctx context.Context, repo Repo, updates []RefUpdate, o
 			continue
 		}
 		t := Trigger{Function: fn, Kind: v1alpha1.TriggerPush, User: repo.User, URL: url, Ref: u.Ref, Commit: u.New, Path: src.Dir}
+		if src.New {
+			t.Source = &v1alpha1.GitSource{URL: url, Ref: strings.TrimPrefix(u.Ref, "refs/heads/"), Path: src.Dir}
+		}
 		o := b.Options
 		o.Dir, o.Name = src.Dir, repo.Name
 		run, err := b.start(ctx, t, Job{Function: fn, Repo: repo, Commit: u.New, Options: o}, out)

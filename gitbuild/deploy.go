@@ -21,8 +21,8 @@ import (
 // commit's fn.yaml become the Function's spec, as fn deploy makes it from a directory, so the
 // Function stays the one record of what runs and the reconciler rolls the change out. The
 // Function's source is kept: what builds a Function is not the commit's to change. A Function
-// that does not exist yet is created, built from the trigger's repository from then on (as is
-// one that fn deploy made, once pushed to the built-in remote). The spec is validated before it
+// that does not exist yet is created; the trigger's Source, if any, becomes the Function's
+// (a push to the built-in remote of a Function fn deploy made moves it to git). The spec is validated before it
 // is written. With Rollout set, Deploy then waits up to Rollout for the Function to run the
 // image on every replica it wants, so that a push is accepted only once its code answers.
 type FunctionDeployer struct {
@@ -55,8 +55,8 @@ func (d FunctionDeployer) Deploy(ctx context.Context, t Trigger, build CommitBui
 		}
 		spec := m.Spec(build.Image.String())
 		spec.Source = f.Spec.Source
-		if spec.Source == nil && t.Kind == v1alpha1.TriggerPush {
-			spec.Source = &v1alpha1.Source{Git: &v1alpha1.GitSource{URL: t.URL, Ref: strings.TrimPrefix(t.Ref, "refs/heads/"), Path: t.Path}}
+		if t.Source != nil {
+			spec.Source = &v1alpha1.Source{Git: t.Source.DeepCopy()}
 		}
 		if fe := spec.Validate(ctx); fe != nil {
 			return validationError{fmt.Errorf("fn.yaml of commit %s: %s", short(commit), strings.ReplaceAll(fe.Error(), "\n", ": "))}

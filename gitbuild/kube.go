@@ -277,14 +277,14 @@ func (c *Cluster) Authorize(r *http.Request, ns string) (string, error) {
 func (c *Cluster) SourceOf(ctx context.Context, repo Repo) (Source, error) {
 	f, err := c.Functions.Functions(repo.Namespace).Get(repo.Name)
 	if apierrs.IsNotFound(err) {
-		return Source{Ref: "main"}, nil
+		return Source{Ref: "main", New: true}, nil
 	}
 	if err != nil {
 		return Source{}, err
 	}
 	g := gitOf(f)
 	if g == nil {
-		return Source{Ref: "main"}, nil // made by fn deploy: git drives it from now on
+		return Source{Ref: "main", New: true}, nil // made by fn deploy: git drives it from now on
 	}
 	here := "/git/" + repo.Namespace + "/" + repo.Name + ".git"
 	if c.RemoteURL != nil {
@@ -311,15 +311,23 @@ func (c *Cluster) AuthOf(ctx context.Context, t Target) (*Auth, error) {
 		return nil, err
 	}
 	g := gitOf(f)
-	if g == nil || g.SecretRef == nil {
+	if g == nil {
 		return nil, nil
 	}
-	s, err := c.secret(ctx, ns, g.SecretRef.Name)
+	return c.authFrom(ctx, ns, g.SecretRef)
+}
+
+// authFrom is the username and password of Secret ref of namespace ns (nil ref: none).
+func (c *Cluster) authFrom(ctx context.Context, ns string, ref *corev1.LocalObjectReference) (*Auth, error) {
+	if ref == nil {
+		return nil, nil
+	}
+	s, err := c.secret(ctx, ns, ref.Name)
 	if err != nil {
 		return nil, err
 	}
 	if s == nil {
-		return nil, fmt.Errorf("Function %s's secretRef names Secret %s, which does not exist", t.Function, g.SecretRef.Name)
+		return nil, fmt.Errorf("fn: the repository's credentials are to be in Secret %s/%s, which does not exist", ns, ref.Name)
 	}
 	if len(s.Data[PasswordKey]) == 0 {
 		return nil, nil // a secret for webhooks only

@@ -19,6 +19,9 @@ type Trigger struct {
 	Ref      string
 	Commit   string
 	Path     string
+	// Source, if set, becomes the Function's source with the build (a Function the build
+	// creates, or moves to git); nil keeps the Function's own.
+	Source *v1alpha1.GitSource
 }
 
 // Recorder keeps the record of builds: FunctionBuilds, in production (KubeRecorder).

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 	"fnkit.dev/fn/controller/client/clientset/versioned"
 	fninformers "fnkit.dev/fn/controller/client/informers/externalversions"
 )
@@ -43,12 +44,13 @@ type ServerOptions struct {
 	Log       *slog.Logger
 }
 
-// Server is fn-builder: the built-in remote at /git/, the webhooks at /hooks/, and the builds
-// behind both, recorded as FunctionBuilds and deployed into their Functions.
+// Server is fn-builder: the built-in remote at /git/, the webhooks at /hooks/, fn deploy
+// --git's builds at /builds/, and the builds behind them, recorded as FunctionBuilds and deployed into their Functions.
 type Server struct {
 	Remote  *Remote
 	Hooks   *Hooks
 	Builder *Builder
+	cluster *Cluster
 	mux     *http.ServeMux
 }
 
@@ -106,7 +108,7 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		SourceOf: c.SourceOf,
 		Deploy: func(ctx context.Context, t Trigger, cb CommitBuild, out io.Writer) error {
 			d := FunctionDeployer{Client: fns}
-			if t.Kind == "push" {
+			if t.Kind == v1alpha1.TriggerPush || t.Kind == v1alpha1.TriggerDeploy {
 				d.Rollout = o.Rollout // the pusher waits until the new code answers
 			}
 			return d.Deploy(ctx, t, cb, out)
@@ -126,8 +128,9 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		_ = rm.Close()
 	}()
 	hk := &Hooks{Targets: c.Targets, Seen: c.Seen, Record: c.Record, Build: b.Queue, Log: o.Log}
-	s := &Server{Remote: rm, Hooks: hk, Builder: b, mux: http.NewServeMux()}
+	s := &Server{Remote: rm, Hooks: hk, Builder: b, cluster: c, mux: http.NewServeMux()}
 	s.mux.Handle("/git/", rm)
+	s.mux.HandleFunc("/builds/", s.serveDeploy)
 	s.mux.Handle("/hooks/", hk)
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ type deployOptions struct {
 	downDelay   time.Duration
 	wait        time.Duration
 	createNS    bool
+	gitURL      string
+	gitRef      string
+	gitPath     string
+	gitSecret   string
+	detach      bool
 	cluster     clusterFlags
 	connect     func(*clusterFlags) (*cluster, error)
 	out         outputFlag
@@ -61,9 +67,15 @@ create or update its Function, wait until it is Ready, and print its URL.
 The Function's spec becomes exactly DIR/fn.yaml (when there is one) plus this deploy's flags:
 what is in neither is gone after the deploy, so nothing given once lingers. Flags never write
 fn.yaml; fn config edits it. The function's name is --name, else fn.yaml's name, else its
-directory's name; its namespace -n, else fn.yaml's, else the context's.`,
+directory's name; its namespace -n, else fn.yaml's, else the context's.
+
+With --git, fn's builder builds the head of --ref (main) of the repository, at --path, and
+the Function is built from it from then on: its webhooks (and pushes to fn remote NAME)
+rebuild it, and the fn.yaml of each commit configures it. fn deploy of a directory then
+refuses to replace it, unless --detach says to stop building it from git.`,
 		Example: `  fn deploy ./hello
-  fn deploy . --name greeter --env GREETING=hi --min 1 --max 5`,
+  fn deploy . --name greeter --env GREETING=hi --min 1 --max 5
+  fn deploy --git https://git.example/acme/fns.git --path hello --name hello`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.out.validate(); err != nil {
@@ -71,6 +83,12 @@ directory's name; its namespace -n, else fn.yaml's, else the context's.`,
 			}
 			if err := o.validateFlags(c); err != nil {
 				return err
+			}
+			if o.gitURL != "" {
+				if len(args) == 1 {
+					return &UsageError{errors.New("--git builds the repository: give no DIR")}
+				}
+				return o.runGit(c, s)
 			}
 			dir := "."
 			if len(args) == 1 {
@@ -95,6 +113,11 @@ directory's name; its namespace -n, else fn.yaml's, else the context's.`,
 	f.DurationVar(&o.downDelay, "scale-down-delay", -1, "how long a lower replica count must be wanted before it applies (default 30s)")
 	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
 	f.BoolVar(&o.createNS, "create-namespace", false, "create the namespace if it does not exist")
+	f.StringVar(&o.gitURL, "git", "", "build the function from this git repository (by fn's builder), and from it on every push")
+	f.StringVar(&o.gitRef, "ref", "", "with --git: the branch to build and follow (default main)")
+	f.StringVar(&o.gitPath, "path", "", "with --git: the function's directory in the repository (default its root)")
+	f.StringVar(&o.gitSecret, "git-secret", "", "with --git: the Secret whose username and password clone the repository (and whose webhook-secret, if any, signs its webhooks)")
+	f.BoolVar(&o.detach, "detach", false, "deploy DIR over a function built from git, which stops building it from git")
 	o.cluster.add(c)
 	o.cluster.complete(c, fa, false)
 	o.out.add(c)
@@ -126,6 +149,10 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	if err := o.ensureNamespace(ctx, s, cl); err != nil {
 		return err
 	}
+	name := o.name
+	if name == "" {
+		name = m.Name
+	}
 	repo := o.registry
 	switch {
 	case repo != "":
@@ -142,12 +169,11 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	if err != nil {
 		return err
 	}
-	name := o.name
-	if name == "" {
-		name = m.Name
-	}
 	fn, err := builder.Scaffold(dir, name, cache)
 	if err != nil {
+		return err
+	}
+	if err := o.checkNotFromGit(ctx, cl, fn.Name); err != nil {
 		return err
 	}
 	if err := builder.CheckRegistry(ctx, repo, o.insecure); err != nil {
@@ -170,6 +196,69 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 		return err
 	}
 	f, err := o.apply(ctx, cl, fn.Name, spec)
+	if err != nil {
+		return err
+	}
+	if o.wait > 0 {
+		if f, err = waitFunctionReady(ctx, s, cl, f, o.wait); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
+	}
+	if o.out.json() {
+		return printJSON(s.Out, f)
+	}
+	if f.Status.URL != nil {
+		fmt.Fprintln(s.Out, f.Status.URL.String())
+	}
+	return nil
+}
+
+// checkNotFromGit refuses to replace a Function built from git with a directory's build (the
+// next push would replace it back), unless --detach.
+func (o *deployOptions) checkNotFromGit(ctx context.Context, cl *cluster, name string) error {
+	if o.detach || name == "" {
+		return nil
+	}
+	f, err := cl.fns.FnkitV1alpha1().Functions(cl.namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil || f.Spec.Source == nil || f.Spec.Source.Git == nil {
+		return nil // none yet, or the apply will say what is wrong
+	}
+	g := f.Spec.Source.Git
+	return fmt.Errorf("function %s is built from git (%s, branch %s): push to it to deploy, or pass --detach to deploy this directory and stop building it from git",
+		name, g.URL, cmpOr(g.Ref, "main"))
+}
+
+// runGit is fn deploy --git.
+func (o *deployOptions) runGit(c *cobra.Command, s IOStreams) error {
+	ctx := ctxOf(c)
+	for _, fl := range []string{"env", "timeout", "concurrency", "min", "max", "initial", "target", "metric", "window", "scale-down-delay", "registry", "insecure", "detach"} {
+		if c.Flags().Changed(fl) {
+			return &UsageError{fmt.Errorf("--%s with --git: a build from git is configured by the fn.yaml of its commit; edit it there", fl)}
+		}
+	}
+	name := o.name
+	if name == "" {
+		name = path.Base(strings.TrimSuffix(strings.TrimRight(o.gitURL, "/"), ".git"))
+		if p := strings.Trim(o.gitPath, "/"); p != "" {
+			name = path.Base(p)
+		}
+	}
+	if msg := dnsLabelErrors(name); msg != "" {
+		return &UsageError{fmt.Errorf("function name %q (from the repository; --name sets it): %s", name, msg)}
+	}
+	if o.gitPath != "" && (path.IsAbs(o.gitPath) || strings.Contains("/"+o.gitPath+"/", "/../")) {
+		return &UsageError{fmt.Errorf("--path %q: want a directory inside the repository", o.gitPath)}
+	}
+	cl, err := o.connect(&o.cluster)
+	if err != nil {
+		return err
+	}
+	if err := o.ensureNamespace(ctx, s, cl); err != nil {
+		return err
+	}
+	start := time.Now()
+	f, err := o.deployGit(ctx, s, cl, name)
 	if err != nil {
 		return err
 	}

@@ -440,10 +440,11 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	var cf clusterFlags
 	var follow, requests bool
+	var build string
 	var tailLines int64
 	c := &cobra.Command{
 		Use:   "logs NAME",
-		Short: "Print the logs of a function's pods, or (--requests) the gateway's access lines for it",
+		Short: "Print the logs of a function's pods, (--requests) the gateway's access lines for it, or (--build) a build's",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			cl, err := fa.Connect(&cf)
@@ -457,6 +458,9 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 			}
 			if requests {
 				return requestLines(ctx, s, cl, f, follow, tailLines)
+			}
+			if build != "" {
+				return buildLog(ctx, s, cl, f, build, follow)
 			}
 			pods, err := cl.functionPods(ctx, f.Name)
 			if err != nil {
@@ -502,6 +506,8 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 	c.Flags().BoolVarP(&follow, "follow", "f", false, "stream new lines")
 	c.Flags().Int64Var(&tailLines, "tail", -1, "lines of the end of the log to show (-1: all)")
 	c.Flags().BoolVar(&requests, "requests", false, "the gateway's access lines for the function: time, method, path, status, duration, pod")
+	c.Flags().StringVar(&build, "build", "", "the log of a git build (fn builds NAME lists them; no value: the newest); -f follows it until it ends")
+	c.Flags().Lookup("build").NoOptDefVal = "latest"
 	cf.add(c)
 	cf.complete(c, fa, true)
 	return c

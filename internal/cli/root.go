@@ -57,6 +57,7 @@ func newRootCommand(fa *Factory) *cobra.Command {
   fn up                    start the local platform (a real control plane, no Docker)
   fn deploy ./hello        build it with ko, push it, run it, print its URL
   fn invoke hello          call it over HTTP, or --cloudevent
+  fn remote hello --add    git push fn main: build and deploy on push
 
 fn finds its cluster by --kubeconfig/--context, else the local platform when it is up, else
 $KUBECONFIG or ~/.kube/config.`,
@@ -83,9 +84,11 @@ $KUBECONFIG or ~/.kube/config.`,
 		newListCommand(fa),
 		newDescribeCommand(fa),
 		newLogsCommand(fa),
+		newBuildsCommand(fa),
+		newRemoteCommand(fa),
 		newTopCommand(fa),
 		newDeleteCommand(fa),
-		newInternalCommand(s),
+		newInternalCommand(fa),
 	)
 	usageArgs(root)
 	return root

@@ -200,7 +200,8 @@ func newDownCommand(s IOStreams) *cobra.Command {
 }
 
 // newInternalCommand holds the commands fn runs itself, hidden from help.
-func newInternalCommand(s IOStreams) *cobra.Command {
+func newInternalCommand(fa *Factory) *cobra.Command {
+	s := fa.IOStreams
 	c := &cobra.Command{Use: "internal", Hidden: true}
 	var home, bin string
 	p := &cobra.Command{
@@ -225,6 +226,6 @@ func newInternalCommand(s IOStreams) *cobra.Command {
 			os.Exit(gitbuild.RunHook(s.In, s.Out, os.Getenv))
 		},
 	}
-	c.AddCommand(p, hook)
+	c.AddCommand(p, hook, newGitCredentialCommand(fa))
 	return c
 }

@@ -42,13 +42,15 @@ var (
 
 // BuildTrigger is what started a build.
 //
-// +kubebuilder:validation:Enum=push;github;gitea;gitlab
+// +kubebuilder:validation:Enum=push;deploy;github;gitea;gitlab
 type BuildTrigger string
 
 // The triggers of builds.
 const (
 	// TriggerPush is a git push to fn-builder's own remote.
 	TriggerPush BuildTrigger = "push"
+	// TriggerDeploy is fn deploy --git: a build of a branch's head.
+	TriggerDeploy BuildTrigger = "deploy"
 	// TriggerGitHub, TriggerGitea and TriggerGitLab are those hosts' push webhooks.
 	TriggerGitHub BuildTrigger = "github"
 	TriggerGitea  BuildTrigger = "gitea"
