@@ -103,8 +103,8 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	remoteURL := func(path string) string { return base + path }
 	c := &Cluster{Kube: kube, Functions: lister, RemoteURL: remoteURL, Namespace: o.Namespace}
 	b := &Builder{
-		Service: &Service{Max: o.MaxBuilds, Timeout: o.Timeout, Build: BuildJob},
-		Options: BuildOptions{Registry: o.Registry, Insecure: o.Insecure, CacheDir: dirs["cache"], WorkDir: dirs["work"]},
+		Service:  &Service{Max: o.MaxBuilds, Timeout: o.Timeout, Build: BuildJob},
+		Options:  BuildOptions{Registry: o.Registry, Insecure: o.Insecure, CacheDir: dirs["cache"], WorkDir: dirs["work"]},
 		SourceOf: c.SourceOf,
 		Deploy: func(ctx context.Context, t Trigger, cb CommitBuild, out io.Writer) error {
 			d := FunctionDeployer{Client: fns}

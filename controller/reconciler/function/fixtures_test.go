@@ -319,7 +319,9 @@ func succeeded(b *v1alpha1.FunctionBuild) {
 }
 
 func failed(reason, msg string) func(*v1alpha1.FunctionBuild) {
-	return func(b *v1alpha1.FunctionBuild) { b.Status.MarkFailed(reason, msg, b.CreationTimestamp.Add(time.Second)) }
+	return func(b *v1alpha1.FunctionBuild) {
+		b.Status.MarkFailed(reason, msg, b.CreationTimestamp.Add(time.Second))
+	}
 }
 
 // errInduced is the error rtesting.InduceFailure returns.
