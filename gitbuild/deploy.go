@@ -114,8 +114,8 @@ func (d FunctionDeployer) waitRollout(ctx context.Context, ns, name string, gene
 	}
 }
 
-// RolledOut reports whether f has reconciled generation and runs image on all the replicas it
-// wants; if not, why not.
+// RolledOut reports whether f has reconciled generation, runs image on all the replicas it
+// wants, and is Ready; if not, why not.
 func RolledOut(f *v1alpha1.Function, generation int64, image string) (bool, string) {
 	if f.Status.ObservedGeneration < generation || f.Status.Image != image {
 		return false, "the controller has not taken the new spec yet"
@@ -126,6 +126,12 @@ func RolledOut(f *v1alpha1.Function, generation int64, image string) (bool, stri
 			return false, c.Message
 		}
 		return false, "the Deployment is not ready"
+	}
+	if !f.Status.IsReady() {
+		if c := f.Status.GetCondition(v1alpha1.FunctionConditionReady); c != nil && c.Message != "" {
+			return false, c.Message
+		}
+		return false, "the Function is not Ready"
 	}
 	return true, ""
 }

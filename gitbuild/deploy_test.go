@@ -90,3 +90,34 @@ func TestFunctionDeployer(t *testing.T) {
 		t.Errorf("an invalid fn.yaml changed the image to %s", f.Spec.Image)
 	}
 }
+
+func TestRolledOut(t *testing.T) {
+	const img = "127.0.0.1:5000/fns/hello@sha256:" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	ready := func(mut func(*v1alpha1.Function)) *v1alpha1.Function {
+		f := &v1alpha1.Function{}
+		f.Status.InitializeConditions()
+		f.Status.ObservedGeneration, f.Status.Image = 2, img
+		f.Status.MarkServiceReady()
+		f.Status.MarkScaledToZero()
+		f.Status.PropagateScaleReason("Stable")
+		if mut != nil {
+			mut(f)
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name string
+		f    *v1alpha1.Function
+		want bool
+	}{
+		{"reconciled, ready", ready(nil), true},
+		{"an older generation", ready(func(f *v1alpha1.Function) { f.Status.ObservedGeneration = 1 }), false},
+		{"another image", ready(func(f *v1alpha1.Function) { f.Status.Image = "x" }), false},
+		{"rolling out", ready(func(f *v1alpha1.Function) { f.Status.MarkDeploymentRollingOut(1, 2) }), false},
+		{"the autoscaler has not taken it", ready(func(f *v1alpha1.Function) { f.Status.PropagateScaleReason("") }), false},
+	} {
+		if got, why := RolledOut(tc.f, 2, img); got != tc.want {
+			t.Errorf("%s: RolledOut = %v (%s), want %v", tc.name, got, why, tc.want)
+		}
+	}
+}
