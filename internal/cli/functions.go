@@ -443,10 +443,16 @@ func newLogsCommand(fa *Factory) *cobra.Command {
 	var build string
 	var tailLines int64
 	c := &cobra.Command{
-		Use:   "logs NAME",
-		Short: "Print the logs of a function's pods, (--requests) the gateway's access lines for it, or (--build) a build's",
-		Args:  cobra.ExactArgs(1),
+		Use:   "logs NAME [--build [ID]]",
+		Short: "Print the logs of a function's pods, (--requests) the gateway's access lines for it, or (--build [ID]) a build's",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 2 { // fn logs NAME --build ID
+				if build != "latest" {
+					return &UsageError{fmt.Errorf("one function name, please; a build's id goes with --build (see %s --help)", c.CommandPath())}
+				}
+				build = args[1]
+			}
 			cl, err := fa.Connect(&cf)
 			if err != nil {
 				return err
