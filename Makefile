@@ -54,6 +54,7 @@ bench: build
 	$(GO) run ./bench/gateway
 	$(GO) run ./bench/platform
 	$(GO) run ./bench/autoscale
+	$(GO) run ./bench/gitpush
 
 clean:
 	rm -rf bin/

@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -38,8 +39,19 @@ type BuildOptions struct {
 	// CacheDir keeps the generated main modules between builds (Go's own build and module
 	// caches are the process's, kept too).
 	CacheDir string
-	// WorkDir is where commits are checked out (each in a directory of its own, removed after).
+	// WorkDir is where commits are checked out, in WorkDir/NAMESPACE/NAME.
 	WorkDir string
+}
+
+var workLocks sync.Map // directory -> *sync.Mutex
+
+// lockDir serializes builds in directory dir (a build superseded by a newer one of the same
+// Function may still be ending); it returns the unlock.
+func lockDir(dir string) func() {
+	m, _ := workLocks.LoadOrStore(dir, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // inRepo is err's message with the checkout's directory taken out of its paths (as the builder
@@ -61,11 +73,18 @@ func inRepo(err error, work string) string {
 func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, out io.Writer) (CommitBuild, error) {
 	var cb CommitBuild
 	start := time.Now()
-	work, err := os.MkdirTemp(o.WorkDir, "build-")
-	if err != nil {
+	// Each Function's commits are checked out in one place, one build at a time: Go's build
+	// cache then knows the function's packages from its last build, and the generated main
+	// (which the builder keys by the source's directory) is the same one.
+	work := filepath.Join(o.WorkDir, cmpOr(repo.Namespace, "_"), o.Name)
+	unlock := lockDir(work)
+	defer unlock()
+	if err := os.RemoveAll(work); err != nil {
 		return cb, err
 	}
-	defer os.RemoveAll(work)
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return cb, err
+	}
 	fmt.Fprintf(out, "fn: building %s/%s at %s\n", repo.Namespace, o.Name, short(commit))
 	if err := repo.Export(ctx, commit, work); err != nil {
 		return cb, err

@@ -109,7 +109,7 @@ func (d FunctionDeployer) waitRollout(ctx context.Context, ns, name string, gene
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("the Function did not roll out within %s: %s", d.Rollout, last)
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond): // one Get of one object: a pusher waits on it
 		}
 	}
 }

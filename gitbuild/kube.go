@@ -263,7 +263,10 @@ func (c *Cluster) Authorize(r *http.Request, ns string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fn: reading namespace %s's git token: %w", ns, err)
 	}
-	if s == nil || len(s.Data[TokenKey]) == 0 || subtle.ConstantTimeCompare([]byte(pass), s.Data[TokenKey]) != 1 {
+	if s == nil || len(s.Data[TokenKey]) == 0 {
+		return "", fmt.Errorf("fn: namespace %s has no git token (Secret %s): fn remote NAME -n %s creates it", ns, GitSecret, ns)
+	}
+	if subtle.ConstantTimeCompare([]byte(pass), s.Data[TokenKey]) != 1 {
 		return "", fmt.Errorf("fn: wrong token for namespace %s (fn remote NAME prints the remote with the right one)", ns)
 	}
 	if user == "" {
