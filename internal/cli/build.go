@@ -152,8 +152,8 @@ func (o *buildOptions) run(ctx context.Context, s IOStreams, dir string) error {
 		fmt.Fprintf(s.ErrOut, "Wrote OCI layout %s.\n", o.output)
 		res.Layout = o.output
 	}
-	if o.out.json() {
-		return printJSON(s.Out, res)
+	if o.out.structured() {
+		return o.out.print(s.Out, res)
 	}
 	switch {
 	case res.Image != "":

@@ -120,6 +120,7 @@ refuses to replace it, unless --detach says to stop building it from git.`,
 	f.BoolVar(&o.detach, "detach", false, "deploy DIR over a function built from git, which stops building it from git")
 	o.cluster.add(c)
 	o.cluster.complete(c, fa, false)
+	o.out.yaml = true
 	o.out.add(c)
 	return c, o
 }
@@ -205,8 +206,8 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 		}
 		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
 	}
-	if o.out.json() {
-		return printJSON(s.Out, f)
+	if o.out.structured() {
+		return o.out.print(s.Out, forOutput(f))
 	}
 	if f.Status.URL != nil {
 		fmt.Fprintln(s.Out, f.Status.URL.String())
@@ -268,8 +269,8 @@ func (o *deployOptions) runGit(c *cobra.Command, s IOStreams) error {
 		}
 		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
 	}
-	if o.out.json() {
-		return printJSON(s.Out, f)
+	if o.out.structured() {
+		return o.out.print(s.Out, forOutput(f))
 	}
 	if f.Status.URL != nil {
 		fmt.Fprintln(s.Out, f.Status.URL.String())

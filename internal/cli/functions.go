@@ -24,35 +24,6 @@ import (
 )
 
 // structured prints v as JSON or YAML for -o json|yaml.
-type structuredFlag struct{ format string }
-
-func (o *structuredFlag) add(c *cobra.Command) {
-	c.Flags().StringVarP(&o.format, "output", "o", "", "output format: json or yaml (default: a table)")
-}
-
-func (o *structuredFlag) validate() error {
-	switch o.format {
-	case "", "json", "yaml":
-		return nil
-	}
-	return &UsageError{fmt.Errorf("unknown output format %q: use -o json or -o yaml", o.format)}
-}
-
-// print writes v in the chosen format and reports whether it did.
-func (o *structuredFlag) print(w io.Writer, v any) (bool, error) {
-	switch o.format {
-	case "json":
-		return true, printJSON(w, v)
-	case "yaml":
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return true, err
-		}
-		_, err = w.Write(b)
-		return true, err
-	}
-	return false, nil
-}
 
 // getFunction reads a Function, saying clearly when there is none.
 func getFunction(ctx context.Context, cl *cluster, name string) (*v1alpha1.Function, error) {
@@ -296,7 +267,7 @@ func ptrInt32(v int32) *int32 { return &v }
 func newDescribeCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	var cf clusterFlags
-	var out structuredFlag
+	out := outputFlag{yaml: true}
 	c := &cobra.Command{
 		Use:   "describe NAME",
 		Short: "Show a function's spec, status, conditions and pods",
@@ -313,8 +284,8 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ok, err := out.print(s.Out, forOutput(f)); ok {
-				return err
+			if out.structured() {
+				return out.print(s.Out, forOutput(f))
 			}
 			w := tabwriter.NewWriter(s.Out, 2, 4, 2, ' ', 0)
 			ready, reason := readyOf(f)

@@ -77,7 +77,7 @@ func newRemoteCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	var cf clusterFlags
 	var add string
-	var out outputFlag
+	out := outputFlag{yaml: true}
 	c := &cobra.Command{
 		Use:   "remote NAME",
 		Short: "Print the git remote that builds and deploys function NAME on push (--add: add it to this repository)",
@@ -119,8 +119,8 @@ just works, with no token stored in the repository.`,
 				}
 				fmt.Fprintf(s.ErrOut, "Added git remote %s: git push %s main builds and deploys %s.\n", add, add, name)
 			}
-			if out.json() {
-				return printJSON(s.Out, map[string]string{"url": url, "namespace": cl.namespace, "function": name,
+			if out.structured() {
+				return out.print(s.Out, map[string]string{"url": url, "namespace": cl.namespace, "function": name,
 					"tokenSecret": gitbuild.GitSecret, "hooks": base + "/hooks/"})
 			}
 			fmt.Fprintln(s.Out, url)
@@ -277,16 +277,14 @@ func buildDuration(b *v1alpha1.FunctionBuild) string {
 func newBuildsCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	var cf clusterFlags
-	var output string
+	out := outputFlag{yaml: true}
 	c := &cobra.Command{
 		Use:   "builds NAME",
 		Short: "List the git builds of a function, newest first (fn logs NAME --build shows one's log)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			switch output {
-			case "", "json", "yaml":
-			default:
-				return &UsageError{fmt.Errorf("unknown output format %q: use -o json or yaml", output)}
+			if err := out.validate(); err != nil {
+				return err
 			}
 			cl, err := fa.Connect(&cf)
 			if err != nil {
@@ -296,14 +294,14 @@ func newBuildsCommand(fa *Factory) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output != "" {
+			if out.structured() {
 				items := make([]any, len(bs))
 				for i := range bs {
 					b := bs[i].DeepCopy()
 					b.APIVersion, b.Kind, b.ManagedFields = v1alpha1.SchemeGroupVersion.String(), "FunctionBuild", nil
 					items[i] = b
 				}
-				return printAs(s.Out, output, map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": items})
+				return out.print(s.Out, map[string]any{"apiVersion": "v1", "kind": "List", "metadata": map[string]any{}, "items": items})
 			}
 			if len(bs) == 0 {
 				fmt.Fprintf(s.ErrOut, "No builds of %s in namespace %s: git push to fn remote %s, or fn deploy --git.\n", args[0], cl.namespace, args[0])
@@ -326,7 +324,7 @@ func newBuildsCommand(fa *Factory) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	c.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	out.add(c)
 	cf.add(c)
 	cf.complete(c, fa, true)
 	return c

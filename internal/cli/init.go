@@ -37,6 +37,7 @@ func newInitCommand(s IOStreams) *cobra.Command {
 	c.Flags().StringVarP(&o.template, "template", "t", "http", "starter: "+strings.Join(templates.Names(), ", "))
 	_ = c.RegisterFlagCompletionFunc("template", cobra.FixedCompletions(templates.Names(), cobra.ShellCompDirectiveNoFileComp))
 	c.Flags().StringVar(&o.module, "module", "", "Go module path of the new project (default: the directory's name)")
+	o.out.yaml = true
 	o.out.add(c)
 	return c
 }
@@ -62,8 +63,8 @@ func (o *initOptions) run(s IOStreams, dir string) error {
 		return err
 	}
 	files = append(files, manifest.File)
-	if o.out.json() {
-		return printJSON(s.Out, map[string]any{"name": name, "dir": abs, "template": o.template, "module": module, "files": files})
+	if o.out.structured() {
+		return o.out.print(s.Out, map[string]any{"name": name, "dir": abs, "template": o.template, "module": module, "files": files})
 	}
 	fmt.Fprintf(s.ErrOut, "Created %s function %s in %s\nNext: fn run %s\n  then, in another terminal: %s\n", o.template, name, dir, dir, invokeHint(o.template))
 	fmt.Fprintln(s.Out, abs)

@@ -172,22 +172,37 @@ func cacheDir() (string, error) {
 	return filepath.Join(d, "fn"), nil
 }
 
-// outputFlag is the -o flag of commands with structured output.
-type outputFlag struct{ format string }
+// outputFlag is the -o flag of commands with structured output: json, and yaml where the
+// command sets yaml (commands that stream JSON lines do not).
+type outputFlag struct {
+	format string
+	yaml   bool
+}
 
 func (o *outputFlag) add(c *cobra.Command) {
-	c.Flags().StringVarP(&o.format, "output", "o", "", "output format: json (default: human-readable)")
+	formats := "json"
+	if o.yaml {
+		formats = "json or yaml"
+	}
+	c.Flags().StringVarP(&o.format, "output", "o", "", "output format: "+formats+" (default: human-readable)")
 }
 
 func (o *outputFlag) validate() error {
-	switch o.format {
-	case "", "json":
+	switch {
+	case o.format == "", o.format == "json", o.format == "yaml" && o.yaml:
 		return nil
+	case o.yaml:
+		return &UsageError{fmt.Errorf("unknown output format %q: use -o json or -o yaml", o.format)}
 	}
 	return &UsageError{fmt.Errorf("unknown output format %q: use -o json", o.format)}
 }
 
 func (o *outputFlag) json() bool { return o.format == "json" }
+
+// structured reports whether -o asks for JSON or YAML; print writes v so.
+func (o *outputFlag) structured() bool { return o.format != "" }
+
+func (o *outputFlag) print(w io.Writer, v any) error { return printAs(w, o.format, v) }
 
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
@@ -196,7 +211,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newVersionCommand(s IOStreams) *cobra.Command {
-	var out outputFlag
+	out := outputFlag{yaml: true}
 	c := &cobra.Command{
 		Use:   "version",
 		Short: "Print fn's version",
@@ -206,8 +221,8 @@ func newVersionCommand(s IOStreams) *cobra.Command {
 				return err
 			}
 			v := map[string]string{"version": Version(), "go": goVersion()}
-			if out.json() {
-				return printJSON(s.Out, v)
+			if out.structured() {
+				return out.print(s.Out, v)
 			}
 			fmt.Fprintf(s.Out, "fn %s (%s)\n", v["version"], v["go"])
 			return nil

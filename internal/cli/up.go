@@ -23,7 +23,7 @@ import (
 )
 
 func newUpCommand(s IOStreams) *cobra.Command {
-	var out outputFlag
+	out := outputFlag{yaml: true}
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Start the local platform: a real Kubernetes control plane, registry, gateway and node agent",
@@ -113,8 +113,8 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag) error {
 }
 
 func printPlatform(s IOStreams, st *platform.State, out outputFlag) error {
-	if out.json() {
-		return printJSON(s.Out, st)
+	if out.structured() {
+		return out.print(s.Out, st)
 	}
 	fmt.Fprintf(s.Out, "kubeconfig: %s\nregistry:   %s\ngateway:    %s\n", st.Kubeconfig, st.Registry, st.Gateway)
 	fmt.Fprintf(s.ErrOut, "Use kubectl with: export KUBECONFIG=%s (kubectl is at %s)\nNext: fn deploy ./examples/hello && fn invoke hello\n", st.Kubeconfig, st.KubectlBin)
