@@ -147,7 +147,11 @@ func run(rounds int, resultsFile string) error {
 		fmt.Fprintf(os.Stderr, "round %d/%d...\n", r+1, rounds)
 		// Alternate which goes first, so neither always follows the other's load.
 		order := []func() error{
-			func() error { d, err := timedAnswer(pushRound, fmt.Sprintf("Push%d", r)); push.fn = append(push.fn, d); return err },
+			func() error {
+				d, err := timedAnswer(pushRound, fmt.Sprintf("Push%d", r))
+				push.fn = append(push.fn, d)
+				return err
+			},
 			func() error {
 				d, err := timedAnswer(deployRound, fmt.Sprintf("Deploy%d", r))
 				push.baseline = append(push.baseline, d)
