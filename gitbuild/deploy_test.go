@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,48 @@ import (
 	"fnkit.dev/fn/platform/controlplane"
 )
 
+// shared is the package's API server, started by the first test that needs one and stopped
+// by TestMain.
+var shared struct {
+	once sync.Once
+	cp   *controlplane.ControlPlane
+	err  error
+}
+
+// apiServer is a real API server with fn's CRDs, shared by the package's tests.
+func apiServer(t *testing.T) *controlplane.ControlPlane {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts an API server")
+	}
+	shared.once.Do(func() {
+		ctx := context.Background()
+		bin, err := controlplane.BinDir(ctx, os.Stderr)
+		if err != nil {
+			shared.err = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "gitbuild-apiserver-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		if shared.cp, shared.err = controlplane.Start(ctx, controlplane.Options{Dir: dir, BinDir: bin}); shared.err == nil {
+			shared.err = controller.InstallCRD(ctx, shared.cp.RESTConfig())
+		}
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.cp
+}
+
+func stopAPIServer() {
+	if shared.cp != nil {
+		_ = shared.cp.Stop()
+	}
+}
+
 // TestFunctionDeployer, against a real API server with the Function CRD: a build creates its
 // Function, or updates its spec from the commit's fn.yaml keeping the Function's source; a
 // commit whose fn.yaml is invalid changes nothing.
@@ -27,18 +70,7 @@ func TestFunctionDeployer(t *testing.T) {
 		t.Skip("starts an API server")
 	}
 	ctx := context.Background()
-	bin, err := controlplane.BinDir(ctx, os.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cp.Stop() })
-	if err := controller.InstallCRD(ctx, cp.RESTConfig()); err != nil {
-		t.Fatal(err)
-	}
+	cp := apiServer(t)
 	fns := versioned.NewForConfigOrDie(cp.RESTConfig())
 	d := FunctionDeployer{Client: fns}
 	digest := func(hex string) name.Digest {
@@ -119,5 +151,72 @@ func TestRolledOut(t *testing.T) {
 		if got, why := RolledOut(tc.f, 2, img); got != tc.want {
 			t.Errorf("%s: RolledOut = %v (%s), want %v", tc.name, got, why, tc.want)
 		}
+	}
+}
+
+// TestKubeRecorder, against a real API server: a build's record goes pending, running, done;
+// one for a Function its push creates is adopted by it at the end; a builder that starts ends
+// the builds a previous one left pending or running, and leaves finished ones alone.
+func TestKubeRecorder(t *testing.T) {
+	ctx := context.Background()
+	cp := apiServer(t)
+	fns := versioned.NewForConfigOrDie(cp.RESTConfig())
+	k := &KubeRecorder{Client: fns}
+	commit := strings.Repeat("c", 40)
+	tr := Trigger{Function: "default/recorded", Kind: v1alpha1.TriggerPush, URL: "/git/default/recorded.git", Ref: "refs/heads/main", Commit: commit}
+	rec, err := k.Record(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) *v1alpha1.FunctionBuild {
+		t.Helper()
+		b, err := fns.FnkitV1alpha1().FunctionBuilds("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	b := get(rec.Name())
+	if c := b.Status.GetCondition(v1alpha1.FunctionBuildConditionSucceeded); c == nil || !c.IsUnknown() || c.Reason != v1alpha1.BuildReasonPending ||
+		b.Labels[v1alpha1.FunctionLabel] != "recorded" || b.Spec.Git.Commit != commit || len(b.OwnerReferences) != 0 {
+		t.Errorf("a new record: %+v %+v", b.ObjectMeta, b.Status)
+	}
+	rec.Running(ctx)
+	rec.Log(ctx, "fn: building\n")
+	if b = get(rec.Name()); b.Status.StartTime == nil || b.Status.LogTail != "fn: building\n" ||
+		b.Status.GetCondition(v1alpha1.FunctionBuildConditionSucceeded).Reason != v1alpha1.BuildReasonRunning {
+		t.Errorf("a running record: %+v", b.Status)
+	}
+	// The push creates its Function meanwhile.
+	f := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "recorded", Namespace: "default"},
+		Spec: v1alpha1.FunctionSpec{Image: "127.0.0.1:5000/fns/recorded@sha256:" + strings.Repeat("a", 64)}}
+	if f, err = fns.FnkitV1alpha1().Functions("default").Create(ctx, f, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.End(ctx, f.Spec.Image, nil, "fn: building\nfn: built\n")
+	b = get(rec.Name())
+	if !metav1.IsControlledBy(b, f) || b.Status.Image != f.Spec.Image || b.Status.CompletionTime == nil ||
+		!b.Status.GetCondition(v1alpha1.FunctionBuildConditionSucceeded).IsTrue() {
+		t.Errorf("an ended record: owners %v, status %+v", b.OwnerReferences, b.Status)
+	}
+
+	// A second build, left running by a builder that stopped.
+	tr.Commit = strings.Repeat("d", 40)
+	left, err := (&KubeRecorder{Client: fns, Now: func() time.Time { return time.Now().Add(time.Second) }}).Record(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left.Running(ctx)
+	if err := k.EndInterrupted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := get(left.Name()).Status.GetCondition(v1alpha1.FunctionBuildConditionSucceeded); c == nil || !c.IsFalse() || c.Reason != v1alpha1.BuildReasonInterrupted {
+		t.Errorf("a build left running, after a builder started: %+v", c)
+	}
+	if c := get(rec.Name()).Status.GetCondition(v1alpha1.FunctionBuildConditionSucceeded); !c.IsTrue() {
+		t.Errorf("a finished build, after a builder started: %+v", c)
+	}
+	if !metav1.IsControlledBy(get(left.Name()), f) {
+		t.Errorf("a build of an existing Function is not owned by it")
 	}
 }

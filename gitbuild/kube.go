@@ -95,6 +95,28 @@ func (k *KubeRecorder) Record(ctx context.Context, t Trigger) (Record, error) {
 	return r, nil
 }
 
+// EndInterrupted ends every build recorded as pending or running, as a builder that starts
+// finds them: no builder runs them any more (fn-builder is one process), so they are marked
+// failed, Interrupted, and the Functions they would have built say so.
+func (k *KubeRecorder) EndInterrupted(ctx context.Context) error {
+	list, err := k.Client.FnkitV1alpha1().FunctionBuilds(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the builds left by a previous builder: %w", err)
+	}
+	for _, b := range list.Items {
+		if b.Status.IsDone() {
+			continue
+		}
+		r := &kubeRecord{k: k, ns: b.Namespace, name: b.Name, function: b.Spec.Function}
+		r.update(ctx, func(s *v1alpha1.FunctionBuildStatus) {
+			if !s.IsDone() {
+				s.MarkFailed(v1alpha1.BuildReasonInterrupted, "the builder stopped before the build ended: push again, or redeliver the webhook", k.now())
+			}
+		})
+	}
+	return nil
+}
+
 type kubeRecord struct {
 	k                  *KubeRecorder
 	ns, name, function string

@@ -20,7 +20,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("GITBUILD_TEST_HOOK") == "1" {
 		os.Exit(RunHook(os.Stdin, os.Stdout, os.Getenv))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopAPIServer()
+	os.Exit(code)
 }
 
 func git(t *testing.T, dir string, args ...string) (string, error) {

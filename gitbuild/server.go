@@ -102,6 +102,10 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	base := strings.TrimRight(o.URL, "/")
 	remoteURL := func(path string) string { return base + path }
 	c := &Cluster{Kube: kube, Functions: lister, RemoteURL: remoteURL, Namespace: o.Namespace}
+	records := &KubeRecorder{Client: fns, Log: o.Log}
+	if err := records.EndInterrupted(ctx); err != nil {
+		return nil, err
+	}
 	b := &Builder{
 		Service:  &Service{Max: o.MaxBuilds, Timeout: o.Timeout, Build: BuildJob},
 		Options:  BuildOptions{Registry: o.Registry, Insecure: o.Insecure, CacheDir: dirs["cache"], WorkDir: dirs["work"]},
@@ -114,7 +118,7 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 			return d.Deploy(ctx, t, cb, out)
 		},
 		AuthOf:    c.AuthOf,
-		Records:   &KubeRecorder{Client: fns, Log: o.Log},
+		Records:   records,
 		RemoteURL: remoteURL,
 		MirrorDir: dirs["mirrors"],
 		Log:       o.Log,

@@ -23,14 +23,15 @@ const (
 
 // Reasons of a build's Succeeded condition.
 const (
-	BuildReasonPending    = "Pending"   // waiting for its turn
-	BuildReasonRunning    = "Running"   // building
-	BuildReasonSucceeded  = "Succeeded" // built and written into the Function
-	BuildReasonFailed     = "BuildFailed"
-	BuildReasonSuperseded = "Superseded" // a newer build of the same Function replaced it
-	BuildReasonTimeout    = "Timeout"
-	BuildReasonClone      = "CloneFailed"  // the commit could not be fetched
-	BuildReasonDeploy     = "DeployFailed" // built, but the Function could not take it
+	BuildReasonPending     = "Pending"   // waiting for its turn
+	BuildReasonRunning     = "Running"   // building
+	BuildReasonSucceeded   = "Succeeded" // built and written into the Function
+	BuildReasonFailed      = "BuildFailed"
+	BuildReasonSuperseded  = "Superseded" // a newer build of the same Function replaced it
+	BuildReasonTimeout     = "Timeout"
+	BuildReasonClone       = "CloneFailed"  // the commit could not be fetched
+	BuildReasonDeploy      = "DeployFailed" // built, but the Function could not take it
+	BuildReasonInterrupted = "Interrupted"  // the builder stopped before the build ended
 )
 
 var buildCondSet = apis.NewBatchConditionSet()
