@@ -318,9 +318,14 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 			if len(f.Spec.Env) > 0 || len(f.Spec.EnvFrom) > 0 {
 				fmt.Fprintf(w, "Env:\t%s\n", envSummary(f))
 			}
+			if f.Spec.Source != nil && f.Spec.Source.Git != nil {
+				g := f.Spec.Source.Git
+				fmt.Fprintf(w, "Source:\tgit %s, branch %s, path /%s (fn builds %s lists its builds)\n", g.URL, cmpOr(g.Ref, "main"), strings.Trim(g.Path, "/"), f.Name)
+			}
 			fmt.Fprintln(w, "\nConditions:\nTYPE\tSTATUS\tREASON\tMESSAGE")
 			for _, c := range f.Status.Conditions {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, c.Message)
+				// A compiler's message has lines of its own: one row per condition.
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", c.Type, c.Status, c.Reason, strings.ReplaceAll(strings.TrimSpace(c.Message), "\n", " | "))
 			}
 			pods, err := cl.functionPods(ctxOf(c), f.Name)
 			if err == nil {

@@ -132,6 +132,9 @@ func TestListOutputs(t *testing.T) {
 
 func TestDescribe(t *testing.T) {
 	f := testFunction("default", "hello")
+	f.Spec.Source = &v1alpha1.Source{Git: &v1alpha1.GitSource{URL: "https://git.example/acme/fns.git", Path: "hello"}}
+	f.Status.Conditions = append(f.Status.Conditions, apis.Condition{Type: v1alpha1.FunctionConditionBuildSucceeded, Status: corev1.ConditionFalse,
+		Reason: "BuildFailed", Message: "build hello-x of commit 0123: does not compile:\nhello.go:3:1: undefined: x\n"})
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hello-1", Namespace: "default", Labels: map[string]string{"fnkit.dev/function": "hello"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "function"}}},
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "function",
@@ -151,6 +154,8 @@ func TestDescribe(t *testing.T) {
 		"Env:          GREETING, TOKEN (secret api/token)",
 		"waiting: CrashLoopBackOff", "BackOff", "pod/hello-1", "Back-off restarting failed container",
 		"Last log lines of hello-1 before it crashed:\nfake logs", // the fake clientset's log
+		"Source:       git https://git.example/acme/fns.git, branch main, path /hello",
+		"BuildFailed   build hello-x of commit 0123: does not compile: | hello.go:3:1: undefined: x\n",
 	} {
 		if !strings.Contains(d, want) {
 			t.Errorf("fn describe: no %q in\n%s", want, d)
