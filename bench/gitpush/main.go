@@ -73,7 +73,7 @@ func run(rounds int, resultsFile string) error {
 	// The repository pushed, and a copy of the same function that fn deploy builds.
 	repoDir, deployDir := filepath.Join(tmp, "repo"), filepath.Join(tmp, "deployed")
 	for _, d := range []string{repoDir, deployDir} {
-		if err := copyHello(d); err != nil {
+		if err := bench.CopyHello(d); err != nil {
 			return err
 		}
 	}
@@ -118,7 +118,7 @@ func run(rounds int, resultsFile string) error {
 	}
 
 	push := &figure{name: "git push of a one-line edit, to the new answer", baselineName: "fn deploy of the same edit, to the new answer", goal: 3 * time.Second}
-	edit := func(dir string, word string) error { return setAnswer(dir, word) }
+	edit := func(dir string, word string) error { return bench.SetHelloAnswer(dir, word) }
 	pushRound := func(word string) (time.Duration, error) {
 		if err := edit(repoDir, word); err != nil {
 			return 0, err
@@ -243,36 +243,4 @@ func waitAnswer(url, want string, start time.Time) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("%s did not answer %q within a minute", url, want)
-}
-
-func copyHello(dst string) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		return err
-	}
-	for _, f := range []string{"go.mod", "hello.go"} {
-		b, err := os.ReadFile(filepath.Join("examples/hello", f))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dst, f), b, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// setAnswer makes hello answer "<word>, <name>!".
-func setAnswer(dir, word string) error {
-	p := filepath.Join(dir, "hello.go")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i := strings.Index(s, `Fprintf(w, "`)
-	if i < 0 {
-		return fmt.Errorf("examples/hello changed: cannot find its answer")
-	}
-	j := strings.Index(s[i:], ", %s")
-	return os.WriteFile(p, []byte(s[:i]+`Fprintf(w, "`+word+s[i+j:]), 0o644)
 }

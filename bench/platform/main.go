@@ -69,17 +69,8 @@ func run(rounds int, resultsFile string) error {
 		return time.Since(start), err
 	}
 	src := filepath.Join(tmp, "src", "hello")
-	if err := os.MkdirAll(src, 0o755); err != nil {
+	if err := bench.CopyHello(src); err != nil {
 		return err
-	}
-	for _, f := range []string{"go.mod", "hello.go"} {
-		b, err := os.ReadFile(filepath.Join("examples/hello", f))
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(src, f), b, 0o644); err != nil {
-			return err
-		}
 	}
 
 	up := &figure{name: "fn up, cached binaries", baselineName: "etcd + kube-apiserver alone, to ready", goal: 10 * time.Second}
@@ -140,7 +131,7 @@ func run(rounds int, resultsFile string) error {
 		deploy.baseline = append(deploy.baseline, d)
 
 		answer := fmt.Sprintf("Round%d, world!\n", r)
-		if err := setAnswer(src, fmt.Sprintf("Round%d", r)); err != nil {
+		if err := bench.SetHelloAnswer(src, fmt.Sprintf("Round%d", r)); err != nil {
 			return err
 		}
 		if d, err = timed(func() error {
@@ -160,7 +151,7 @@ func run(rounds int, resultsFile string) error {
 			return err
 		}
 		edit.fn = append(edit.fn, d)
-		if err := setAnswer(src, fmt.Sprintf("Again%d", r)); err != nil {
+		if err := bench.SetHelloAnswer(src, fmt.Sprintf("Again%d", r)); err != nil {
 			return err
 		}
 		if d, err = timed(func() error { _, err := fn("build", src, "--push=false"); return err }); err != nil {
@@ -187,20 +178,4 @@ func run(rounds int, resultsFile string) error {
 	fmt.Print(b.String())
 	return bench.Record(resultsFile, "Local platform benchmark",
 		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.", rounds), b.String())
-}
-
-// setAnswer makes hello answer "<word>, <name>!".
-func setAnswer(dir, word string) error {
-	p := filepath.Join(dir, "hello.go")
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i := strings.Index(s, `Fprintf(w, "`)
-	if i < 0 {
-		return fmt.Errorf("examples/hello changed: cannot find its answer")
-	}
-	j := strings.Index(s[i:], ", %s")
-	return os.WriteFile(p, []byte(s[:i]+`Fprintf(w, "`+word+s[i+j:]), 0o644)
 }

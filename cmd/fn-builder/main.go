@@ -18,10 +18,8 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"fnkit.dev/fn/gitbuild"
+	"fnkit.dev/fn/internal/restconfig"
 )
 
 func main() {
@@ -80,7 +78,7 @@ func keepGoCaches(dir string) error {
 }
 
 func run(ctx context.Context, addr, kubeconfig string, o gitbuild.ServerOptions) error {
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := restconfig.Load(kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -101,21 +99,4 @@ func run(ctx context.Context, addr, kubeconfig string, o gitbuild.ServerOptions)
 		return err
 	}
 	return nil
-}
-
-// restConfig is the kubeconfig file's config when one is named, else the in-cluster config, else
-// the one of $KUBECONFIG or ~/.kube/config.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		if cfg, err := rest.InClusterConfig(); err == nil {
-			return cfg, nil
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no cluster: not in a cluster, and no kubeconfig (--kubeconfig or $KUBECONFIG): %w", err)
-	}
-	return cfg, nil
 }

@@ -14,10 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-
 	"fnkit.dev/fn/gateway"
+	"fnkit.dev/fn/internal/restconfig"
 )
 
 func main() {
@@ -51,7 +49,7 @@ func main() {
 }
 
 func run(ctx context.Context, addr, kubeconfig string, o gateway.Options) error {
-	cfg, err := restConfig(kubeconfig)
+	cfg, err := restconfig.Load(kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -61,24 +59,4 @@ func run(ctx context.Context, addr, kubeconfig string, o gateway.Options) error 
 	}
 	o.Logger.Info("serving", "addr", addr, "domain", o.Domain, "autoscaler", o.AutoscalerService, "autoscalerURLs", o.AutoscalerURLs)
 	return gateway.Serve(ctx, addr, g)
-}
-
-// restConfig is the kubeconfig file's config when one is named, else the in-cluster config, else
-// the one of $KUBECONFIG or ~/.kube/config.
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig == "" {
-		if cfg, err := rest.InClusterConfig(); err == nil {
-			return cfg, nil
-		}
-	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
-	switch {
-	case err != nil && kubeconfig != "":
-		return nil, fmt.Errorf("reading the kubeconfig %s: %w", kubeconfig, err)
-	case err != nil:
-		return nil, fmt.Errorf("no cluster to watch: not in a cluster, and no kubeconfig (--kubeconfig or $KUBECONFIG): %w", err)
-	}
-	return cfg, nil
 }

@@ -200,7 +200,13 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	if err != nil {
 		return err
 	}
+	return o.finish(ctx, s, cl, f, start)
+}
+
+// finish waits (with --wait) until f is Ready, then prints it: its URL, or -o's form.
+func (o *deployOptions) finish(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Function, start time.Time) error {
 	if o.wait > 0 {
+		var err error
 		if f, err = waitFunctionReady(ctx, s, cl, f, o.wait); err != nil {
 			return err
 		}
@@ -263,19 +269,7 @@ func (o *deployOptions) runGit(c *cobra.Command, s IOStreams) error {
 	if err != nil {
 		return err
 	}
-	if o.wait > 0 {
-		if f, err = waitFunctionReady(ctx, s, cl, f, o.wait); err != nil {
-			return err
-		}
-		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
-	}
-	if o.out.structured() {
-		return o.out.print(s.Out, forOutput(f))
-	}
-	if f.Status.URL != nil {
-		fmt.Fprintln(s.Out, f.Status.URL.String())
-	}
-	return nil
+	return o.finish(ctx, s, cl, f, start)
 }
 
 // validateFlags checks the flags alone, before fn.yaml is read.

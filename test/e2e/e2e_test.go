@@ -7,14 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -251,51 +248,17 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	src, _ := os.ReadFile(filepath.Join(dir, "hello.go"))
 	os.WriteFile(filepath.Join(dir, "hello.go"), bytes.Replace(src, []byte(`"Hello, %s!\n"`), []byte(`"Howdy, %s!\n"`), 1), 0o644)
 
-	var ok, failed, howdy atomic.Int64
-	var lastFailure atomic.Value
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		client := &http.Client{Timeout: 10 * time.Second}
-		deadline := time.Now().Add(3 * time.Minute)
-		for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			resp, err := client.Get(url)
-			if err != nil {
-				failed.Add(1)
-				lastFailure.Store(err.Error())
-				continue
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode != 200:
-				failed.Add(1)
-				lastFailure.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
-			case string(body) == "Howdy, world!\n":
-				howdy.Add(1)
-				ok.Add(1)
-			default:
-				ok.Add(1)
-			}
-		}
-	}()
+	l := startLoop(url, "Howdy, world!\n")
 	time.Sleep(time.Second)
 	mustFn(t, "deploy", dir)
 	// Keep the loop going a little after the rollout, then stop it.
 	time.Sleep(3 * time.Second)
-	close(stop)
-	<-done
-	t.Logf("requests: %d ok (%d new), %d failed", ok.Load(), howdy.Load(), failed.Load())
-	if failed.Load() > 0 {
-		t.Errorf("%d requests failed during the rollout; last: %v", failed.Load(), lastFailure.Load())
+	l.end()
+	t.Logf("requests: %d ok (%d new), %d failed", l.ok.Load(), l.wanted.Load(), l.failed.Load())
+	if l.failed.Load() > 0 {
+		t.Errorf("%d requests failed during the rollout; last: %v", l.failed.Load(), l.last.Load())
 	}
-	if howdy.Load() == 0 {
+	if l.wanted.Load() == 0 {
 		t.Errorf("the new version never answered")
 	}
 }
