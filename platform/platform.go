@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -44,6 +45,8 @@ type Config struct {
 	Domain string
 	// BinDir holds the Kubernetes binaries.
 	BinDir string
+	// Nodes is how many node agents run, each a Node of its own (default 1).
+	Nodes int
 	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
 	// "internal git-hook", as fn has it).
 	HookCommand []string
@@ -54,8 +57,23 @@ func DefaultConfig(home string) Config {
 	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, Domain: "fn.local"}
 }
 
-// NodeName is the name of the agent's Node.
+// NodeName is the name of the first agent's Node.
 const NodeName = "fn-local"
+
+// NodeNames are the Nodes of a platform of n agents: fn-local, fn-local-2, fn-local-3...
+func NodeNames(n int) []string {
+	names := []string{NodeName}
+	for i := 2; i <= n; i++ {
+		names = append(names, fmt.Sprintf("%s-%d", NodeName, i))
+	}
+	return names
+}
+
+// nodePodCIDR is the pod range of the i-th agent (from 0): 10.244.i.0/24, 254 pods each.
+func nodePodCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
+
+// MaxNodes bounds fn up --nodes (each node a /24 of 10.244.0.0/16).
+const MaxNodes = 16
 
 // State describes a running platform; Serve writes it to Home/platform.json once it is ready.
 type State struct {
@@ -66,6 +84,7 @@ type State struct {
 	Builder    string    `json:"builder"`
 	KubectlBin string    `json:"kubectl"`
 	AgentDir   string    `json:"agentDir"`
+	Nodes      []string  `json:"nodes"`
 	Started    time.Time `json:"started"`
 }
 
@@ -175,7 +194,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 			_ = logs[i].Close()
 		}
 	}()
-	errs := make(chan error, 8)
+	errs := make(chan error, 4+max(cfg.Nodes, 1))
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -247,18 +266,27 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		builderURL = ""
 	}
 
-	step("starting the node agent (node %s)", NodeName)
-	al, err := logFile("agent")
-	if err != nil {
+	nodes := NodeNames(max(cfg.Nodes, 1))
+	agentDir := filepath.Join(cfg.Home, "agent")
+	for i, name := range nodes {
+		step("starting the node agent (node %s, pods in %s)", name, nodePodCIDR(i))
+		logName, dir := "agent", agentDir
+		if i > 0 {
+			logName, dir = fmt.Sprintf("agent-%d", i+1), fmt.Sprintf("%s-%d", agentDir, i+1)
+		}
+		al, err := logFile(logName)
+		if err != nil {
+			return err
+		}
+		logs = append(logs, al)
+		o := agent.Options{NodeName: name, RESTConfig: rc, StateDir: dir, PodCIDR: nodePodCIDR(i),
+			InsecureRegistries: []string{regAddr}, Logger: slog.New(slog.NewJSONHandler(al, nil))}
+		run("agent "+name, func() error { return agent.Run(compCtx, o) })
+	}
+	if err := removeOtherNodes(ctx, kube, nodes); err != nil {
 		return err
 	}
-	logs = append(logs, al)
-	agentDir := filepath.Join(cfg.Home, "agent")
-	run("agent", func() error {
-		return agent.Run(compCtx, agent.Options{NodeName: NodeName, RESTConfig: rc, StateDir: agentDir,
-			InsecureRegistries: []string{regAddr}, Logger: slog.New(slog.NewJSONHandler(al, nil))})
-	})
-	if err := waitNodeReady(ctx, kube, errs); err != nil {
+	if err := waitNodesReady(ctx, kube, nodes, errs); err != nil {
 		return err
 	}
 	if cfg.MetricsServerPort != 0 {
@@ -285,7 +313,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 
 	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL, Builder: builderURL,
-		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Started: time.Now()}
+		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now()}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
@@ -301,9 +329,26 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 }
 
-// waitNodeReady waits until the agent's Node is Ready and the default namespace's service
+// removeOtherNodes deletes the Nodes of agents this platform no longer runs (a previous fn up
+// had more): their pods are then rescheduled at once, not after the node lifecycle's grace.
+func removeOtherNodes(ctx context.Context, kube kubernetes.Interface, keep []string) error {
+	list, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "fnkit.dev/node-agent=true"})
+	if err != nil {
+		return fmt.Errorf("listing the Nodes: %w", err)
+	}
+	for _, n := range list.Items {
+		if !slices.Contains(keep, n.Name) {
+			if err := kube.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{}); err != nil && !apierrs.IsNotFound(err) {
+				return fmt.Errorf("removing Node %s, of an agent no longer run: %w", n.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// waitNodesReady waits until the agents' Nodes are Ready and the default namespace's service
 // account exists, so that a function deployed right after fn up gets its pods.
-func waitNodeReady(ctx context.Context, kube kubernetes.Interface, errs <-chan error) error {
+func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []string, errs <-chan error) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		select {
@@ -311,20 +356,22 @@ func waitNodeReady(ctx context.Context, kube kubernetes.Interface, errs <-chan e
 			return false, err
 		default:
 		}
-		n, err := kube.CoreV1().Nodes().Get(ctx, NodeName, metav1.GetOptions{})
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		ready := false
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				ready = true
+		for _, name := range nodes {
+			n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				last = err.Error()
+				return false, nil
 			}
-		}
-		if !ready {
-			last = "node not Ready"
-			return false, nil
+			ready := false
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					ready = true
+				}
+			}
+			if !ready {
+				last = "node " + name + " not Ready"
+				return false, nil
+			}
 		}
 		if _, err := kube.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{}); err != nil {
 			last = "waiting for the default service account"
@@ -333,7 +380,7 @@ func waitNodeReady(ctx context.Context, kube kubernetes.Interface, errs <-chan e
 		return true, nil
 	})
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("the node agent did not become ready: %v (%s)", err, last)
+		return fmt.Errorf("the node agents did not become ready: %v (%s)", err, last)
 	}
 	return err
 }

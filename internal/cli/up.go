@@ -24,32 +24,41 @@ import (
 
 func newUpCommand(s IOStreams) *cobra.Command {
 	out := outputFlag{yaml: true}
+	nodes := 1
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Start the local platform: a real Kubernetes control plane, registry, gateway and node agent",
 		Long: `Start fn's local platform on this machine, on loopback: etcd, kube-apiserver,
 kube-controller-manager and kube-scheduler (built from source once and cached), the embedded
-registry, the fn controller, the gateway and a node agent that runs pods as processes. Its state
-lives in $FN_HOME (default ~/.fn). Running it again when it is up changes nothing.`,
+registry, the fn controller, the gateway, the builder and node agents that run pods as processes
+(--nodes of them, each a Node of its own). Its state lives in $FN_HOME (default ~/.fn). Running
+it again when it is up changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {
 				return err
 			}
-			return runUp(c.Context(), s, out)
+			if nodes < 1 || nodes > platform.MaxNodes {
+				return &UsageError{fmt.Errorf("--nodes %d: want 1 to %d", nodes, platform.MaxNodes)}
+			}
+			return runUp(c.Context(), s, out, nodes, c.Flags().Changed("nodes"))
 		},
 	}
+	c.Flags().IntVar(&nodes, "nodes", 1, "how many node agents (Nodes) to run")
 	out.add(c)
 	return c
 }
 
-func runUp(ctx context.Context, s IOStreams, out outputFlag) error {
+func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet bool) error {
 	home, err := fnHome()
 	if err != nil {
 		return err
 	}
 	st, err := platform.ReadState(home)
 	if err == nil {
+		if nodesSet && len(st.Nodes) != nodes {
+			return fmt.Errorf("the local platform is up with %d node(s), not %d: fn down, then fn up --nodes %d", len(st.Nodes), nodes, nodes)
+		}
 		fmt.Fprintln(s.ErrOut, "The local platform is already up.")
 		return printPlatform(s, st, out)
 	}
@@ -81,7 +90,7 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "internal", "platform", "--home", home, "--bin", bin)
+	cmd := exec.Command(self, "internal", "platform", "--home", home, "--bin", bin, "--nodes", strconv.Itoa(nodes))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives fn up, apart from the terminal
@@ -117,6 +126,12 @@ func printPlatform(s IOStreams, st *platform.State, out outputFlag) error {
 		return out.print(s.Out, st)
 	}
 	fmt.Fprintf(s.Out, "kubeconfig: %s\nregistry:   %s\ngateway:    %s\n", st.Kubeconfig, st.Registry, st.Gateway)
+	if st.Builder != "" {
+		fmt.Fprintf(s.Out, "builder:    %s (git remotes: fn remote NAME)\n", st.Builder)
+	}
+	if len(st.Nodes) > 1 {
+		fmt.Fprintf(s.Out, "nodes:      %s\n", strings.Join(st.Nodes, ", "))
+	}
 	fmt.Fprintf(s.ErrOut, "Use kubectl with: export KUBECONFIG=%s (kubectl is at %s)\nNext: fn deploy ./examples/hello && fn invoke hello\n", st.Kubeconfig, st.KubectlBin)
 	return nil
 }
@@ -204,6 +219,7 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	c := &cobra.Command{Use: "internal", Hidden: true}
 	var home, bin string
+	nodes := 1
 	p := &cobra.Command{
 		Use:   "platform",
 		Short: "Run the local platform in the foreground (fn up starts it)",
@@ -212,12 +228,13 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg := platform.DefaultConfig(home)
-			cfg.BinDir = bin
+			cfg.BinDir, cfg.Nodes = bin, nodes
 			return platform.Serve(ctx, cfg, s.ErrOut)
 		},
 	}
 	p.Flags().StringVar(&home, "home", "", "state directory")
 	p.Flags().StringVar(&bin, "bin", "", "Kubernetes binaries directory")
+	p.Flags().IntVar(&nodes, "nodes", 1, "node agents")
 	hook := &cobra.Command{
 		Use:   "git-hook",
 		Short: "The built-in git remote's pre-receive hook (git runs it)",

@@ -104,6 +104,17 @@ func MakeDeployment(f *v1alpha1.Function, cfg Config) *appsv1.Deployment {
 					TerminationGracePeriodSeconds: ptr.To(grace),
 					EnableServiceLinks:            ptr.To(false),
 					AutomountServiceAccountToken:  ptr.To(false),
+					// Replicas spread over nodes, so that losing one costs a share of them. A
+					// preference, not a rule: a rule would leave replicas pending while a node is
+					// full or its loss not yet noticed, when running them anywhere is better.
+					TopologySpreadConstraints: []corev1.TopologySpreadConstraint{{
+						MaxSkew:           1,
+						TopologyKey:       corev1.LabelHostname,
+						WhenUnsatisfiable: corev1.ScheduleAnyway,
+						LabelSelector:     &metav1.LabelSelector{MatchLabels: Selector(f)},
+						// Each rollout's new replicas spread on their own.
+						MatchLabelKeys: []string{appsv1.DefaultDeploymentUniqueLabelKey},
+					}},
 					// The root filesystem is read-only; /tmp is the function's scratch space.
 					Volumes: []corev1.Volume{{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 					Containers: []corev1.Container{{

@@ -64,6 +64,10 @@ func TestMakeDeployment(t *testing.T) {
 		t.Errorf("liveness is first asked after %ds, want at least its period (%ds): a starting process is not unhealthy", lp.InitialDelaySeconds, lp.PeriodSeconds)
 	}
 	ps := d.Spec.Template.Spec
+	if tsc := ps.TopologySpreadConstraints; len(tsc) != 1 || tsc[0].TopologyKey != corev1.LabelHostname || tsc[0].MaxSkew != 1 ||
+		tsc[0].LabelSelector == nil || tsc[0].LabelSelector.MatchLabels["fnkit.dev/function"] != function().Name {
+		t.Errorf("a function's replicas do not spread over nodes: %+v", tsc)
+	}
 	if ps.AutomountServiceAccountToken == nil || *ps.AutomountServiceAccountToken || ps.EnableServiceLinks == nil || *ps.EnableServiceLinks {
 		t.Errorf("a function's pod gets API credentials or service links: automount %v, links %v", ps.AutomountServiceAccountToken, ps.EnableServiceLinks)
 	}
