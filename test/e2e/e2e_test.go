@@ -7,15 +7,21 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// platformNodes are the Nodes of the platform under test: two agents, so that tests run on a
+// cluster of more than one node.
+var platformNodes = []string{"fn-local", "fn-local-2"}
 
 var (
 	fnBin  string // the fn binary under test
@@ -53,7 +59,7 @@ func run(m *testing.M) int {
 	os.Setenv("FN_HOME", fnHome)
 	os.Setenv("FN_CACHE_DIR", filepath.Join(tmp, "cache"))
 	start := time.Now()
-	if out, err := exec.Command(fnBin, "up").CombinedOutput(); err != nil {
+	if out, err := exec.Command(fnBin, "up", "--nodes", strconv.Itoa(len(platformNodes))).CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "fn up: %v\n%s", err, out)
 		return 1
 	}
@@ -155,21 +161,21 @@ func TestDeployAndInvokeExamples(t *testing.T) {
 		t.Errorf("fn invoke typed = %q", out)
 	}
 
-	// The pods run on the agent's node and their Service's EndpointSlice lists them.
+	// The pods run on the agents' nodes and their Service's EndpointSlice lists them.
 	pods := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=hello", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase} {.status.podIP}{\"\\n\"}{end}")
 	var ips []string
 	for _, l := range strings.Split(strings.TrimSpace(pods), "\n") {
 		f := strings.Fields(l)
-		if len(f) != 3 || f[0] != "fn-local" || f[1] != "Running" {
-			t.Errorf("hello pod: %q, want Running on fn-local with an IP", l)
+		if len(f) != 3 || !slices.Contains(platformNodes, f[0]) || f[1] != "Running" {
+			t.Errorf("hello pod: %q, want Running on one of %v with an IP", l, platformNodes)
 			continue
 		}
 		ips = append(ips, f[2])
 	}
-	slices := kubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o", "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}{\"\\n\"}{end}")
+	eps := kubectl(t, "get", "endpointslices", "-l", "kubernetes.io/service-name=hello", "-o", "jsonpath={range .items[*].endpoints[*]}{.addresses[0]}{\"\\n\"}{end}")
 	for _, ip := range ips {
-		if !strings.Contains(slices, ip) {
-			t.Errorf("EndpointSlice of hello %q does not list pod IP %s", slices, ip)
+		if !strings.Contains(eps, ip) {
+			t.Errorf("EndpointSlice of hello %q does not list pod IP %s", eps, ip)
 		}
 	}
 
@@ -235,15 +241,7 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the local platform")
 	}
-	dir := filepath.Join(t.TempDir(), "hello")
-	os.MkdirAll(dir, 0o755)
-	for _, f := range []string{"go.mod", "hello.go"} {
-		b, err := os.ReadFile(filepath.Join(repo, "examples", "hello", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, f), b, 0o644)
-	}
+	dir := copyHello(t, "hello")
 	url := strings.TrimSpace(mustFn(t, "deploy", dir))
 	src, _ := os.ReadFile(filepath.Join(dir, "hello.go"))
 	os.WriteFile(filepath.Join(dir, "hello.go"), bytes.Replace(src, []byte(`"Hello, %s!\n"`), []byte(`"Howdy, %s!\n"`), 1), 0o644)
@@ -260,6 +258,56 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	}
 	if l.wanted.Load() == 0 {
 		t.Errorf("the new version never answered")
+	}
+}
+
+// copyHello copies examples/hello's module into a new directory named name.
+func copyHello(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	os.MkdirAll(dir, 0o755)
+	for _, f := range []string{"go.mod", "hello.go"} {
+		b, err := os.ReadFile(filepath.Join(repo, "examples", "hello", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	return dir
+}
+
+// TestSpreadOverNodes: a function's replicas spread over the nodes, and the gateway reaches
+// every one of them.
+func TestSpreadOverNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := copyHello(t, "spread")
+	url := strings.TrimSpace(mustFn(t, "deploy", dir, "--min", "4"))
+	t.Cleanup(func() { fn(t, "delete", "spread") })
+	out := kubectl(t, "get", "pods", "-l", "fnkit.dev/function=spread", "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.status.podIP}{\"\\n\"}{end}")
+	perNode := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			perNode[f[0]]++
+		}
+	}
+	for _, n := range platformNodes {
+		if perNode[n] != 4/len(platformNodes) {
+			t.Errorf("4 replicas over %v: %v, want them spread evenly", platformNodes, perNode)
+			break
+		}
+	}
+	// Every replica answers through the gateway (no request fails, whichever node it reaches).
+	for i := 0; i < 40; i++ {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %s", i, resp.Status)
+		}
 	}
 }
 
