@@ -39,6 +39,8 @@ type BuildOptions struct {
 	// CacheDir keeps the generated main modules between builds (Go's own build and module
 	// caches are the process's, kept too).
 	CacheDir string
+	// Platforms to build for (default linux/amd64): the cluster's nodes'.
+	Platforms []string
 	// WorkDir is where commits are checked out, in WorkDir/NAMESPACE/NAME.
 	WorkDir string
 }
@@ -103,7 +105,7 @@ func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, 
 	if err != nil {
 		return cb, fmt.Errorf("fn: %s", inRepo(err, work))
 	}
-	img, err := f.BuildImage(ctx, builder.ImageOptions{Progress: out, Insecure: o.Insecure})
+	img, err := f.BuildImage(ctx, builder.ImageOptions{Progress: out, Insecure: o.Insecure, Platforms: o.Platforms})
 	if err != nil {
 		return cb, fmt.Errorf("fn: the build failed: %s", inRepo(err, work))
 	}

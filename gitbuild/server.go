@@ -107,7 +107,15 @@ func NewServer(ctx context.Context, o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	b := &Builder{
-		Service:  &Service{Max: o.MaxBuilds, Timeout: o.Timeout, Build: BuildJob},
+		Service: &Service{Max: o.MaxBuilds, Timeout: o.Timeout, Build: func(ctx context.Context, j Job) (CommitBuild, error) {
+			// For the architectures of the nodes as they are now.
+			if ps, err := ClusterPlatforms(ctx, kube); err == nil {
+				j.Options.Platforms = ps
+			} else {
+				o.Log.Warn("reading the Nodes' platforms: building for linux/amd64", "error", err)
+			}
+			return BuildJob(ctx, j)
+		}},
 		Options:  BuildOptions{Registry: o.Registry, Insecure: o.Insecure, CacheDir: dirs["cache"], WorkDir: dirs["work"]},
 		SourceOf: c.SourceOf,
 		Deploy: func(ctx context.Context, t Trigger, cb CommitBuild, out io.Writer) error {

@@ -19,6 +19,7 @@ import (
 
 	"fnkit.dev/fn/builder"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
+	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/manifest"
 )
 
@@ -182,7 +183,12 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	}
 	start := time.Now()
 	fmt.Fprintf(s.ErrOut, "Building %s (%s function %s)...\n", fn.Name, fn.Signature.Kind, fn.Signature.Pos)
-	img, err := fn.BuildImage(ctx, builder.ImageOptions{Progress: s.ErrOut, Insecure: o.insecure})
+	// For the architectures of the cluster's nodes, so that it runs wherever it is scheduled.
+	platforms, err := gitbuild.ClusterPlatforms(ctx, cl.kube)
+	if err != nil {
+		fmt.Fprintf(s.ErrOut, "Cannot read the cluster's Nodes (%v): building for linux/amd64.\n", err)
+	}
+	img, err := fn.BuildImage(ctx, builder.ImageOptions{Progress: s.ErrOut, Insecure: o.insecure, Platforms: platforms})
 	if err != nil {
 		return err
 	}
