@@ -1,5 +1,5 @@
 // Command platform benchmarks the local platform with the fn binary, as a user runs it: fn up with
-// cached binaries (beside a bare etcd + kube-apiserver start), fn deploy of unchanged hello (beside
+// cached binaries, with one node agent and with three (beside a bare etcd + kube-apiserver start), fn deploy of unchanged hello (beside
 // fn build of it), and edit, deploy, first answer from the new version (beside fn build after the
 // same edit).
 package main
@@ -74,6 +74,7 @@ func run(rounds int, resultsFile string) error {
 	}
 
 	up := &figure{name: "fn up, cached binaries", baselineName: "etcd + kube-apiserver alone, to ready", goal: 10 * time.Second}
+	up3 := &figure{name: "fn up --nodes 3, cached binaries", baselineName: "etcd + kube-apiserver alone, to ready", goal: 10 * time.Second}
 	deploy := &figure{name: "fn deploy of unchanged hello", baselineName: "fn build of it, no push", goal: 5 * time.Second}
 	edit := &figure{name: "edit, fn deploy, first answer from the new version", baselineName: "fn build after the same edit", goal: 5 * time.Second}
 
@@ -161,12 +162,21 @@ func run(rounds int, resultsFile string) error {
 		if _, err := fn("down"); err != nil {
 			return err
 		}
+		// The same platform with three node agents (each a Node, all three Ready).
+		up3.baseline = append(up3.baseline, up.baseline[len(up.baseline)-1])
+		if d, err = timed(func() error { _, err := fn("up", "--nodes", "3"); return err }); err != nil {
+			return err
+		}
+		up3.fn = append(up3.fn, d)
+		if _, err := fn("down"); err != nil {
+			return err
+		}
 	}
 
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "figure\tmedian\truns\tbaseline\tbaseline median\tratio\tgoal")
-	for _, f := range []*figure{up, deploy, edit} {
+	for _, f := range []*figure{up, up3, deploy, edit} {
 		m, bm := bench.Median(f.fn), bench.Median(f.baseline)
 		verdict := "met"
 		if m > f.goal {
