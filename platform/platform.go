@@ -30,7 +30,6 @@ import (
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 	"fnkit.dev/fn/gateway"
-	"fnkit.dev/fn/platform/agent"
 	"fnkit.dev/fn/platform/controlplane"
 	"fnkit.dev/fn/registry"
 )
@@ -47,6 +46,9 @@ type Config struct {
 	BinDir string
 	// Nodes is how many node agents run, each a Node of its own (default 1).
 	Nodes int
+	// AgentCommand runs a node agent given AgentSpec.Args (default: this executable, as fn
+	// has it).
+	AgentCommand []string
 	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
 	// "internal git-hook", as fn has it).
 	HookCommand []string
@@ -71,6 +73,14 @@ func NodeNames(n int) []string {
 
 // nodePodCIDR is the pod range of the i-th agent (from 0): 10.244.i.0/24, 254 pods each.
 func nodePodCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
+
+// NodeLossGrace is how soon the local platform notices a lost node (its agent stopped) and
+// how long pods tolerate it before they are replaced elsewhere: 10 s each, where upstream
+// waits 50 s and 300 s. Agents renew their lease every 2 s (agentLeaseSeconds / 4), so a
+// node that lives is never taken for lost.
+const NodeLossGrace = 10 * time.Second
+
+const agentLeaseSeconds = 8
 
 // MaxNodes bounds fn up --nodes (each node a /24 of 10.244.0.0/16).
 const MaxNodes = 16
@@ -164,6 +174,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		Dir: filepath.Join(cfg.Home, "cluster"), BinDir: cfg.BinDir, Controllers: []string{"*"}, Scheduler: true,
 		APIServerPort: cfg.APIServerPort, EtcdPort: cfg.EtcdPort, EtcdPeerPort: cfg.EtcdPeerPort,
+		NodeLossGrace: NodeLossGrace,
 	})
 	if err != nil {
 		return err
@@ -268,20 +279,30 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 
 	nodes := NodeNames(max(cfg.Nodes, 1))
 	agentDir := filepath.Join(cfg.Home, "agent")
+	agentCmd := cfg.AgentCommand
+	if len(agentCmd) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		agentCmd = []string{exe}
+	}
 	for i, name := range nodes {
 		step("starting the node agent (node %s, pods in %s)", name, nodePodCIDR(i))
 		logName, dir := "agent", agentDir
 		if i > 0 {
 			logName, dir = fmt.Sprintf("agent-%d", i+1), fmt.Sprintf("%s-%d", agentDir, i+1)
 		}
-		al, err := logFile(logName)
-		if err != nil {
-			return err
-		}
-		logs = append(logs, al)
-		o := agent.Options{NodeName: name, RESTConfig: rc, StateDir: dir, PodCIDR: nodePodCIDR(i),
-			InsecureRegistries: []string{regAddr}, Logger: slog.New(slog.NewJSONHandler(al, nil))}
-		run("agent "+name, func() error { return agent.Run(compCtx, o) })
+		a := AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
+			Log: ComponentLogPath(cfg.Home, logName), LeaseSeconds: agentLeaseSeconds}
+		run("agent "+name, func() error {
+			// A node lost is not the platform lost: its Node goes NotReady and its pods are
+			// replaced on the others, as on any cluster.
+			if err := runAgentProcess(compCtx, agentCmd, a); err != nil && compCtx.Err() == nil {
+				step("%v: node %s is lost until the next fn up", err, name)
+			}
+			return nil
+		})
 	}
 	if err := removeOtherNodes(ctx, kube, nodes); err != nil {
 		return err

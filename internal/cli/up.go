@@ -243,6 +243,31 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 			os.Exit(gitbuild.RunHook(s.In, s.Out, os.Getenv))
 		},
 	}
-	c.AddCommand(p, hook, newGitCredentialCommand(fa))
+	c.AddCommand(p, hook, newGitCredentialCommand(fa), newAgentCommand(s))
+	return c
+}
+
+// newAgentCommand is one node agent of the local platform, as fn up runs it (a process per
+// node, so that a node can be lost alone).
+func newAgentCommand(s IOStreams) *cobra.Command {
+	var a platform.AgentSpec
+	c := &cobra.Command{
+		Use:   "agent",
+		Short: "Run one node agent of the local platform (fn up starts them)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return platform.RunAgent(ctx, a)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&a.Node, "node", "", "the Node's name")
+	f.StringVar(&a.Dir, "dir", "", "state directory")
+	f.StringVar(&a.PodCIDR, "pod-cidr", "", "pod IP range")
+	f.StringVar(&a.Kubeconfig, "kubeconfig", "", "kubeconfig of the platform's API server")
+	f.StringVar(&a.Registry, "registry", "", "the platform's registry (host:port), pulled from over plain HTTP")
+	f.StringVar(&a.Log, "log", "", "log file")
+	f.IntVar(&a.LeaseSeconds, "lease-seconds", 0, "the Node's lease duration (0: 40 s, a kubelet's)")
 	return c
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -170,7 +171,7 @@ func Run(ctx context.Context, o Options) error {
 
 	nodeObj := nodeObject(o.NodeName, o.PodCIDR, stateDir, int32(port))
 	nc, err := node.NewNodeController(node.NaiveNodeProvider{}, nodeObj, kube.CoreV1().Nodes(),
-		node.WithNodeEnableLeaseV1(kube.CoordinationV1().Leases(corev1.NamespaceNodeLease), node.DefaultLeaseDuration),
+		node.WithNodeEnableLeaseV1(kube.CoordinationV1().Leases(corev1.NamespaceNodeLease), cmp.Or(o.LeaseSeconds, node.DefaultLeaseDuration)),
 		node.WithNodeStatusUpdateErrorHandler(func(ctx context.Context, err error) error {
 			if !apierrors.IsNotFound(err) {
 				return err

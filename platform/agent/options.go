@@ -23,6 +23,9 @@ type Options struct {
 	// InsecureRegistries are registries (host:port) images may be pulled from over plain
 	// HTTP. Loopback registries always may.
 	InsecureRegistries []string
+	// LeaseSeconds is the Node's lease duration (default 40, as a kubelet's); the agent renews
+	// it every quarter of it. A control plane that notices a lost node sooner needs it shorter.
+	LeaseSeconds int32
 	// Logger receives the agent's logs (default: discarded).
 	Logger *slog.Logger
 }

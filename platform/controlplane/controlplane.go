@@ -38,6 +38,11 @@ type Options struct {
 	APIServerPort, EtcdPort, EtcdPeerPort int
 	// ServiceCIDR is the range of ClusterIPs (default 10.96.0.0/16).
 	ServiceCIDR string
+	// NodeLossGrace, when set, is how long a Node may go without a heartbeat before it is
+	// NotReady (kube-controller-manager's --node-monitor-grace-period) and how long pods
+	// tolerate a NotReady or unreachable node before they are evicted (kube-apiserver's
+	// default toleration seconds); upstream's defaults are 50 s and 300 s.
+	NodeLossGrace time.Duration
 	// Progress receives one line per step (default: discarded).
 	Progress io.Writer
 }
@@ -116,21 +121,28 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 
 	fmt.Fprintf(o.Progress, "starting kube-apiserver on https://127.0.0.1:%d\n", cp.apiPort)
 	p := cp.pki.path
-	if err := cp.start("kube-apiserver",
+	apiArgs := []string{
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
-		"--secure-port="+strconv.Itoa(cp.apiPort), "--etcd-servers="+etcdURL,
-		"--tls-cert-file="+p("apiserver.crt"), "--tls-private-key-file="+p("apiserver.key"),
-		"--client-ca-file="+p("ca.crt"),
+		"--secure-port=" + strconv.Itoa(cp.apiPort), "--etcd-servers=" + etcdURL,
+		"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
+		"--client-ca-file=" + p("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
-		"--authorization-mode=RBAC", "--service-cluster-ip-range="+o.ServiceCIDR,
+		"--service-account-key-file=" + p("sa.pub"), "--service-account-signing-key-file=" + p("sa.key"),
+		"--authorization-mode=RBAC", "--service-cluster-ip-range=" + o.ServiceCIDR,
 		"--allow-privileged=true", "--profiling=false", "--v=0",
+	}
+	if g := o.NodeLossGrace; g > 0 {
+		secs := strconv.Itoa(int(max(g/time.Second, 1)))
+		apiArgs = append(apiArgs, "--default-not-ready-toleration-seconds="+secs, "--default-unreachable-toleration-seconds="+secs)
+	}
+	apiArgs = append(apiArgs,
 		// The aggregation layer, for metrics-server's metrics.k8s.io.
 		"--requestheader-client-ca-file="+p("front-proxy-ca.crt"), "--requestheader-allowed-names=front-proxy-client",
 		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-", "--requestheader-uid-headers=X-Remote-Uid",
 		"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
-	); err != nil {
+	)
+	if err := cp.start("kube-apiserver", apiArgs...); err != nil {
 		return nil, err
 	}
 	if err := cp.writeKubeconfig(); err != nil {
@@ -146,19 +158,22 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			return nil, err
 		}
 		fmt.Fprintf(o.Progress, "starting kube-controller-manager (%s)\n", strings.Join(o.Controllers, ","))
-		if err := cp.start("kube-controller-manager",
-			"--kubeconfig="+cp.kubeconfig, "--authentication-kubeconfig="+cp.kubeconfig, "--authorization-kubeconfig="+cp.kubeconfig,
-			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port[0]),
-			"--service-account-private-key-file="+p("sa.key"), "--root-ca-file="+p("ca.crt"),
+		cmArgs := []string{"--kubeconfig=" + cp.kubeconfig, "--authentication-kubeconfig=" + cp.kubeconfig, "--authorization-kubeconfig=" + cp.kubeconfig,
+			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(port[0]),
+			"--service-account-private-key-file=" + p("sa.key"), "--root-ca-file=" + p("ca.crt"),
 			"--use-service-account-credentials=true",
-			"--cluster-signing-cert-file="+p("ca.crt"), "--cluster-signing-key-file="+p("ca.key"),
-			"--controllers="+strings.Join(o.Controllers, ","), "--concurrent-gc-syncs=20", "--v=0",
+			"--cluster-signing-cert-file=" + p("ca.crt"), "--cluster-signing-key-file=" + p("ca.key"),
+			"--controllers=" + strings.Join(o.Controllers, ","), "--concurrent-gc-syncs=20", "--v=0",
 			// Scaling from zero is a chain of writes (Deployment, ReplicaSet, Pod): no client-side
 			// rate limit of 20 per second in its way.
 			"--kube-api-qps=500", "--kube-api-burst=1000",
 			// HorizontalPodAutoscalers (metric cpu) act within seconds, not 15.
 			"--horizontal-pod-autoscaler-sync-period=5s",
-		); err != nil {
+		}
+		if o.NodeLossGrace > 0 {
+			cmArgs = append(cmArgs, "--node-monitor-grace-period="+o.NodeLossGrace.String(), "--node-monitor-period=1s")
+		}
+		if err := cp.start("kube-controller-manager", cmArgs...); err != nil {
 			return nil, err
 		}
 	}
