@@ -474,6 +474,42 @@ func TestPowerOfTwoChoices(t *testing.T) {
 	}
 }
 
+// TestPassOver: an endpoint that did not take a connection is not picked for passOverFor, even
+// when it is the least busy, unless every endpoint is passed over; then it is picked again.
+func TestPassOver(t *testing.T) {
+	down, a, b := &endpoint{addr: "down"}, &endpoint{addr: "a"}, &endpoint{addr: "b"}
+	a.inflight.Store(5)
+	b.inflight.Store(5)
+	rt := &route{eps: []*endpoint{down, a, b}}
+	now := time.Now()
+	down.passOver(now)
+	for range 300 {
+		if ep := rt.pick(); ep == down {
+			t.Fatal("picked an endpoint passed over")
+		}
+	}
+	if ep := rt.pickOther(a); ep != b {
+		t.Errorf("pickOther(a) = %v, want b (down is passed over)", ep)
+	}
+	// All passed over: requests still go somewhere.
+	a.passOver(now)
+	b.passOver(now)
+	if ep := rt.pick(); ep == nil {
+		t.Error("no endpoint picked when all are passed over")
+	}
+	// The mark expires: down, the least busy, is picked again.
+	for _, ep := range rt.eps {
+		ep.passOver(now.Add(-passOverFor - time.Second))
+	}
+	got := map[string]int{}
+	for range 300 {
+		got[rt.pick().addr]++
+	}
+	if got["down"] == 0 || down.passedOverUntil.Load() != 0 {
+		t.Errorf("after the mark expired: picks %v, mark %d; want down picked and its mark cleared", got, down.passedOverUntil.Load())
+	}
+}
+
 func TestFunctionDeleted(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, "a", nil)

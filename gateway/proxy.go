@@ -82,9 +82,11 @@ func unreachableText(k key) string {
 	return fmt.Sprintf("function %q in namespace %q could not be reached: retry; fn describe %s -n %s shows its state", k.name, k.ns, k.name, k.ns)
 }
 
-// moveToOther moves a request in flight to from, an endpoint of function k, to another ready
-// endpoint of it, and returns that one (nil when there is none).
+// moveToOther moves a request in flight to from, an endpoint of function k that did not take
+// its connection, to another ready endpoint of it, and returns that one (nil when there is
+// none); from is passed over for a while.
 func (g *Gateway) moveToOther(k key, from *endpoint) *endpoint {
+	from.passOver(time.Now())
 	rt := g.table.Load().routes[k]
 	if rt == nil {
 		return nil

@@ -54,10 +54,35 @@ type route struct {
 type endpoint struct {
 	addr     string // host:port
 	inflight atomic.Int64
+	// passedOverUntil (Unix nanoseconds; 0: never) is set when a connection to it failed: a
+	// pod whose node was lost stays in EndpointSlices for seconds, and each request sent to it
+	// would wait out a dial before going elsewhere.
+	passedOverUntil atomic.Int64
+}
+
+// passOverFor is how long an endpoint that did not take a connection is passed over.
+const passOverFor = 5 * time.Second
+
+// passOver has pick choose other endpoints than ep until now + passOverFor.
+func (ep *endpoint) passOver(now time.Time) { ep.passedOverUntil.Store(now.Add(passOverFor).UnixNano()) }
+
+// passedOver reports whether ep is passed over now; an expired mark is cleared, so that an
+// endpoint never passed over costs one atomic load.
+func (ep *endpoint) passedOver() bool {
+	until := ep.passedOverUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
+		return true
+	}
+	ep.passedOverUntil.CompareAndSwap(until, 0)
+	return false
 }
 
 // pick chooses an endpoint by the power of two choices: of two distinct random endpoints, the one
-// with fewer requests in flight. It returns nil when there is none.
+// with fewer requests in flight, passing over those that recently did not take a connection
+// (unless all did). It returns nil when there is none.
 func (rt *route) pick() *endpoint {
 	eps := rt.eps
 	switch len(eps) {
@@ -72,6 +97,19 @@ func (rt *route) pick() *endpoint {
 		j++
 	}
 	a, b := eps[i], eps[j]
+	switch aOut, bOut := a.passedOver(), b.passedOver(); {
+	case aOut && bOut:
+		for k := range eps { // any other that takes connections; if none, a
+			if ep := eps[(i+k)%len(eps)]; !ep.passedOver() {
+				return ep
+			}
+		}
+		return a
+	case aOut:
+		return b
+	case bOut:
+		return a
+	}
 	if b.inflight.Load() < a.inflight.Load() {
 		return b
 	}

@@ -87,6 +87,12 @@ func Run(ctx context.Context, o Options) error {
 		if err := p.net.cleanup(); err != nil {
 			log.Warn("removing links left by a previous run", "error", err)
 		}
+		if err := p.net.claimRange(); err != nil {
+			log.Warn("routing the pod range: requests to gone pods will take the default route", "error", err)
+		} else {
+			// An agent that stops removes it; one that is killed leaves it, as its node's range.
+			defer func() { _ = p.net.releaseRange() }()
+		}
 		p.hostIP = p.net.gateway()
 		p.warm = newWarmPool(p.net, log, 1)
 		if p.hostNetIP, err = hostIPv4(cidr); err != nil {

@@ -261,3 +261,26 @@ func (nl *netlink) addRoute(dst, gw net.IP, index int32) error {
 	}
 	return nil
 }
+
+// setUnreachable makes dst unreachable (RTN_UNREACHABLE, replacing any such route): more
+// specific routes, such as a pod's /32, still win; other addresses of dst fail at once with
+// EHOSTUNREACH instead of taking the default route. del removes the route instead.
+func (nl *netlink) setUnreachable(dst *net.IPNet, del bool) error {
+	ones, _ := dst.Mask.Size()
+	msg := make([]byte, unix.SizeofRtMsg)
+	msg[0] = unix.AF_INET
+	msg[1] = byte(ones)
+	msg[4] = unix.RT_TABLE_MAIN
+	msg[5] = unix.RTPROT_BOOT
+	msg[6] = unix.RT_SCOPE_UNIVERSE
+	msg[7] = unix.RTN_UNREACHABLE
+	body := [][]byte{msg, attr(unix.RTA_DST, dst.IP.To4())}
+	typ, flags := uint16(unix.RTM_NEWROUTE), uint16(unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+	if del {
+		typ, flags = unix.RTM_DELROUTE, 0
+	}
+	if _, err := nl.request(typ, flags, false, body...); err != nil {
+		return fmt.Errorf("route unreachable %s: %w", dst, err)
+	}
+	return nil
+}

@@ -165,6 +165,29 @@ func (n *podNetwork) cleanup() error {
 	return errors.Join(errs...)
 }
 
+// claimRange routes the pod range nowhere (unreachable) but for the pods' own routes: an
+// address of a pod that is gone (its node lost, its link deleted) then fails at once with
+// "no route to host", which the gateway retries elsewhere, instead of going out of the
+// default route. The route outlives the agent, as the node's range does.
+func (n *podNetwork) claimRange() error {
+	nl, err := newNetlink()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	return nl.setUnreachable(n.ipam.cidr, false)
+}
+
+// releaseRange removes claimRange's route.
+func (n *podNetwork) releaseRange() error {
+	nl, err := newNetlink()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	return nl.setUnreachable(n.ipam.cidr, true)
+}
+
 // assignedOnHost reports whether ip is an address of one of the host's interfaces.
 func assignedOnHost(ip net.IP) bool {
 	addrs, err := net.InterfaceAddrs()

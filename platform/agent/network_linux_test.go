@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,6 +59,14 @@ func TestPodNetwork(t *testing.T) {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, msg) })}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
+	}
+	// The range is routed nowhere but to its pods: an address no pod has fails at once.
+	if err := n.claimRange(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.releaseRange() })
+	if _, err := net.DialTimeout("tcp", "10.251.0.250:8080", 5*time.Second); !errors.Is(err, syscall.EHOSTUNREACH) {
+		t.Errorf("dialing an address of the range no pod has: %v, want no route to host", err)
 	}
 	if pods[0].ip.Equal(pods[1].ip) || pods[0].ip.IsLoopback() {
 		t.Fatalf("pod IPs %s and %s", pods[0].ip, pods[1].ip)
