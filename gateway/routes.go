@@ -64,7 +64,9 @@ type endpoint struct {
 const passOverFor = 5 * time.Second
 
 // passOver has pick choose other endpoints than ep until now + passOverFor.
-func (ep *endpoint) passOver(now time.Time) { ep.passedOverUntil.Store(now.Add(passOverFor).UnixNano()) }
+func (ep *endpoint) passOver(now time.Time) {
+	ep.passedOverUntil.Store(now.Add(passOverFor).UnixNano())
+}
 
 // passedOver reports whether ep is passed over now; an expired mark is cleared, so that an
 // endpoint never passed over costs one atomic load.
