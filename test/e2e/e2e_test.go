@@ -422,7 +422,7 @@ func TestUpIdempotentAndCrashRecovery(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	mustFn(t, "up")
+	mustFn(t, "up", "--nodes", strconv.Itoa(len(platformNodes)))
 	for deadline := time.Now().Add(90 * time.Second); ; {
 		out, errOut, err := fn(t, "invoke", "hello")
 		if err == nil && out == "Hello, world!\n" {
