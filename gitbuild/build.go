@@ -1,6 +1,7 @@
 package gitbuild
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -78,7 +79,7 @@ func BuildCommit(ctx context.Context, repo Repo, commit string, o BuildOptions, 
 	// Each Function's commits are checked out in one place, one build at a time: Go's build
 	// cache then knows the function's packages from its last build, and the generated main
 	// (which the builder keys by the source's directory) is the same one.
-	work := filepath.Join(o.WorkDir, cmpOr(repo.Namespace, "_"), o.Name)
+	work := filepath.Join(o.WorkDir, cmp.Or(repo.Namespace, "_"), o.Name)
 	unlock := lockDir(work)
 	defer unlock()
 	if err := os.RemoveAll(work); err != nil {

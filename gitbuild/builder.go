@@ -216,6 +216,17 @@ type Auth struct {
 	Username, Password string
 }
 
+// gitEnv is the environment of a git command that reaches a remote: no prompt, and auth's
+// credentials, if any, as a header in the environment, never on a command line.
+func gitEnv(auth *Auth) []string {
+	env := append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	if auth != nil {
+		basic := base64.StdEncoding.EncodeToString([]byte(auth.Username + ":" + auth.Password))
+		env = append(env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
+	}
+	return env
+}
+
 // Fetch makes commit of the repository at url available as a local Repo: a bare mirror per
 // URL under dir, into which exactly that commit is fetched (no tags, nothing else; git asks
 // no server for a commit the mirror has). The credentials go to git in its environment,
@@ -229,11 +240,7 @@ func Fetch(ctx context.Context, dir, url, commit string, auth *Auth) (Repo, erro
 		}
 	}
 	cmd := exec.CommandContext(ctx, "git", "--git-dir", repo.Path, "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", url, commit)
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-	if auth != nil {
-		basic := base64.StdEncoding.EncodeToString([]byte(auth.Username + ":" + auth.Password))
-		cmd.Env = append(cmd.Env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
-	}
+	cmd.Env = gitEnv(auth)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return repo, fmt.Errorf("fn: fetching %s of %s: %v: %s", commit, url, err, strings.TrimSpace(string(out)))
 	}

@@ -1,13 +1,12 @@
 package gitbuild
 
 import (
+	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -40,11 +39,7 @@ func LsRemote(ctx context.Context, url, ref string, auth *Auth) (string, error) 
 		full = "refs/heads/" + ref
 	}
 	cmd := exec.CommandContext(ctx, "git", "ls-remote", "--", url, full)
-	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
-	if auth != nil {
-		basic := base64.StdEncoding.EncodeToString([]byte(auth.Username + ":" + auth.Password))
-		cmd.Env = append(cmd.Env, "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.extraHeader", "GIT_CONFIG_VALUE_0=Authorization: Basic "+basic)
-	}
+	cmd.Env = gitEnv(auth)
 	out, err := cmd.Output()
 	if err != nil {
 		msg := err.Error()
@@ -86,7 +81,7 @@ func (s *Server) serveDeploy(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "want a JSON body with the repository's url", http.StatusBadRequest)
 		return
 	}
-	req.Ref = cmpOr(req.Ref, "main")
+	req.Ref = cmp.Or(req.Ref, "main")
 	src := &v1alpha1.GitSource{URL: req.URL, Ref: req.Ref, Path: req.Path}
 	if req.SecretRef != "" {
 		src.SecretRef = &corev1.LocalObjectReference{Name: req.SecretRef}

@@ -1,6 +1,7 @@
 package gitbuild
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -318,14 +319,7 @@ func (c *Cluster) SourceOf(ctx context.Context, repo Repo) (Source, error) {
 	if NormalizeURL(g.URL) != NormalizeURL(here) {
 		return Source{}, fmt.Errorf("Function %s/%s is built from %s: push there (its webhook builds it), not to fn's remote", repo.Namespace, repo.Name, g.URL)
 	}
-	return Source{Ref: cmpOr(g.Ref, "main"), Dir: g.Path}, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
+	return Source{Ref: cmp.Or(g.Ref, "main"), Dir: g.Path}, nil
 }
 
 // AuthOf is Builder.AuthOf: the username and password of the Function's secretRef.
@@ -357,7 +351,7 @@ func (c *Cluster) authFrom(ctx context.Context, ns string, ref *corev1.LocalObje
 	if len(s.Data[PasswordKey]) == 0 {
 		return nil, nil // a secret for webhooks only
 	}
-	return &Auth{Username: cmpOr(string(s.Data[UsernameKey]), "git"), Password: string(s.Data[PasswordKey])}, nil
+	return &Auth{Username: cmp.Or(string(s.Data[UsernameKey]), "git"), Password: string(s.Data[PasswordKey])}, nil
 }
 
 func deliveryKey(h Host, id string) string {

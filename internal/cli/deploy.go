@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -239,7 +240,7 @@ func (o *deployOptions) checkNotFromGit(ctx context.Context, cl *cluster, name s
 	}
 	g := f.Spec.Source.Git
 	return fmt.Errorf("function %s is built from git (%s, branch %s): push to it to deploy, or pass --detach to deploy this directory and stop building it from git",
-		name, g.URL, cmpOr(g.Ref, "main"))
+		name, g.URL, cmp.Or(g.Ref, "main"))
 }
 
 // runGit is fn deploy --git.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -320,7 +321,7 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 			}
 			if f.Spec.Source != nil && f.Spec.Source.Git != nil {
 				g := f.Spec.Source.Git
-				fmt.Fprintf(w, "Source:\tgit %s, branch %s, path /%s (fn builds %s lists its builds)\n", g.URL, cmpOr(g.Ref, "main"), strings.Trim(g.Path, "/"), f.Name)
+				fmt.Fprintf(w, "Source:\tgit %s, branch %s, path /%s (fn builds %s lists its builds)\n", g.URL, cmp.Or(g.Ref, "main"), strings.Trim(g.Path, "/"), f.Name)
 			}
 			fmt.Fprintln(w, "\nConditions:\nTYPE\tSTATUS\tREASON\tMESSAGE")
 			for _, c := range f.Status.Conditions {

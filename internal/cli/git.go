@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -223,19 +224,12 @@ func newGitCredentialCommand(fa *Factory) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("git-credential: reading the token of namespace %s: %w", ns, err)
 			}
-			fmt.Fprintf(s.Out, "username=%s\npassword=%s\n", cmpOr(attrs["username"], "fn"), sec.Data[gitbuild.TokenKey])
+			fmt.Fprintf(s.Out, "username=%s\npassword=%s\n", cmp.Or(attrs["username"], "fn"), sec.Data[gitbuild.TokenKey])
 			return nil
 		},
 	}
 	cf.add(c)
 	return c
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // buildsOf lists function name's builds, newest first.
@@ -256,7 +250,7 @@ func buildState(b *v1alpha1.FunctionBuild) string {
 	case c == nil:
 		return "Pending"
 	case c.IsUnknown():
-		return cmpOr(c.Reason, "Pending")
+		return cmp.Or(c.Reason, "Pending")
 	case c.IsTrue():
 		return "Succeeded"
 	}
@@ -425,7 +419,7 @@ func (o *deployOptions) deployGit(ctx context.Context, s IOStreams, cl *cluster,
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return nil, fmt.Errorf("the builder answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	fmt.Fprintf(s.ErrOut, "Building %s from %s (%s)...\n", name, o.gitURL, cmpOr(o.gitRef, "main"))
+	fmt.Fprintf(s.ErrOut, "Building %s from %s (%s)...\n", name, o.gitURL, cmp.Or(o.gitRef, "main"))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	result := ""
