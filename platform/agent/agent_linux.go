@@ -120,6 +120,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	p.kube = kube
+	if err := p.startAPIService(ctx, o.RESTConfig.Host); err != nil {
+		log.Warn("pods will not reach the API server", "error", err)
+	}
 
 	ctx = vklog.WithLogger(ctx, vkLogger{log.With("component", "virtual-kubelet")})
 	// The controllers outlive ctx a little: the pod controller while pods stop, so that their

@@ -698,7 +698,7 @@ func (pd *pod) envSource() *envSource {
 	if hostNet {
 		hostIP = p.hostNetIP
 	}
-	s := &envSource{pod: obj, hostIP: hostIP.String(), allocatable: p.allocatable,
+	s := &envSource{pod: obj, hostIP: hostIP.String(), allocatable: p.allocatable, services: p.apiService.env(),
 		configMap: func(ns, name string) (*corev1.ConfigMap, error) {
 			cm, err := p.configMaps.ConfigMaps(ns).Get(name)
 			if apierrors.IsNotFound(err) { // the informer may lag behind a new ConfigMap

@@ -93,6 +93,9 @@ type envSource struct {
 	secret         func(namespace, name string) (*corev1.Secret, error)
 	allocatable    corev1.ResourceList // the node's, for resourceFieldRef without a limit
 	serviceAccount string
+	// services are the variables naming Services (the kubernetes one), set before the
+	// container's own, which may override them.
+	services []envVar
 }
 
 // envVar is one resolved variable.
@@ -119,6 +122,9 @@ func (s *envSource) containerEnv(c *corev1.Container) ([]envVar, error) {
 			m[v.name] = v.value
 		}
 		return m
+	}
+	for _, v := range s.services {
+		set(v.name, v.value)
 	}
 	ns := s.pod.Namespace
 	for _, from := range c.EnvFrom {

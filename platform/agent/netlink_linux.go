@@ -218,18 +218,29 @@ func (nl *netlink) delLink(index int32) error {
 
 // addAddr adds ip/32 to an interface.
 func (nl *netlink) addAddr(index int32, ip net.IP) error {
+	if err := nl.addr(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, index, ip); err != nil {
+		return fmt.Errorf("adding %s to link %d: %w", ip, index, err)
+	}
+	return nil
+}
+
+// delAddr removes ip/32 from an interface.
+func (nl *netlink) delAddr(index int32, ip net.IP) error {
+	if err := nl.addr(unix.RTM_DELADDR, 0, index, ip); err != nil {
+		return fmt.Errorf("removing %s from link %d: %w", ip, index, err)
+	}
+	return nil
+}
+
+func (nl *netlink) addr(typ, flags uint16, index int32, ip net.IP) error {
 	ip4 := ip.To4()
 	msg := make([]byte, unix.SizeofIfAddrmsg)
 	msg[0] = unix.AF_INET
 	msg[1] = 32
 	msg[3] = unix.RT_SCOPE_UNIVERSE
 	binary.NativeEndian.PutUint32(msg[4:], uint32(index))
-	_, err := nl.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, false, msg,
-		attr(unix.IFA_LOCAL, ip4), attr(unix.IFA_ADDRESS, ip4))
-	if err != nil {
-		return fmt.Errorf("adding %s to link %d: %w", ip, index, err)
-	}
-	return nil
+	_, err := nl.request(typ, flags, false, msg, attr(unix.IFA_LOCAL, ip4), attr(unix.IFA_ADDRESS, ip4))
+	return err
 }
 
 // addRoute adds a route to dst/32 (the default route when dst is nil) out of interface index,

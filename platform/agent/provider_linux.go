@@ -45,6 +45,7 @@ type provider struct {
 	hostIP      net.IP      // the host as pods see it (the gateway, or the host's address)
 	hostNetIP   net.IP      // the pod IP of pods on the host's network
 	allocatable corev1.ResourceList
+	apiService  *apiService // where pods reach the API server (nil: unknown)
 
 	mu       sync.Mutex
 	pods     map[string]*pod // by namespace/name
