@@ -65,6 +65,22 @@ type Image struct {
 // koLog serializes redirection of the standard logger, which ko reports progress through.
 var koLog sync.Mutex
 
+// CaptureKoLog sends ko's progress, which it reports through the standard logger, to w, each
+// line after prefix, until the returned function is called; meanwhile other captures wait.
+func CaptureKoLog(w io.Writer, prefix string) (restore func()) {
+	koLog.Lock()
+	prevOut, prevFlags, prevPrefix := log.Writer(), log.Flags(), log.Prefix()
+	log.SetOutput(&lineFilter{w: w, drop: []string{"not a git repository", "git is in a dirty state", "doesn't contain any tags"}})
+	log.SetFlags(0)
+	log.SetPrefix(prefix)
+	return func() {
+		log.SetOutput(prevOut)
+		log.SetFlags(prevFlags)
+		log.SetPrefix(prevPrefix)
+		koLog.Unlock()
+	}
+}
+
 // BuildImage builds the scaffolded function into an OCI image (or index) with ko.
 func (f *Function) BuildImage(ctx context.Context, o ImageOptions) (*Image, error) {
 	if _, err := GoCommand(); err != nil {
@@ -74,7 +90,7 @@ func (f *Function) BuildImage(ctx context.Context, o ImageOptions) (*Image, erro
 	if len(platforms) == 0 {
 		platforms = []string{"linux/amd64"}
 	}
-	getBase, err := baseImages(o, platforms)
+	getBase, err := BaseImages(o, platforms)
 	if err != nil {
 		return nil, err
 	}
@@ -91,21 +107,11 @@ func (f *Function) BuildImage(ctx context.Context, o ImageOptions) (*Image, erro
 		opts = append(opts, build.WithDisabledSBOM())
 	}
 
-	koLog.Lock()
-	defer koLog.Unlock()
 	progress := o.Progress
 	if progress == nil {
 		progress = io.Discard
 	}
-	prevOut, prevFlags, prevPrefix := log.Writer(), log.Flags(), log.Prefix()
-	log.SetOutput(&lineFilter{w: progress, drop: []string{"not a git repository"}})
-	log.SetFlags(0)
-	log.SetPrefix("  ")
-	defer func() {
-		log.SetOutput(prevOut)
-		log.SetFlags(prevFlags)
-		log.SetPrefix(prevPrefix)
-	}()
+	defer CaptureKoLog(progress, "  ")()
 
 	var key string
 	if !o.NoCache {
@@ -307,9 +313,9 @@ func insecureTransport() http.RoundTripper {
 	return t
 }
 
-// baseImages returns ko's base image getter: the image named by o.BaseImage, or fn's local
+// BaseImages returns ko's base image getter: the image named by o.BaseImage, or fn's local
 // base for the platforms.
-func baseImages(o ImageOptions, platforms []string) (build.GetBase, error) {
+func BaseImages(o ImageOptions, platforms []string) (build.GetBase, error) {
 	if o.BaseImage != "" {
 		ref, err := name.ParseReference(o.BaseImage, nameOptions(o.Insecure)...)
 		if err != nil {

@@ -35,7 +35,8 @@ type Remote struct {
 	Authorize func(r *http.Request, namespace string) (user string, err error)
 	// Receive takes a push's updates before git applies them.
 	Receive func(ctx context.Context, repo Repo, updates []RefUpdate, out io.Writer) error
-	// HookCommand is the pre-receive hook's command line (fn-builder's own "git-hook").
+	// HookCommand is the pre-receive hook's command line: a program and its arguments, or a
+	// program alone that runs RunHook when run by the name pre-receive (fn-builder).
 	HookCommand []string
 
 	backend string
@@ -118,11 +119,7 @@ func (rm *Remote) Start() error {
 	if err := os.MkdirAll(rm.hooks, 0o700); err != nil {
 		return err
 	}
-	script := "#!/bin/sh\nexec"
-	for _, a := range rm.HookCommand {
-		script += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
-	}
-	if err := os.WriteFile(filepath.Join(rm.hooks, "pre-receive"), []byte(script+"\n"), 0o700); err != nil {
+	if err := writeHook(filepath.Join(rm.hooks, "pre-receive"), rm.HookCommand); err != nil {
 		return err
 	}
 	rm.socket = filepath.Join(private, "hook.sock")
@@ -347,4 +344,19 @@ func RunHook(stdin io.Reader, stdout io.Writer, getenv func(string) string) int 
 			return 1
 		}
 	}
+}
+
+// writeHook makes the hook at path run command: a symbolic link to it when it is a program
+// alone (fn-builder, which knows itself a hook by the name it is run as, so that its image
+// needs no shell), else a shell script.
+func writeHook(path string, command []string) error {
+	_ = os.Remove(path)
+	if len(command) == 1 {
+		return os.Symlink(command[0], path)
+	}
+	script := "#!/bin/sh\nexec"
+	for _, a := range command {
+		script += " '" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return os.WriteFile(path, []byte(script+"\n"), 0o700)
 }

@@ -232,3 +232,31 @@ func TestFetchWithAuth(t *testing.T) {
 		t.Errorf("fetching a commit the mirror has: %v", err)
 	}
 }
+
+// A hook that is a program alone is a link to it (no shell needed); one with arguments is a
+// script that quotes them.
+func TestWriteHook(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "link")
+	if err := writeHook(link, []string{"/ko-app/fn-builder"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.Readlink(link); err != nil || got != "/ko-app/fn-builder" {
+		t.Errorf("hook of a program alone: link to %q, %v; want /ko-app/fn-builder", got, err)
+	}
+	script := filepath.Join(dir, "script")
+	if err := writeHook(script, []string{"/bin/fn", "internal", "it's"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(script)
+	if want := "#!/bin/sh\nexec '/bin/fn' 'internal' 'it'\\''s'\n"; err != nil || string(b) != want {
+		t.Errorf("hook script %q, %v; want %q", b, err, want)
+	}
+	// Written again over a link, it replaces it.
+	if err := writeHook(link, []string{"/bin/fn", "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("rewritten hook is still a link (%v)", err)
+	}
+}

@@ -32,7 +32,7 @@ type ServerOptions struct {
 	// URL is where clients reach the builder (e.g. http://127.0.0.1:18089): the remote's
 	// repositories are URL/git/NAMESPACE/NAME.git.
 	URL string
-	// HookCommand runs RunHook: the builder's own executable and its git-hook argument.
+	// HookCommand runs RunHook (see Remote.HookCommand): fn-builder's own executable.
 	HookCommand []string
 	// Namespace is fn's own (the record of webhook deliveries); default fn-system.
 	Namespace string

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -25,11 +26,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 	"fnkit.dev/fn/gateway"
+	"fnkit.dev/fn/gitbuild"
+	"fnkit.dev/fn/install"
 	"fnkit.dev/fn/platform/controlplane"
 	"fnkit.dev/fn/registry"
 )
@@ -52,6 +56,11 @@ type Config struct {
 	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
 	// "internal git-hook", as fn has it).
 	HookCommand []string
+	// Install runs fn's controller and gateway as pods on the agents, installed as fn install
+	// does from the checkout of fn at Source, instead of in the platform's process; the gateway
+	// is reached through a load balancer on GatewayPort.
+	Install bool
+	Source  string
 }
 
 // DefaultConfig returns the configuration of a platform with its state in home.
@@ -95,6 +104,8 @@ type State struct {
 	KubectlBin string    `json:"kubectl"`
 	AgentDir   string    `json:"agentDir"`
 	Nodes      []string  `json:"nodes"`
+	// Install is set when fn's components run as pods (fn up --install).
+	Install bool `json:"install,omitempty"`
 	Started    time.Time `json:"started"`
 }
 
@@ -232,49 +243,29 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		return os.OpenFile(ComponentLogPath(cfg.Home, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	}
 	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
-	step("installing the Function CRD and starting the fn controller")
+	step("installing fn's CRDs")
 	if err := fncontroller.InstallCRD(ctx, rc); err != nil {
 		return err
 	}
-	cl, err := logFile("controller")
-	if err != nil {
-		return err
-	}
-	logs = append(logs, cl)
-	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(cl), zapcore.InfoLevel)).Sugar()
 	// The autoscaler's Lease and configuration live in fn-system; a platform restarted after a
 	// crash takes its own lease back at once (same identity).
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: autoscaler.DefaultNamespace}}, metav1.CreateOptions{}); err != nil && !apierrs.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", autoscaler.DefaultNamespace, err)
 	}
-	ctl, err := fncontroller.Run(compCtx, rc, fncontroller.Options{Logger: zl,
-		Config:     resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL},
-		Autoscaler: autoscaler.StartOptions{Election: autoscaler.Election{Identity: "fn-up-" + NodeName}}})
-	if err != nil {
-		return err
+	if !cfg.Install {
+		if err := startComponents(compCtx, cfg, rc, gatewayURL, logFile, &logs, run, step); err != nil {
+			return err
+		}
 	}
-
-	step("starting the gateway on %s", gatewayURL)
-	gl, err := logFile("gateway")
-	if err != nil {
-		return err
-	}
-	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
-	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
-	logs = append(logs, gl, glb)
-	gw, err := gateway.New(compCtx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb,
-		Autoscaler: ctl.Autoscaler, ID: "fn-up"})
-	if err != nil {
-		return err
-	}
-	run("gateway", func() error { return gateway.Serve(compCtx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
 
 	builderURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.BuilderPort)
-	step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
-	if err := startBuilder(compCtx, cfg, rc, regAddr, builderURL, logFile, &logs, run); err != nil {
-		// The rest of the platform serves without it (git is what it usually lacks).
-		step("the builder is not running, so git push builds do not work: %v", err)
-		builderURL = ""
+	if !cfg.Install {
+		step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
+		if err := startBuilder(compCtx, cfg, rc, regAddr, builderURL, logFile, &logs, run); err != nil {
+			// The rest of the platform serves without it (git is what it usually lacks).
+			step("the builder is not running, so git push builds do not work: %v", err)
+			builderURL = ""
+		}
 	}
 
 	nodes := NodeNames(max(cfg.Nodes, 1))
@@ -310,6 +301,12 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err := waitNodesReady(ctx, kube, nodes, errs); err != nil {
 		return err
 	}
+	if cfg.Install {
+		step("installing fn's controller, gateway and builder as pods (fn install)")
+		if err := installComponents(ctx, compCtx, cfg, rc, kube, regAddr, gatewayURL, progress, run); err != nil {
+			return err
+		}
+	}
 	if cfg.MetricsServerPort != 0 {
 		ml, err := logFile("metrics-server")
 		if err != nil {
@@ -334,7 +331,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 
 	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL, Builder: builderURL,
-		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now()}
+		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now(), Install: cfg.Install}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
@@ -404,4 +401,119 @@ func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []stri
 		return fmt.Errorf("the node agents did not become ready: %v (%s)", err, last)
 	}
 	return err
+}
+
+// startComponents runs fn's controller and gateway in this process.
+func startComponents(ctx context.Context, cfg Config, rc *rest.Config, gatewayURL string, logFile func(string) (*os.File, error),
+	logs *[]io.Closer, run func(string, func() error), step func(string, ...any)) error {
+	step("starting the fn controller")
+	cl, err := logFile("controller")
+	if err != nil {
+		return err
+	}
+	*logs = append(*logs, cl)
+	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(cl), zapcore.InfoLevel)).Sugar()
+	ctl, err := fncontroller.Run(ctx, rc, fncontroller.Options{Logger: zl,
+		Config:     resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL},
+		Autoscaler: autoscaler.StartOptions{Election: autoscaler.Election{Identity: "fn-up-" + NodeName}}})
+	if err != nil {
+		return err
+	}
+
+	step("starting the gateway on %s", gatewayURL)
+	gl, err := logFile("gateway")
+	if err != nil {
+		return err
+	}
+	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
+	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
+	*logs = append(*logs, gl, glb)
+	gw, err := gateway.New(ctx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb,
+		Autoscaler: ctl.Autoscaler, ID: "fn-up"})
+	if err != nil {
+		return err
+	}
+	run("gateway", func() error { return gateway.Serve(ctx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
+	return nil
+}
+
+// installComponents installs fn's controller and gateway on the platform's nodes as fn install
+// does, waits until they are available, and serves the gateway's Service on GatewayPort.
+func installComponents(ctx, compCtx context.Context, cfg Config, rc *rest.Config, kube kubernetes.Interface, regAddr, gatewayURL string,
+	progress io.Writer, run func(string, func() error)) error {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort))
+	if err != nil {
+		return fmt.Errorf("gateway load balancer: %w", err)
+	}
+	platforms, err := gitbuild.ClusterPlatforms(ctx, kube)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	o, err := InstallOptions(cfg.Home, regAddr, gatewayURL, fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	o.Source, o.Platforms, o.Domain, o.Progress = cfg.Source, platforms, cfg.Domain, indent{progress}
+	objs, err := install.Render(ctx, o)
+	if err == nil {
+		_, err = install.Apply(ctx, rc, objs, indent{progress})
+	}
+	if err == nil {
+		err = install.Wait(ctx, rc, objs, 3*time.Minute, indent{progress})
+	}
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	run("gateway load balancer", func() error {
+		return serveLoadBalancer(compCtx, kube, install.Namespace, "fn-gateway", "http", ln, io.Discard)
+	})
+	return nil
+}
+
+// indent prefixes each write (a line of progress) with two spaces.
+type indent struct{ w io.Writer }
+
+func (i indent) Write(p []byte) (int, error) {
+	if _, err := fmt.Fprintf(i.w, "  %s", p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// hostGoEnv is this machine's Go settings that the local platform's builder pod shares: its
+// caches and how it fetches modules.
+func hostGoEnv() (map[string]string, error) {
+	keys := []string{"GOCACHE", "GOMODCACHE", "GOPROXY", "GONOPROXY", "GOSUMDB", "GONOSUMDB", "GOPRIVATE", "GOINSECURE", "GOFLAGS"}
+	out, err := exec.Command("go", append([]string{"env", "-json"}, keys...)...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go env: %w (the builder needs Go on this machine)", err)
+	}
+	env := map[string]string{}
+	if err := json.Unmarshal(out, &env); err != nil {
+		return nil, fmt.Errorf("go env: %w", err)
+	}
+	return env, nil
+}
+
+// InstallOptions are what fn up --install installs on the platform of home, whose registry,
+// gateway and builder are at the addresses given (fn install on the local platform starts
+// from them, so that it renders the same).
+func InstallOptions(home, registry, gatewayURL, builderAddr string) (install.Options, error) {
+	goEnv, err := hostGoEnv()
+	if err != nil {
+		return install.Options{}, err
+	}
+	cacheDir := os.Getenv("FN_CACHE_DIR")
+	if cacheDir == "" {
+		d, err := os.UserCacheDir()
+		if err != nil {
+			return install.Options{}, fmt.Errorf("finding a cache directory: %w (set FN_CACHE_DIR)", err)
+		}
+		cacheDir = filepath.Join(d, "fn")
+	}
+	return install.Options{Repo: registry + "/fn", FunctionRepo: registry + "/fns", GatewayURL: gatewayURL, CacheDir: cacheDir,
+		Local: &install.LocalBuilder{Addr: builderAddr, StateDir: filepath.Join(home, "builder"), GoEnv: goEnv}}, nil
 }

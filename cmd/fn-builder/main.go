@@ -23,8 +23,8 @@ import (
 )
 
 func main() {
-	// git runs this executable as the remote's pre-receive hook.
-	if len(os.Args) == 2 && os.Args[1] == "git-hook" {
+	// git runs this executable as the remote's pre-receive hook, through a link by that name.
+	if filepath.Base(os.Args[0]) == "pre-receive" {
 		os.Exit(gitbuild.RunHook(os.Stdin, os.Stdout, os.Getenv))
 	}
 	addr := flag.String("addr", ":8080", "address to serve on")
@@ -45,7 +45,7 @@ func main() {
 	}
 	exe, err := os.Executable()
 	if err == nil {
-		o.HookCommand = []string{exe, "git-hook"}
+		o.HookCommand = []string{exe}
 		err = keepGoCaches(o.Dir)
 	}
 	if err != nil {

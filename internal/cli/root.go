@@ -88,6 +88,8 @@ $KUBECONFIG or ~/.kube/config.`,
 		newRemoteCommand(fa),
 		newTopCommand(fa),
 		newDeleteCommand(fa),
+		newInstallCommand(fa),
+		newUninstallCommand(fa),
 		newInternalCommand(fa),
 	)
 	usageArgs(root)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"fnkit.dev/fn/install"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +27,8 @@ import (
 func newUpCommand(s IOStreams) *cobra.Command {
 	out := outputFlag{yaml: true}
 	nodes := 1
+	var installMode bool
+	var source string
 	c := &cobra.Command{
 		Use:   "up",
 		Short: "Start the local platform: a real Kubernetes control plane, registry, gateway and node agent",
@@ -32,7 +36,11 @@ func newUpCommand(s IOStreams) *cobra.Command {
 kube-controller-manager and kube-scheduler (built from source once and cached), the embedded
 registry, the fn controller, the gateway, the builder and node agents that run pods as processes
 (--nodes of them, each a Node of its own). Its state lives in $FN_HOME (default ~/.fn). Running
-it again when it is up changes nothing.`,
+it again when it is up changes nothing.
+
+With --install the controller and gateway run as pods on the node agents instead, installed as
+fn install does (images built from the checkout of fn at --source), the gateway reached through
+a load balancer on the same address: the platform is then a cluster as any other.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {
@@ -41,15 +49,29 @@ it again when it is up changes nothing.`,
 			if nodes < 1 || nodes > platform.MaxNodes {
 				return &UsageError{fmt.Errorf("--nodes %d: want 1 to %d", nodes, platform.MaxNodes)}
 			}
-			return runUp(c.Context(), s, out, nodes, c.Flags().Changed("nodes"))
+			var args []string
+			if installMode {
+				if source == "" {
+					wd, _ := os.Getwd()
+					source = install.FindSource(wd)
+				}
+				if err := install.CheckSource(source); err != nil {
+					return err
+				}
+				source, _ = filepath.Abs(source)
+				args = []string{"--install", "--source", source}
+			}
+			return runUp(c.Context(), s, out, nodes, c.Flags().Changed("nodes"), args)
 		},
 	}
 	c.Flags().IntVar(&nodes, "nodes", 1, "how many node agents (Nodes) to run")
+	c.Flags().BoolVar(&installMode, "install", false, "run the controller and gateway as pods, installed as fn install does")
+	c.Flags().StringVar(&source, "source", "", "with --install: a checkout of fn to build the images from (default: the one holding the working directory)")
 	out.add(c)
 	return c
 }
 
-func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet bool) error {
+func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet bool, extra []string) error {
 	home, err := fnHome()
 	if err != nil {
 		return err
@@ -90,7 +112,7 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, "internal", "platform", "--home", home, "--bin", bin, "--nodes", strconv.Itoa(nodes))
+	cmd := exec.Command(self, append([]string{"internal", "platform", "--home", home, "--bin", bin, "--nodes", strconv.Itoa(nodes)}, extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives fn up, apart from the terminal
@@ -218,7 +240,8 @@ func newDownCommand(s IOStreams) *cobra.Command {
 func newInternalCommand(fa *Factory) *cobra.Command {
 	s := fa.IOStreams
 	c := &cobra.Command{Use: "internal", Hidden: true}
-	var home, bin string
+	var home, bin, source string
+	var installMode bool
 	nodes := 1
 	p := &cobra.Command{
 		Use:   "platform",
@@ -228,13 +251,15 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg := platform.DefaultConfig(home)
-			cfg.BinDir, cfg.Nodes = bin, nodes
+			cfg.BinDir, cfg.Nodes, cfg.Install, cfg.Source = bin, nodes, installMode, source
 			return platform.Serve(ctx, cfg, s.ErrOut)
 		},
 	}
 	p.Flags().StringVar(&home, "home", "", "state directory")
 	p.Flags().StringVar(&bin, "bin", "", "Kubernetes binaries directory")
 	p.Flags().IntVar(&nodes, "nodes", 1, "node agents")
+	p.Flags().BoolVar(&installMode, "install", false, "run fn's components as pods")
+	p.Flags().StringVar(&source, "source", "", "checkout of fn the components are built from")
 	hook := &cobra.Command{
 		Use:   "git-hook",
 		Short: "The built-in git remote's pre-receive hook (git runs it)",

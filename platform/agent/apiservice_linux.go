@@ -5,18 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"fnkit.dev/fn/internal/tcpproxy"
 )
 
 // Pods reach the API server as on any cluster: at the ClusterIP of the default namespace's
@@ -145,28 +145,14 @@ func (s *apiService) serve(ctx context.Context, upstream string, log *slog.Logge
 
 // forward splices c to a new connection to target, until either side closes or ctx ends.
 func forward(ctx context.Context, c net.Conn, target string, log *slog.Logger) {
-	defer c.Close()
 	d := net.Dialer{Timeout: 5 * time.Second}
 	up, err := d.DialContext(ctx, "tcp", target)
 	if err != nil {
 		log.Warn("kubernetes Service: reaching the API server", "error", err)
+		c.Close()
 		return
 	}
-	defer up.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close(); up.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	half := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		if tc, ok := dst.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-	}
-	go half(up, c)
-	go half(c, up)
-	wg.Wait()
+	tcpproxy.Splice(ctx, c, up)
 }
 
 // holdLoopbackAddr adds ip/32 to the loopback interface unless it is there already (another

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -284,7 +285,7 @@ func volumeReadOnly(v *corev1.Volume) bool {
 }
 
 // mountRoot mounts, in the pod's mount namespace, what a container's root needs: itself
-// read-only if asked, /dev nodes, /etc/hosts, /etc/hostname, /etc/resolv.conf and the
+// read-only if asked, /proc, /dev nodes, /etc/hosts, /etc/hostname, /etc/resolv.conf and the
 // container's volumes.
 func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) error {
 	type mount struct {
@@ -355,6 +356,13 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 			return fmt.Errorf("creating mount point %s: %w", m.dst, err)
 		}
 	}
+	procDir, err := resolveIn(root, "/proc")
+	if err != nil || !within(root, procDir) {
+		return fmt.Errorf("the image's /proc leaves the container's root")
+	}
+	if err := ensureMountpoint(procDir, true); err != nil {
+		return fmt.Errorf("creating mount point /proc: %w", err)
+	}
 	pd.mu.Lock()
 	sb := pd.sb
 	pd.mu.Unlock()
@@ -371,6 +379,11 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 			if err := bindMount(m.src, m.dst, m.ro); err != nil {
 				return err
 			}
+		}
+		// A proc of its own, as every container has (programs find themselves through
+		// /proc/self/exe). It shows the host's processes while pods share its PID namespace.
+		if err := unix.Mount("proc", procDir, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mounting /proc: %w", err)
 		}
 		return nil
 	})
