@@ -96,17 +96,17 @@ const MaxNodes = 16
 
 // State describes a running platform; Serve writes it to Home/platform.json once it is ready.
 type State struct {
-	PID        int       `json:"pid"`
-	Kubeconfig string    `json:"kubeconfig"`
-	Registry   string    `json:"registry"`
-	Gateway    string    `json:"gateway"`
-	Builder    string    `json:"builder"`
-	KubectlBin string    `json:"kubectl"`
-	AgentDir   string    `json:"agentDir"`
-	Nodes      []string  `json:"nodes"`
+	PID        int      `json:"pid"`
+	Kubeconfig string   `json:"kubeconfig"`
+	Registry   string   `json:"registry"`
+	Gateway    string   `json:"gateway"`
+	Builder    string   `json:"builder"`
+	KubectlBin string   `json:"kubectl"`
+	AgentDir   string   `json:"agentDir"`
+	Nodes      []string `json:"nodes"`
 	// Install is set when fn's components run as pods (fn up --install).
-	Install bool `json:"install,omitempty"`
-	Started    time.Time `json:"started"`
+	Install bool      `json:"install,omitempty"`
+	Started time.Time `json:"started"`
 }
 
 // StatePath is where a running platform's State is.
