@@ -221,6 +221,9 @@ func rolledOut(d *appsv1.Deployment) (bool, string) {
 	return true, ""
 }
 
+// uninstallTimeout bounds how long Uninstall waits for what it deleted to be gone.
+var uninstallTimeout = 3 * time.Minute
+
 // UninstallOptions say what Uninstall removes beyond fn-system and fn's cluster-wide RBAC.
 type UninstallOptions struct {
 	// Functions removes fn's CRDs too, and with them every Function (and what they own).
@@ -254,7 +257,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o UninstallOptions, progre
 		if err != nil {
 			return err
 		}
-		bg := metav1.DeletePropagationForeground
+		bg := metav1.DeletePropagationBackground
 		err = res.Delete(ctx, u.GetName(), metav1.DeleteOptions{PropagationPolicy: &bg})
 		switch {
 		case apierrs.IsNotFound(err):
@@ -265,7 +268,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o UninstallOptions, progre
 			gone = append(gone, u)
 		}
 	}
-	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, uninstallTimeout, true, func(ctx context.Context) (bool, error) {
 		for _, u := range gone {
 			res, err := c.resource(u)
 			if err != nil {
