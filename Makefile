@@ -55,6 +55,7 @@ bench: build
 	$(GO) run ./bench/platform
 	$(GO) run ./bench/autoscale
 	$(GO) run ./bench/gitpush
+	$(GO) run ./bench/install
 
 clean:
 	rm -rf bin/

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"io"
 	"io/fs"
 	"maps"
@@ -16,10 +17,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/ko/pkg/build"
@@ -374,18 +377,30 @@ func buildImages(ctx context.Context, o Options, paths []string) (map[string]str
 	}
 	out := map[string]string{}
 	slices.Sort(paths)
+	// In parallel: a warm build is mostly linking, one core each.
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(goruntime.GOMAXPROCS(0), 1))
 	for _, ip := range paths {
-		fmt.Fprintf(progress, "building %s for %s\n", path.Base(ip), strings.Join(platforms, ", "))
-		res, err := b.Build(ctx, koPrefix+ip)
-		if err != nil {
-			return nil, fmt.Errorf("building %s: %w", ip, err)
-		}
-		ref, err := pub.Publish(ctx, res, koPrefix+ip)
-		if err != nil {
-			return nil, fmt.Errorf("pushing %s to %s: %w", path.Base(ip), o.Repo, err)
-		}
-		fmt.Fprintf(progress, "pushed %s\n", ref)
-		out[ip] = ref.String()
+		g.Go(func() error {
+			fmt.Fprintf(progress, "building %s for %s\n", path.Base(ip), strings.Join(platforms, ", "))
+			res, err := b.Build(gctx, koPrefix+ip)
+			if err != nil {
+				return fmt.Errorf("building %s: %w", ip, err)
+			}
+			ref, err := pub.Publish(gctx, res, koPrefix+ip)
+			if err != nil {
+				return fmt.Errorf("pushing %s to %s: %w", path.Base(ip), o.Repo, err)
+			}
+			fmt.Fprintf(progress, "pushed %s\n", ref)
+			mu.Lock()
+			out[ip] = ref.String()
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

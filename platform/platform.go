@@ -56,9 +56,10 @@ type Config struct {
 	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
 	// "internal git-hook", as fn has it).
 	HookCommand []string
-	// Install runs fn's controller and gateway as pods on the agents, installed as fn install
-	// does from the checkout of fn at Source, instead of in the platform's process; the gateway
-	// is reached through a load balancer on GatewayPort.
+	// Install runs fn's controller, gateway and builder as pods on the agents, installed as fn
+	// install does from the checkout of fn at Source, instead of in the platform's process; the
+	// gateway is reached through a load balancer on GatewayPort, the builder (on the host's
+	// network) at BuilderPort.
 	Install bool
 	Source  string
 }
@@ -403,7 +404,8 @@ func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []stri
 	return err
 }
 
-// startComponents runs fn's controller and gateway in this process.
+// startComponents runs fn's controller and gateway in this process (the builder starts apart:
+// the platform serves without it when git is missing).
 func startComponents(ctx context.Context, cfg Config, rc *rest.Config, gatewayURL string, logFile func(string) (*os.File, error),
 	logs *[]io.Closer, run func(string, func() error), step func(string, ...any)) error {
 	step("starting the fn controller")
@@ -437,8 +439,9 @@ func startComponents(ctx context.Context, cfg Config, rc *rest.Config, gatewayUR
 	return nil
 }
 
-// installComponents installs fn's controller and gateway on the platform's nodes as fn install
-// does, waits until they are available, and serves the gateway's Service on GatewayPort.
+// installComponents installs fn's controller, gateway and builder on the platform's nodes as fn
+// install does, waits until they are available, and serves the gateway's Service on
+// GatewayPort.
 func installComponents(ctx, compCtx context.Context, cfg Config, rc *rest.Config, kube kubernetes.Interface, regAddr, gatewayURL string,
 	progress io.Writer, run func(string, func() error)) error {
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort))

@@ -81,6 +81,9 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet
 		if nodesSet && len(st.Nodes) != nodes {
 			return fmt.Errorf("the local platform is up with %d node(s), not %d: fn down, then fn up --nodes %d", len(st.Nodes), nodes, nodes)
 		}
+		if install := len(extra) > 0; install && !st.Install {
+			return fmt.Errorf("the local platform is up with fn's components in its process, not as pods: fn down, then fn up --install")
+		}
 		fmt.Fprintln(s.ErrOut, "The local platform is already up.")
 		return printPlatform(s, st, out)
 	}

@@ -590,6 +590,14 @@ func TestAgent(t *testing.T) {
 		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/no/such/program"); err == nil || !strings.Contains(errOut, "/no/such/program") {
 			t.Errorf("kubectl exec of a missing program: %v, stderr %q", err, errOut)
 		}
+		// The container has a /proc of its own, and reaches the API server at the kubernetes
+		// Service, as in-cluster clients do.
+		if out, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/app/tool", "self"); err != nil || out != "/app/tool <nil>\n" {
+			t.Errorf("kubectl exec tool self: %q %v\n%s", out, err, errOut)
+		}
+		if out, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/app/tool", "api"); err != nil || !strings.Contains(out, "answers TLS") {
+			t.Errorf("reaching the kubernetes Service from a pod: %q %v\n%s", out, err, errOut)
+		}
 		// A program looked up on the container's PATH: the image sets none, so the default one.
 		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "tool", "cat"); err == nil || !strings.Contains(errOut, `executable "tool" not found in the image's PATH`) {
 			t.Errorf("kubectl exec of a program not on PATH: %v, stderr %q", err, errOut)
