@@ -126,9 +126,10 @@ func builds(t *testing.T, name string) []build {
 // conditions' statuses.
 func functionImage(t *testing.T, name string) (image, built, ready string) {
 	t.Helper()
+	// Separated by "|", so that a condition not (yet) there reads as empty, not as the next.
 	out := kubectl(t, "get", "functions.fnkit.dev", name, "-o",
-		`jsonpath={.spec.image} {.status.conditions[?(@.type=="BuildSucceeded")].status} {.status.conditions[?(@.type=="Ready")].status}`)
-	f := strings.Fields(out)
+		`jsonpath={.spec.image}|{.status.conditions[?(@.type=="BuildSucceeded")].status}|{.status.conditions[?(@.type=="Ready")].status}`)
+	f := strings.Split(strings.TrimSpace(out), "|")
 	for len(f) < 3 {
 		f = append(f, "")
 	}
