@@ -179,7 +179,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if cfg.MetricsServerPort != 0 {
 		ports = append(ports, cfg.MetricsServerPort)
 	}
-	if err := waitPortsFree(ctx, ports, cfg.Home, progress); err != nil {
+	if err := waitPortsFree(ctx, ports, cfg.Home, platformExecutables(cfg), progress); err != nil {
 		return err
 	}
 	step("starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)")

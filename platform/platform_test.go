@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,7 +54,7 @@ func TestWaitPortsFree(t *testing.T) {
 	held := ln.Addr().(*net.TCPAddr).Port
 	var progress bytes.Buffer
 	start := time.Now()
-	err = waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", &progress)
+	err = waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", nil, &progress)
 	// A live process holds it: fail at once, naming the process, without waiting for it.
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("port %d is in use by pid %d", held, os.Getpid())) {
 		t.Errorf("held port: %v", err)
@@ -62,7 +63,7 @@ func TestWaitPortsFree(t *testing.T) {
 		t.Errorf("waited %s for a port a live process holds", time.Since(start))
 	}
 	ln.Close()
-	if err := waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", &progress); err != nil {
+	if err := waitPortsFree(context.Background(), []int{held}, "/nonexistent/fn-home", nil, &progress); err != nil {
 		t.Errorf("free port: %v", err)
 	}
 	if progress.Len() != 0 {
@@ -94,7 +95,17 @@ func TestWaitPortsFreeKillsLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
-	if err := waitPortsFree(context.Background(), []int{port}, home, &progress); err != nil {
+	self, _ := os.Executable()
+	self, _ = filepath.EvalSymlinks(self)
+	// Not proven the platform's when its executable is not one of the platform's.
+	start := time.Now()
+	if err := waitPortsFree(context.Background(), []int{port}, home, []string{"/usr/bin/other"}, &progress); err == nil || !strings.Contains(err.Error(), "in use by pid") {
+		t.Fatalf("port held by a process naming the home with another executable: %v, want it named, not killed", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("waited %s for a port a live process holds", time.Since(start))
+	}
+	if err := waitPortsFree(context.Background(), []int{port}, home, []string{self}, &progress); err != nil {
 		t.Fatalf("port held by a leftover: %v", err)
 	}
 	select {
@@ -120,4 +131,34 @@ func TestHelperHoldPort(t *testing.T) {
 	fmt.Println(ln.Addr().(*net.TCPAddr).Port)
 	time.Sleep(time.Minute)
 	os.Exit(0)
+}
+
+// Only a process proven the platform's is killed: its executable the platform's (or under its
+// home) and an argument naming its home, not a command line that merely contains it.
+func TestPlatformProcess(t *testing.T) {
+	own := []string{"/opt/fn/bin/fn", "/cache/k8s/etcd"}
+	for _, c := range []struct {
+		name string
+		exe  string
+		args []string
+		want bool
+	}{
+		{"the platform", "/opt/fn/bin/fn", []string{"internal", "platform", "--home", "/h/fn"}, true},
+		{"etcd with its data dir", "/cache/k8s/etcd", []string{"--data-dir=/h/fn/cluster/etcd"}, true},
+		{"a pod's process, unpacked under the home", "/h/fn/agent/pods/x/rootfs/ko-app/hello", nil, true},
+		{"another program naming the home", "/usr/bin/python3", []string{"-m", "http.server", "--directory", "/h/fn"}, false},
+		{"fn with the home only in a longer path", "/opt/fn/bin/fn", []string{"--home", "/h/fn-other"}, false},
+		{"fn with the home inside an argument", "/opt/fn/bin/fn", []string{"--note=see /h/fn"}, false},
+		{"fn with a relative path", "/opt/fn/bin/fn", []string{"h/fn"}, false},
+		{"fn of another home", "/opt/fn/bin/fn", []string{"internal", "platform", "--home", "/h/other"}, false},
+		{"an executable beside the home", "/h/fn-other/x", nil, false},
+		{"no executable (no permission)", "", []string{"--home", "/h/fn"}, false},
+	} {
+		if got := platformProcess(c.exe, c.args, "/h/fn", own); got != c.want {
+			t.Errorf("%s: platformProcess(%s %v) = %v, want %v", c.name, c.exe, c.args, got, c.want)
+		}
+	}
+	if platformProcess("/opt/fn/bin/fn", []string{"--home", "/"}, "relative/home", own) {
+		t.Error("a relative home proves a process")
+	}
 }

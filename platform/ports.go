@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,11 +22,12 @@ import (
 const portReleaseWait = 30 * time.Second
 
 // waitPortsFree returns once every port can be bound on loopback. A port held by a process of a
-// previous platform of the same home (its command line names home) is freed by killing it: its
-// platform is gone, so nothing else would stop it. A port held by another live process fails at
-// once, naming it; one held by a process that is exiting (or by one this process cannot see) is
-// waited for, up to portReleaseWait, saying so once on progress.
-func waitPortsFree(ctx context.Context, ports []int, home string, progress io.Writer) error {
+// previous platform of the same home (platformProcess: one of the platform's executables, own,
+// run with home as an argument) is freed by killing it: its platform is gone, so nothing else
+// would stop it. A port held by another live process fails at once, naming it; one held by a
+// process that is exiting (or by one this process cannot see) is waited for, up to
+// portReleaseWait, saying so once on progress.
+func waitPortsFree(ctx context.Context, ports []int, home string, own []string, progress io.Writer) error {
 	deadline := time.Now().Add(portReleaseWait)
 	for _, port := range ports {
 		for checked := false; ; checked = true {
@@ -36,8 +38,9 @@ func waitPortsFree(ctx context.Context, ports []int, home string, progress io.Wr
 			}
 			if !checked { // who holds it, once: then only whether it is free yet
 				pid, cmd := portHolder(port)
+				exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 				switch {
-				case pid > 0 && home != "" && strings.Contains(cmd, home) && pid != os.Getpid():
+				case pid > 0 && pid != os.Getpid() && platformProcess(exe, procArgs(pid), home, own):
 					fmt.Fprintf(progress, "stopping pid %d, left over from a previous platform, which holds port %d\n", pid, port)
 					_ = syscall.Kill(pid, syscall.SIGKILL)
 				case pid > 0 && cmd != "" && !exiting(pid):
@@ -57,6 +60,48 @@ func waitPortsFree(ctx context.Context, ports []int, home string, progress io.Wr
 		}
 	}
 	return nil
+}
+
+// platformProcess reports whether a process (its executable and arguments) is proven to be
+// one of the platform of home: its executable lies under home (a pod's, unpacked there), or it
+// is one the platform runs (own: fn itself, the Kubernetes binaries, metrics-server) and one of
+// its arguments is home or a path under it, alone or as a flag's value (--home H,
+// --data-dir=H/cluster/etcd). A command line that merely contains home somewhere proves
+// nothing.
+func platformProcess(exe string, args []string, home string, own []string) bool {
+	if exe == "" || home == "" || !filepath.IsAbs(home) {
+		return false
+	}
+	home = filepath.Clean(home)
+	under := func(p string) bool { return p == home || strings.HasPrefix(p, home+"/") }
+	if under(exe) {
+		return true
+	}
+	if !slices.Contains(own, exe) {
+		return false
+	}
+	for _, a := range args {
+		if _, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "-") {
+			a = v
+		}
+		if under(filepath.Clean(a)) && filepath.IsAbs(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// procArgs is a process's arguments (argv without argv[0]), from /proc.
+func procArgs(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return nil
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	if len(args) < 2 {
+		return nil
+	}
+	return args[1:]
 }
 
 // portHolder finds the process listening on the TCP port, and its command line, from /proc. It
@@ -137,4 +182,32 @@ func exiting(pid int) bool {
 		}
 	}
 	return false
+}
+
+// platformExecutables are the programs a platform of cfg runs: this executable (the platform
+// and its agents), the agents' command, the Kubernetes binaries and metrics-server.
+func platformExecutables(cfg Config) []string {
+	var own []string
+	if exe, err := os.Executable(); err == nil {
+		own = append(own, exe)
+	}
+	if len(cfg.AgentCommand) > 0 {
+		own = append(own, cfg.AgentCommand[0])
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		own = append(own, filepath.Join(cfg.BinDir, b))
+	}
+	if b := os.Getenv("FN_METRICS_SERVER"); b != "" {
+		own = append(own, b)
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		found, _ := filepath.Glob(filepath.Join(d, "fn", "metrics-server", "*", "metrics-server"))
+		own = append(own, found...)
+	}
+	for i, p := range own { // /proc names executables by their real paths
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			own[i] = r
+		}
+	}
+	return own
 }

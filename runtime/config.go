@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,9 @@ import (
 type Config struct {
 	// Port is the TCP port to listen on (PORT, default 8080).
 	Port int
+	// Address is the IP address to listen on (FN_ADDRESS, default: every address, as a pod
+	// wants; fn run sets 127.0.0.1).
+	Address string
 	// Timeout is the per-request deadline; a request still running at its deadline is answered
 	// 504 (FN_TIMEOUT, a Go duration or a number of seconds; 0 means no deadline).
 	Timeout time.Duration
@@ -66,6 +70,13 @@ func ConfigFromLookup(lookup func(string) (string, bool)) (Config, error) {
 			return fmt.Errorf("want a TCP port number between 0 and 65535")
 		}
 		c.Port = p
+		return nil
+	})
+	get("FN_ADDRESS", func(v string) error {
+		if net.ParseIP(v) == nil {
+			return fmt.Errorf("want an IP address, such as 127.0.0.1")
+		}
+		c.Address = v
 		return nil
 	})
 	get("FN_TIMEOUT", func(v string) (err error) { c.Timeout, err = parseDuration(v); return })

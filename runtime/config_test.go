@@ -30,6 +30,8 @@ func TestConfigFromLookup(t *testing.T) {
 		{"empty values are unset", map[string]string{"PORT": "", "FN_TIMEOUT": " ", "FN_MAX_BODY": ""}, defaults},
 		{"unrelated variables", map[string]string{"HOME": "/root", "FN_OTHER": "x"}, defaults},
 		{"PORT", map[string]string{"PORT": "9090"}, with(func(c *runtime.Config) { c.Port = 9090 })},
+		{"FN_ADDRESS", map[string]string{"FN_ADDRESS": "127.0.0.1"}, with(func(c *runtime.Config) { c.Address = "127.0.0.1" })},
+		{"FN_ADDRESS IPv6", map[string]string{"FN_ADDRESS": "::1"}, with(func(c *runtime.Config) { c.Address = "::1" })},
 		{"PORT with spaces", map[string]string{"PORT": " 9090\n"}, with(func(c *runtime.Config) { c.Port = 9090 })},
 		{"PORT 0", map[string]string{"PORT": "0"}, with(func(c *runtime.Config) { c.Port = 0 })},
 		{"PORT 65535", map[string]string{"PORT": "65535"}, with(func(c *runtime.Config) { c.Port = 65535 })},
@@ -106,6 +108,8 @@ func TestConfigFromLookupErrors(t *testing.T) {
 		{"FN_SHUTDOWN_DELAY", "later"},
 		{"FN_DRAIN_TIMEOUT", "-3s"},
 		{"FN_LOG_LEVEL", "loud"},
+		{"FN_ADDRESS", "localhost:80"},
+		{"FN_ADDRESS", "example.com"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {

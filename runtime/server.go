@@ -121,7 +121,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ln := s.ln
 	if ln == nil {
 		var err error
-		if ln, err = net.Listen("tcp", ":"+strconv.Itoa(s.cfg.Port)); err != nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(s.cfg.Address, strconv.Itoa(s.cfg.Port))); err != nil {
 			return fmt.Errorf("listening on port %d: %w (set PORT to a free port)", s.cfg.Port, err)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -84,7 +85,7 @@ func runFunction(t *testing.T, dir string, extra ...string) string {
 	deadline := time.After(3 * time.Minute)
 	for {
 		if u := strings.TrimSpace(out.String()); u != "" {
-			if want := fmt.Sprintf("http://localhost:%d", port); u != want {
+			if want := fmt.Sprintf("http://127.0.0.1:%d", port); u != want && !slices.Contains(extra, "--address") {
 				t.Fatalf("fn run printed %q, want %q", u, want)
 			}
 			return u
@@ -167,6 +168,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--port", "0"}, "--port 0 is not a TCP port"},
+		{[]string{"run", "--address", "example.com"}, `--address "example.com" is not an IP address`},
 		{[]string{"run", "--nope"}, "unknown flag: --nope (see fn run --help)"},
 		{[]string{"invoke"}, "give the function's name (fn invoke NAME) or its address with --url"},
 		{[]string{"invoke", "--url", "http://x", "--data", "a", "--file", "b"}, "use one"},
@@ -201,6 +203,20 @@ func TestRunHello(t *testing.T) {
 		t.Skip("builds and runs a function")
 	}
 	url := runFunction(t, "../../examples/hello")
+	// On loopback only: another machine (here: this one's other addresses) cannot reach it.
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(url, "http://"))
+	if addrs, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil {
+				continue
+			}
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort(ipn.IP.String(), port), 2*time.Second); err == nil {
+				c.Close()
+				t.Errorf("fn run answers on %s, not only on loopback", ipn.IP)
+			}
+		}
+	}
 	resp, err := http.Get(url + "/?name=fn")
 	if err != nil {
 		t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 
 type runOptions struct {
 	name        string
+	address     string
 	port        int
 	env         []string
 	timeout     time.Duration
@@ -44,6 +45,9 @@ Ctrl-C stops it, draining in-flight requests.`,
 			if len(args) == 1 {
 				dir = args[0]
 			}
+			if net.ParseIP(o.address) == nil {
+				return &UsageError{fmt.Errorf("--address %q is not an IP address: use e.g. 127.0.0.1, or 0.0.0.0 for every interface", o.address)}
+			}
 			if o.port < 1 || o.port > 65535 {
 				return &UsageError{fmt.Errorf("--port %d is not a TCP port: use 1-65535", o.port)}
 			}
@@ -56,6 +60,7 @@ Ctrl-C stops it, draining in-flight requests.`,
 		},
 	}
 	c.Flags().StringVar(&o.name, "name", "", "function name (default: the directory's name)")
+	c.Flags().StringVar(&o.address, "address", "127.0.0.1", "address to serve on (0.0.0.0: every interface, reachable from other machines)")
 	c.Flags().IntVarP(&o.port, "port", "p", 8080, "port to serve on")
 	c.Flags().StringArrayVarP(&o.env, "env", "e", nil, "environment variable NAME=VALUE for the function (repeatable)")
 	c.Flags().DurationVar(&o.timeout, "timeout", 0, "per-request deadline (FN_TIMEOUT); 0 for none")
@@ -74,7 +79,7 @@ func (o *runOptions) run(ctx context.Context, s IOStreams, dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := portFree(o.port); err != nil {
+	if err := portFree(o.address, o.port); err != nil {
 		return err
 	}
 	fn, err := builder.Scaffold(dir, o.name, cache)
@@ -90,7 +95,7 @@ func (o *runOptions) run(ctx context.Context, s IOStreams, dir string) error {
 	fmt.Fprintf(s.ErrOut, "Built in %s. Starting on port %d...\n", time.Since(start).Round(10*time.Millisecond), o.port)
 
 	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(o.port))
+	cmd.Env = append(os.Environ(), "PORT="+strconv.Itoa(o.port), "FN_ADDRESS="+o.address)
 	if o.timeout > 0 {
 		cmd.Env = append(cmd.Env, "FN_TIMEOUT="+o.timeout.String())
 	}
@@ -108,7 +113,11 @@ func (o *runOptions) run(ctx context.Context, s IOStreams, dir string) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	url := fmt.Sprintf("http://localhost:%d", o.port)
+	host := o.address
+	if ip := net.ParseIP(host); ip.IsUnspecified() {
+		host = "localhost"
+	}
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(o.port))
 	if err := waitReady(ctx, url+"/_fn/ready", exited); err != nil {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		return err
@@ -140,8 +149,8 @@ func (o *runOptions) run(ctx context.Context, s IOStreams, dir string) error {
 }
 
 // portFree fails with a clear message when port is taken.
-func portFree(port int) error {
-	ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+func portFree(address string, port int) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(address, strconv.Itoa(port)))
 	if err != nil {
 		return fmt.Errorf("port %d is in use: stop what serves it or pass --port", port)
 	}
