@@ -159,3 +159,62 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 	}
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600)
 }
+
+// generateEtcd writes etcd's own CA (apart from the cluster's, so that no certificate the
+// cluster's CA signs — the admin's, an agent's — opens etcd), etcd's serving certificate and the
+// one client certificate etcd accepts, the API server's, unless they exist. It is apart from
+// generate so that a platform made before it gains them.
+func (p pki) generateEtcd() error {
+	if _, err := os.Stat(p.path("apiserver-etcd-client.crt")); err == nil {
+		return nil
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now().Add(-time.Hour)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fn-local-etcd-ca"},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true, IsCA: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	if err := writeCert(p.path("etcd-ca.crt"), caDER); err != nil {
+		return err
+	}
+	issue := func(name string, tmpl *x509.Certificate) error {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+		tmpl.SerialNumber, tmpl.NotBefore, tmpl.NotAfter = serial, now, now.Add(10*365*24*time.Hour)
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			return err
+		}
+		if err := writeKey(p.path(name+".key"), key); err != nil {
+			return err
+		}
+		return writeCert(p.path(name+".crt"), der)
+	}
+	if err := issue("etcd-server", &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "etcd"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:    []string{"localhost"},
+	}); err != nil {
+		return err
+	}
+	// The CA's key signs nothing more: it is not kept.
+	return issue("apiserver-etcd-client", &x509.Certificate{ // last: its presence means complete
+		Subject:     pkix.Name{CommonName: "kube-apiserver-etcd-client"},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+}

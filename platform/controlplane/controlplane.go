@@ -54,6 +54,7 @@ type ControlPlane struct {
 	procs      []*process
 	apiPort    int
 	kubeconfig string
+	etcdURL    string
 }
 
 // component is one of the control plane's processes.
@@ -90,6 +91,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if err := cp.pki.generate(); err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
+	if err := cp.pki.generateEtcd(); err != nil {
+		return nil, err
+	}
 	if err := cp.pki.generateFrontProxy(); err != nil {
 		return nil, fmt.Errorf("generating the front proxy's certificates: %w", err)
 	}
@@ -107,9 +111,14 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	etcdPort, peerPort := pick(o.EtcdPort, ports[1]), pick(o.EtcdPeerPort, ports[2])
 
 	fmt.Fprintf(o.Progress, "starting etcd on 127.0.0.1:%d\n", etcdPort)
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	// Clients need a certificate of etcd's own CA, which only the API server has.
+	etcdURL := fmt.Sprintf("https://127.0.0.1:%d", etcdPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	cp.etcdURL = etcdURL
+	p := cp.pki.path
 	if err := cp.start("etcd",
+		"--cert-file="+p("etcd-server.crt"), "--key-file="+p("etcd-server.key"),
+		"--client-cert-auth=true", "--trusted-ca-file="+p("etcd-ca.crt"),
 		"--name=fn", "--data-dir="+filepath.Join(o.Dir, "etcd"),
 		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
 		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
@@ -120,10 +129,10 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	}
 
 	fmt.Fprintf(o.Progress, "starting kube-apiserver on https://127.0.0.1:%d\n", cp.apiPort)
-	p := cp.pki.path
 	apiArgs := []string{
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
 		"--secure-port=" + strconv.Itoa(cp.apiPort), "--etcd-servers=" + etcdURL,
+		"--etcd-cafile=" + p("etcd-ca.crt"), "--etcd-certfile=" + p("apiserver-etcd-client.crt"), "--etcd-keyfile=" + p("apiserver-etcd-client.key"),
 		"--tls-cert-file=" + p("apiserver.crt"), "--tls-private-key-file=" + p("apiserver.key"),
 		"--client-ca-file=" + p("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",

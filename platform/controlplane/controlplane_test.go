@@ -2,6 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -53,5 +56,44 @@ func TestControlPlane(t *testing.T) {
 	out, err := exec.Command(bin+"/kubectl", "--kubeconfig", cp.KubeconfigPath(), "get", "ns", "-o", "name").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "namespace/kube-system") {
 		t.Errorf("kubectl with the kubeconfig: %v\n%s", err, out)
+	}
+	checkEtcdClients(t, cp)
+}
+
+// checkEtcdClients: etcd answers only a client with the API server's certificate — not plain
+// HTTP, not a TLS client without a certificate, not one with the cluster CA's admin certificate.
+func checkEtcdClients(t *testing.T, cp *ControlPlane) {
+	t.Helper()
+	get := func(url string, certs ...tls.Certificate) error {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, Certificates: certs}}} //nolint:gosec // who answers, not whom to trust
+		resp, err := c.Get(url + "/version")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	pair := func(name string) tls.Certificate {
+		c, err := tls.LoadX509KeyPair(cp.pki.path(name+".crt"), cp.pki.path(name+".key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := get(cp.etcdURL, pair("apiserver-etcd-client")); err != nil {
+		t.Fatalf("etcd with the API server's client certificate: %v", err)
+	}
+	if err := get(strings.Replace(cp.etcdURL, "https://", "http://", 1)); err == nil {
+		t.Error("etcd answers plain HTTP")
+	}
+	if err := get(cp.etcdURL); err == nil {
+		t.Error("etcd answers a TLS client without a certificate")
+	}
+	if err := get(cp.etcdURL, pair("admin")); err == nil {
+		t.Error("etcd answers the cluster's admin certificate: its CA must be etcd's own")
 	}
 }
