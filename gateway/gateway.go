@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -308,21 +310,19 @@ func (c *call) Value(k any) any {
 	return c.Context.Value(k)
 }
 
-// ServeHTTP routes a request to its function, by host, else by path. Requests for no function
-// may ask for /_gw/health and /_gw/metrics (Prometheus text).
+// ServeHTTP routes a request to its function, by host, else by path. A function's own
+// endpoints (/_fn/, for its probes and metrics) are not reached through it; the gateway's own
+// (health, metrics) are on InternalHandler's port, not here.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t, ok := g.match(r)
+	if ok && internalPath(t.functionPath(r)) {
+		g.unrouted.Add(1)
+		http.Error(w, "/_fn/ is a function's internal endpoints (probes, metrics): they are not served through the gateway", http.StatusNotFound)
+		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
+		return
+	}
 	if !ok {
-		switch r.URL.Path {
-		case "/_gw/health":
-			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			_, _ = w.Write([]byte("ok\n"))
-			return
-		case "/_gw/metrics":
-			g.serveMetrics(w)
-			return
-		}
 		g.unrouted.Add(1)
 		http.Error(w, "no function named in this request: use the path /f/NAMESPACE/NAME/ or the host NAME.NAMESPACE."+g.opts.Domain, http.StatusNotFound)
 		g.logRequest(r.Context(), key{}, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
@@ -378,6 +378,55 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep.inflight.Add(1)
 	c.ep = ep
 	g.proxy.ServeHTTP(&c.rw, r.WithContext(c))
+}
+
+// functionPath is the path the function sees of r.
+func (t target) functionPath(r *http.Request) string {
+	if t.strip {
+		return t.path
+	}
+	return r.URL.Path
+}
+
+// internalPath reports whether a function-relative path names the function's internal
+// endpoints (/_fn/...), however it is written ("//_fn/x", "/a/../_fn/x"): the runtime matches
+// them on the cleaned path.
+func internalPath(p string) bool {
+	if p == "" {
+		return false
+	}
+	c := path.Clean("/" + p)
+	return c == "/_fn" || strings.HasPrefix(c, "/_fn/")
+}
+
+// InternalHandler serves the gateway's own endpoints, for a port of their own that only the
+// cluster reaches: /_gw/health (ok while it serves) and /_gw/metrics (Prometheus text).
+func (g *Gateway) InternalHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_gw/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /_gw/metrics", func(w http.ResponseWriter, _ *http.Request) { g.serveMetrics(w) })
+	return mux
+}
+
+// ServeInternal serves InternalHandler on addr until ctx ends.
+func ServeInternal(ctx context.Context, addr string, g *Gateway) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: g.InternalHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
 
 // statusClientClosed is the status recorded for requests whose client went away first.

@@ -246,6 +246,14 @@ func (f *fixture) get(t *testing.T, path string) (*http.Response, string) {
 	return f.do(t, r)
 }
 
+// internal asks the gateway's internal handler (its own port in fn-gateway).
+func (f *fixture) internal(t *testing.T, path string) (*http.Response, string) {
+	t.Helper()
+	w := httptest.NewRecorder()
+	f.gw.InternalHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+	return w.Result(), w.Body.String()
+}
+
 // eventually polls cond every 10ms for up to 10s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -808,7 +816,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}()
 	eventually(t, "one request in flight", func() bool { return f.gw.InFlight("ns", "hello") == 1 })
-	_, text := f.get(t, "/_gw/metrics")
+	_, text := f.internal(t, "/_gw/metrics")
 	close(release)
 	<-done
 	if n := f.gw.InFlight("ns", "hello"); n != 0 {
@@ -860,7 +868,7 @@ func TestAccessLog(t *testing.T) {
 	f := newFixture(t, Options{}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
 	f.get(t, "/f/ns/hello/a?secret=1")
 	f.get(t, "/f/ns/nope/")
-	f.get(t, "/_gw/health")
+	f.internal(t, "/_gw/health")
 	lines := f.logs.lines(t)
 	if len(lines) != 2 {
 		t.Fatalf("log lines %v, want 2", lines)
@@ -894,8 +902,44 @@ func TestAccessLog(t *testing.T) {
 func TestHealth(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, Options{})
-	if resp, body := f.get(t, "/_gw/health"); resp.StatusCode != http.StatusOK || body != "ok\n" {
+	if resp, body := f.internal(t, "/_gw/health"); resp.StatusCode != http.StatusOK || body != "ok\n" {
 		t.Errorf("health: %d %q", resp.StatusCode, body)
+	}
+	// The gateway's own endpoints are on the internal port only.
+	for _, p := range []string{"/_gw/health", "/_gw/metrics"} {
+		if resp, body := f.get(t, p); resp.StatusCode != http.StatusNotFound || strings.Contains(body, "fn_gateway") {
+			t.Errorf("public %s: %d %q, want 404", p, resp.StatusCode, body)
+		}
+	}
+}
+
+// A function's internal endpoints (/_fn/: probes, metrics) are not reached through the
+// gateway, however the path is written; other paths are.
+func TestInternalPathsStayInternal(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t, "a", nil)
+	f := newFixture(t, Options{Domain: "fn.test"}, function("hello", "ns"), slice("hello-1", "ns", "hello", withEndpoint(b.URL, true)))
+	for _, p := range []string{"/f/ns/hello/_fn/metrics", "/f/ns/hello/_fn/ready", "/f/ns/hello//_fn/live", "/f/ns/hello/a/../_fn/metrics",
+		"/f/ns/hello/%5Ffn/metrics", "/f/ns/hello/./_fn", "/f/ns/hello/_fn"} {
+		if resp, body := f.get(t, p); resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "internal endpoints") {
+			t.Errorf("GET %s: %d %q, want 404 from the gateway", p, resp.StatusCode, body)
+		}
+	}
+	r, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/_fn/metrics", nil)
+	r.Host = "hello.ns.fn.test"
+	if resp, _ := f.do(t, r); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /_fn/metrics by host: %d, want 404", resp.StatusCode)
+	}
+	b.mu.Lock()
+	n := len(b.reqs)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the function got %d requests for its internal endpoints: %v", n, b.reqs)
+	}
+	for _, p := range []string{"/f/ns/hello/_fnx", "/f/ns/hello/x/_fn/metrics"} {
+		if resp, _ := f.get(t, p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d, want it forwarded", p, resp.StatusCode)
+		}
 	}
 }
 

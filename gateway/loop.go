@@ -19,7 +19,7 @@ var _ h1.Router = loopRouter{}
 // Route picks the endpoint of a request's function and counts the request in flight.
 func (g loopRouter) Route(r *http.Request, f *h1.Forward) bool {
 	t, ok := g.match(r)
-	if !ok {
+	if !ok || internalPath(t.functionPath(r)) {
 		return false
 	}
 	rt := g.table.Load().routes[t.key]

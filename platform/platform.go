@@ -44,6 +44,8 @@ type Config struct {
 	Home string
 	// Ports on 127.0.0.1.
 	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort, MetricsServerPort, BuilderPort int
+	// GatewayInternalPort serves the gateway's own health and metrics, apart from functions.
+	GatewayInternalPort int
 	// Domain is the domain of functions' host names at the gateway.
 	Domain string
 	// BinDir holds the Kubernetes binaries.
@@ -66,7 +68,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration of a platform with its state in home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, Domain: "fn.local"}
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, GatewayInternalPort: 18090, Domain: "fn.local"}
 }
 
 // NodeName is the name of the first agent's Node.
@@ -97,14 +99,16 @@ const MaxNodes = 16
 
 // State describes a running platform; Serve writes it to Home/platform.json once it is ready.
 type State struct {
-	PID        int      `json:"pid"`
-	Kubeconfig string   `json:"kubeconfig"`
-	Registry   string   `json:"registry"`
-	Gateway    string   `json:"gateway"`
-	Builder    string   `json:"builder"`
-	KubectlBin string   `json:"kubectl"`
-	AgentDir   string   `json:"agentDir"`
-	Nodes      []string `json:"nodes"`
+	PID        int    `json:"pid"`
+	Kubeconfig string `json:"kubeconfig"`
+	Registry   string `json:"registry"`
+	Gateway    string `json:"gateway"`
+	// GatewayMetrics is the in-process gateway's metrics URL; empty when gateways run as pods.
+	GatewayMetrics string   `json:"gatewayMetrics,omitempty"`
+	Builder        string   `json:"builder"`
+	KubectlBin     string   `json:"kubectl"`
+	AgentDir       string   `json:"agentDir"`
+	Nodes          []string `json:"nodes"`
 	// Install is set when fn's components run as pods (fn up --install).
 	Install bool      `json:"install,omitempty"`
 	Started time.Time `json:"started"`
@@ -175,7 +179,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
 
-	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort}
+	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort, cfg.GatewayInternalPort}
 	if cfg.MetricsServerPort != 0 {
 		ports = append(ports, cfg.MetricsServerPort)
 	}
@@ -333,6 +337,9 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 
 	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL, Builder: builderURL,
 		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now(), Install: cfg.Install}
+	if !cfg.Install {
+		st.GatewayMetrics = fmt.Sprintf("http://127.0.0.1:%d/_gw/metrics", cfg.GatewayInternalPort)
+	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
@@ -436,6 +443,9 @@ func startComponents(ctx context.Context, cfg Config, rc *rest.Config, gatewayUR
 		return err
 	}
 	run("gateway", func() error { return gateway.Serve(ctx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
+	run("gateway internal", func() error {
+		return gateway.ServeInternal(ctx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort), gw)
+	})
 	return nil
 }
 

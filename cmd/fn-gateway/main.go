@@ -19,7 +19,8 @@ import (
 )
 
 func main() {
-	addr := flag.String("addr", ":8080", "address to serve on")
+	addr := flag.String("addr", ":8080", "address to serve functions on")
+	internal := flag.String("internal-addr", ":9090", "address of the gateway's own endpoints, /_gw/health and /_gw/metrics: keep it from the public")
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig file (default: the in-cluster config, else $KUBECONFIG or ~/.kube/config)")
 	domain := flag.String("domain", "fn.local", "domain of functions' host names: NAME.NAMESPACE.DOMAIN")
 	var o gateway.Options
@@ -40,7 +41,7 @@ func main() {
 	// One access log line per request: batched, so that it costs no write per request.
 	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
 	o.Domain, o.Logger, o.AccessLog = *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs
-	err := run(ctx, *addr, *kubeconfig, o)
+	err := run(ctx, *addr, *internal, *kubeconfig, o)
 	_ = logs.Close()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
@@ -48,7 +49,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, addr, kubeconfig string, o gateway.Options) error {
+func run(ctx context.Context, addr, internal, kubeconfig string, o gateway.Options) error {
 	cfg, err := restconfig.Load(kubeconfig)
 	if err != nil {
 		return err
@@ -57,6 +58,9 @@ func run(ctx context.Context, addr, kubeconfig string, o gateway.Options) error 
 	if err != nil {
 		return err
 	}
-	o.Logger.Info("serving", "addr", addr, "domain", o.Domain, "autoscaler", o.AutoscalerService, "autoscalerURLs", o.AutoscalerURLs)
-	return gateway.Serve(ctx, addr, g)
+	o.Logger.Info("serving", "addr", addr, "internal", internal, "domain", o.Domain, "autoscaler", o.AutoscalerService, "autoscalerURLs", o.AutoscalerURLs)
+	errs := make(chan error, 1)
+	go func() { errs <- gateway.ServeInternal(ctx, internal, g) }()
+	go func() { errs <- gateway.Serve(ctx, addr, g) }()
+	return <-errs
 }

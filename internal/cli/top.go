@@ -136,8 +136,8 @@ type topSnapshot struct {
 func gatewayScraper(cl *cluster) func(context.Context) (*topSnapshot, error) {
 	return func(ctx context.Context) (*topSnapshot, error) {
 		snap := &topSnapshot{at: time.Now(), fns: map[topKey]*topStats{}}
-		if cl.local != nil {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cl.local.Gateway+"/_gw/metrics", nil)
+		if cl.local != nil && cl.local.GatewayMetrics != "" { // else its gateways are pods
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, cl.local.GatewayMetrics, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				return nil, fmt.Errorf("reading the gateway's metrics: %w", unwrapURLError(err))
@@ -153,7 +153,7 @@ func gatewayScraper(cl *cluster) func(context.Context) (*topSnapshot, error) {
 			return nil, fmt.Errorf("no fn-gateway pods in namespace fn-system: is fn installed?")
 		}
 		for _, p := range pods.Items {
-			b, err := cl.kube.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "8080", "/_gw/metrics", nil).DoRaw(ctx)
+			b, err := cl.kube.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "9090", "/_gw/metrics", nil).DoRaw(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("reading the metrics of gateway pod %s: %w", p.Name, err)
 			}
