@@ -77,7 +77,8 @@ func (r *requestFilter) flush() {
 // or from the fn-gateway pods of a cluster.
 func requestLines(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Function, follow bool, tail int64) error {
 	rf := &requestFilter{f: f, out: s.Out, tail: tail}
-	if cl.local != nil {
+	if cl.local != nil && !cl.local.Install { // else its gateways are pods
+
 		home, err := fnHome()
 		if err != nil {
 			return err

@@ -48,8 +48,16 @@ scale:
 	checkSpec(t, "manifested", want)
 
 	// Its requests are in the gateway's access lines, and fn logs --requests shows them.
+	// The gateway writes its access lines in batches (every 200 ms): the line is there within
+	// a few of them.
 	mustFn(t, "invoke", "manifested/some/path?name=e2e")
-	if out := mustFn(t, "logs", "manifested", "--requests", "--tail", "5"); !strings.Contains(out, " GET /f/default/manifested/some/path 200 ") {
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if out = mustFn(t, "logs", "manifested", "--requests", "--tail", "5"); strings.Contains(out, " GET /f/default/manifested/some/path 200 ") {
+			break
+		}
+	}
+	if !strings.Contains(out, " GET /f/default/manifested/some/path 200 ") {
 		t.Errorf("fn logs --requests:\n%s", out)
 	}
 

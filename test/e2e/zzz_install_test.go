@@ -80,11 +80,21 @@ func TestInstallMode(t *testing.T) {
 
 	t.Run("deploy and invoke", func(t *testing.T) {
 		mustFn(t, "deploy", filepath.Join(repo, "examples", "hello"))
-		if got := mustFn(t, "invoke", "hello"); got != "Hello, world!\n" {
+		if got := mustFn(t, "invoke", "hello/via/pods"); got != "Hello, world!\n" {
 			t.Errorf("invoke hello: %q", got)
 		}
+		// The access lines are the gateway pods' logs (written in batches of 200 ms).
+		var out string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if out = mustFn(t, "logs", "hello", "--requests"); strings.Contains(out, " GET /f/default/hello/via/pods 200 ") {
+				break
+			}
+		}
+		if !strings.Contains(out, " GET /f/default/hello/via/pods 200 ") {
+			t.Errorf("fn logs --requests through the gateway pods:\n%s", out)
+		}
 		mustFn(t, "deploy", filepath.Join(repo, "examples", "echo-event"))
-		out := mustFn(t, "invoke", "echo-event", "--cloudevent", "-d", `{"message":"through pods"}`)
+		out = mustFn(t, "invoke", "echo-event", "--cloudevent", "-d", `{"message":"through pods"}`)
 		if !strings.Contains(out, "through pods") {
 			t.Errorf("CloudEvent through the pods' gateway: %s", out)
 		}
