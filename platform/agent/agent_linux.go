@@ -153,12 +153,18 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	ln, err := tls.Listen("tcp", net.JoinHostPort(nodeAddress, "0"), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	clientCAs, err := clusterCAs(o.RESTConfig)
+	if err != nil {
+		return fmt.Errorf("kubelet API: %w", err)
+	}
+	ln, err := tls.Listen("tcp", net.JoinHostPort(nodeAddress, "0"), &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: clientCAs})
 	if err != nil {
 		return fmt.Errorf("kubelet API listener: %w", err)
 	}
+	auth := &apiAuth{kube: kube, node: o.NodeName, now: time.Now}
 	srv := &http.Server{
-		Handler: api.PodHandler(api.PodHandlerConfig{
+		Handler: auth.wrap(api.PodHandler(api.PodHandlerConfig{
 			GetContainerLogs: p.GetContainerLogs,
 			RunInContainer:   p.RunInContainer,
 			GetPods:          p.GetPods,
@@ -169,7 +175,7 @@ func Run(ctx context.Context, o Options) error {
 			GetMetricsResource:    newResourceMetrics(p).collect,
 			StreamIdleTimeout:     4 * time.Hour,
 			StreamCreationTimeout: 30 * time.Second,
-		}, false),
+		}, false)),
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return runCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),

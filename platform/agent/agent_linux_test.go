@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +57,7 @@ type env struct {
 	hello     string // the hello example's image reference
 	net       *podNetwork
 	rest      *rest.Config
+	cp        *controlplane.ControlPlane
 	logPath   string
 	stopAgent func(t *testing.T) // stops the agent and checks that it left nothing
 }
@@ -133,7 +135,7 @@ func startEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cp.Stop() })
-	e := &env{kube: kubernetes.NewForConfigOrDie(cp.RESTConfig()), kubectl: []string{bin + "/kubectl", "--kubeconfig", cp.KubeconfigPath()}}
+	e := &env{kube: kubernetes.NewForConfigOrDie(cp.RESTConfig()), kubectl: []string{bin + "/kubectl", "--kubeconfig", cp.KubeconfigPath()}, cp: cp}
 
 	// The registry, with the hello example in it.
 	reg, err := registry.New(ctx, t.TempDir())
@@ -598,6 +600,10 @@ func TestAgent(t *testing.T) {
 		if out, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "/app/tool", "api"); err != nil || !strings.Contains(out, "answers TLS") {
 			t.Errorf("reaching the kubernetes Service from a pod: %q %v\n%s", out, err, errOut)
 		}
+		// The kubelet API itself takes no request without credentials, nor from a user
+		// without the right to the node's proxy subresource: exec, logs and port forwarding are
+		// the API server's (its client certificate) or an authorized user's.
+		checkKubeletAPIAuth(t, e)
 		// A program looked up on the container's PATH: the image sets none, so the default one.
 		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "tool", "cat"); err == nil || !strings.Contains(errOut, `executable "tool" not found in the image's PATH`) {
 			t.Errorf("kubectl exec of a program not on PATH: %v, stderr %q", err, errOut)
@@ -870,4 +876,49 @@ func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
 		t.Fatal(err)
 	}
 	return cf.RootFS.DiffIDs
+}
+
+// checkKubeletAPIAuth asks the agent's kubelet API for the exec pod's logs directly: without
+// credentials 401; with a certificate of the cluster's CA for a user without nodes/proxy 403,
+// until RBAC grants it; with the admin's (system:masters) 200.
+func checkKubeletAPIAuth(t *testing.T, e *env) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := e.kube.CoreV1().Nodes().Get(ctx, testNode, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("https://127.0.0.1:%d/containerLogs/default/exec/tool", n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	get := func(certs ...tls.Certificate) int {
+		t.Helper()
+		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			InsecureSkipVerify: true, Certificates: certs}}} //nolint:gosec // the agent's serving certificate is self-signed
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatalf("kubelet API: %v", err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(); code != http.StatusUnauthorized {
+		t.Errorf("kubelet API without credentials: %d, want 401", code)
+	}
+	certPEM, keyPEM, err := e.cp.ClientCertificate("nobody", "some-team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := get(nobody); code != http.StatusForbidden {
+		t.Errorf("kubelet API as a user without nodes/proxy: %d, want 403", code)
+	}
+	admin, err := tls.LoadX509KeyPair(e.rest.TLSClientConfig.CertFile, e.rest.TLSClientConfig.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := get(admin); code != http.StatusOK {
+		t.Errorf("kubelet API as the admin: %d, want 200", code)
+	}
 }

@@ -218,3 +218,74 @@ func (p pki) generateEtcd() error {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
 }
+
+// loadCA reads the cluster's CA certificate and key.
+func (p pki) loadCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	cb, err := os.ReadFile(p.path("ca.crt"))
+	if err != nil {
+		return nil, nil, err
+	}
+	kb, err := os.ReadFile(p.path("ca.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	cblock, _ := pem.Decode(cb)
+	kblock, _ := pem.Decode(kb)
+	if cblock == nil || kblock == nil {
+		return nil, nil, fmt.Errorf("the cluster CA in %s is not PEM", p.dir)
+	}
+	ca, err := x509.ParseCertificate(cblock.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := x509.ParseECPrivateKey(kblock.Bytes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ca, key, nil
+}
+
+// clientCert issues a client certificate of the cluster's CA for user in groups, as PEM.
+func (p pki) clientCert(user string, groups []string) (certPEM, keyPEM []byte, err error) {
+	ca, caKey, err := p.loadCA()
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().Add(-time.Hour)
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: user, Organization: groups},
+		NotBefore: now, NotAfter: now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
+}
+
+// generateKubeletClient writes the client certificate the API server presents to node agents'
+// kubelet API (logs, exec, port forwarding), unless it exists: a member of system:masters, so
+// that the agents' authorization lets it through.
+func (p pki) generateKubeletClient() error {
+	if _, err := os.Stat(p.path("apiserver-kubelet-client.crt")); err == nil {
+		return nil
+	}
+	c, k, err := p.clientCert("kube-apiserver-kubelet-client", []string{"system:masters"})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(p.path("apiserver-kubelet-client.key"), k, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(p.path("apiserver-kubelet-client.crt"), c, 0o644) // last: complete
+}

@@ -91,6 +91,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if err := cp.pki.generate(); err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
+	if err := cp.pki.generateKubeletClient(); err != nil {
+		return nil, err
+	}
 	if err := cp.pki.generateEtcd(); err != nil {
 		return nil, err
 	}
@@ -150,6 +153,8 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-", "--requestheader-uid-headers=X-Remote-Uid",
 		"--proxy-client-cert-file="+p("front-proxy-client.crt"), "--proxy-client-key-file="+p("front-proxy-client.key"),
+		// Node agents take only authenticated, authorized requests, as kubelets.
+		"--kubelet-client-certificate="+p("apiserver-kubelet-client.crt"), "--kubelet-client-key="+p("apiserver-kubelet-client.key"),
 	)
 	if err := cp.start("kube-apiserver", apiArgs...); err != nil {
 		return nil, err
@@ -344,4 +349,10 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// ClientCertificate issues a client certificate of the cluster's CA for user in groups (PEM):
+// for tests of what an identity may do, and for components that authenticate so.
+func (cp *ControlPlane) ClientCertificate(user string, groups ...string) (certPEM, keyPEM []byte, err error) {
+	return cp.pki.clientCert(user, groups)
 }
