@@ -296,6 +296,41 @@ func TestValidation(t *testing.T) {
 	}
 }
 
+// TestValidationOfStrings sends what a typed client cannot (a timeout that is no duration) and
+// checks the field's own error comes back, not a CEL type conversion error on spec.
+func TestValidationOfStrings(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane")
+	}
+	ns := namespace(t)
+	img := "127.0.0.1:5000/fns/x" + digest
+	for i, c := range []struct {
+		spec string
+		want []string
+	}{
+		{`{"image":"` + img + `","timeout":"banana"}`, []string{`spec.timeout: Invalid value: "banana"`}},
+		{`{"image":"` + img + `","timeout":"-5s"}`, []string{`spec.timeout: Invalid value: "-5s"`}},
+		{`{"image":"` + img + `","timeout":"0s"}`, []string{"spec.timeout", "must be a duration > 0"}},
+		{`{"image":"` + img + `","scale":{"window":"soon"}}`, []string{`spec.scale.window: Invalid value: "soon"`}},
+		{`{"image":"` + img + `","scale":{"scaleDownDelay":"1 minute"}}`, []string{`spec.scale.scaleDownDelay: Invalid value: "1 minute"`}},
+	} {
+		body := fmt.Sprintf(`{"apiVersion":"fnkit.dev/v1alpha1","kind":"Function","metadata":{"name":"raw-%d"},"spec":%s}`, i, c.spec)
+		err := fns.FnkitV1alpha1().RESTClient().Post().Namespace(ns).Resource("functions").Body([]byte(body)).Do(context.Background()).Error()
+		if !apierrs.IsInvalid(err) {
+			t.Errorf("%s: %v, want Invalid", c.spec, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not contain %q", c.spec, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "no such overload") || strings.Contains(err.Error(), "type conversion") {
+			t.Errorf("%s: a CEL evaluation error reached the user: %v", c.spec, err)
+		}
+	}
+}
+
 // TestControllerBinary starts the real fn-controller binary (knative's shared main, leader
 // election, the configuration watchers) against the control plane and checks it comes up and
 // stays up.

@@ -90,6 +90,11 @@ func closeObjects(v any) {
 		if t["x-kubernetes-int-or-string"] == true {
 			delete(t, "x-kubernetes-int-or-string")
 		}
+		// Kubernetes' format duration is Go's (30s, 1m30s; the CRD's pattern says which);
+		// JSON Schema's is ISO 8601 (PT30S).
+		if t["format"] == "duration" {
+			delete(t, "format")
+		}
 		for k, c := range t {
 			if k == "properties" {
 				for _, p := range c.(map[string]any) {

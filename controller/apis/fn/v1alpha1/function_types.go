@@ -43,7 +43,7 @@ var (
 
 // FunctionSpec is what the user asks for.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.timeout) || duration(self.timeout) > duration('0s')",message="must be a duration > 0",fieldPath=".timeout"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeout) || self.timeout > duration('0s')",message="must be a duration > 0, such as 30s",fieldPath=".timeout"
 type FunctionSpec struct {
 	// Image is the function's image, pinned by digest (fn deploy and git builds set it).
 	// +kubebuilder:validation:MinLength=1
@@ -70,6 +70,8 @@ type FunctionSpec struct {
 	// Timeout is the per-request deadline (default 30s).
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
@@ -123,10 +125,10 @@ const (
 // Scale bounds and drives the number of replicas.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.min) || !has(self.max) || self.min <= self.max",message="must be at most max",fieldPath=".min"
-// +kubebuilder:validation:XValidation:rule="!has(self.scaleDownDelay) || duration(self.scaleDownDelay) >= duration('0s')",message="must be a duration >= 0",fieldPath=".scaleDownDelay"
+// +kubebuilder:validation:XValidation:rule="!has(self.scaleDownDelay) || self.scaleDownDelay >= duration('0s')",message="must be a duration >= 0, such as 30s",fieldPath=".scaleDownDelay"
 // +kubebuilder:validation:XValidation:rule="!has(self.initial) || !has(self.max) || self.initial <= self.max",message="must be at most max",fieldPath=".initial"
 // +kubebuilder:validation:XValidation:rule="!has(self.initial) || !has(self.min) || self.initial >= self.min",message="must be at least min",fieldPath=".initial"
-// +kubebuilder:validation:XValidation:rule="!has(self.window) || (duration(self.window) >= duration('2s') && duration(self.window) <= duration('1h'))",message="must be a duration from 2s to 1h",fieldPath=".window"
+// +kubebuilder:validation:XValidation:rule="!has(self.window) || (self.window >= duration('2s') && self.window <= duration('1h'))",message="must be a duration from 2s to 1h",fieldPath=".window"
 type Scale struct {
 	// Min is the minimum number of replicas; 0 lets the function scale to zero (default 0).
 	// +optional
@@ -148,6 +150,8 @@ type Scale struct {
 	// function scales to zero after its window plus this delay without a request (default 30s).
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
 	ScaleDownDelay *metav1.Duration `json:"scaleDownDelay,omitempty"`
 	// Initial is the replica count a new Function starts with; 0 starts it scaled to zero
@@ -159,6 +163,8 @@ type Scale struct {
 	// cluster's, 60s); the panic window is a tenth of it.
 	// +optional
 	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 	// +kubebuilder:validation:MaxLength=32
 	Window *metav1.Duration `json:"window,omitempty"`
 }
