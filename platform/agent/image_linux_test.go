@@ -179,6 +179,62 @@ func TestUnpackEscape(t *testing.T) {
 	}
 }
 
+// TestUnpackHardLinkEscape: a hard link cannot reach a file outside the directory, whether its
+// target climbs out, is absolute, or goes through a symbolic link that points out; nor can a
+// link's own name climb out.
+func TestUnpackHardLinkEscape(t *testing.T) {
+	outside := t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	if err := os.WriteFile(secret, []byte("host"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img := testImage(t, runtime.GOARCH, layer(t,
+		entry{name: "up", typ: tar.TypeLink, link: "../../../../../../../../" + secret},
+		entry{name: "abs", typ: tar.TypeLink, link: secret},
+		entry{name: "out", typ: tar.TypeSymlink, link: outside},
+		entry{name: "via", typ: tar.TypeLink, link: "out/secret"},
+		entry{name: "../../../../../../../../" + outside + "/planted", typ: tar.TypeLink, link: "out/secret"},
+	))
+	dir := t.TempDir()
+	_ = unpack(img, dir, false) // an error is fine; a link to the host's file is not
+	host, _ := os.Stat(secret)
+	for _, name := range []string{"up", "abs", "via"} {
+		if fi, err := os.Stat(filepath.Join(dir, name)); err == nil && os.SameFile(fi, host) {
+			t.Errorf("%s is a hard link to a file outside the image's directory", name)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "planted")); err == nil {
+		t.Error("a hard link was planted outside the image's directory")
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "host" {
+		t.Errorf("the host's file changed: %q", b)
+	}
+}
+
+// TestUnpackDevices: device nodes and FIFOs in a layer are not created (a function has no use
+// for them and a device node would open the host's device).
+func TestUnpackDevices(t *testing.T) {
+	img := testImage(t, runtime.GOARCH, layer(t,
+		entry{name: "dev/", typ: tar.TypeDir},
+		entry{name: "dev/mem", typ: tar.TypeChar},
+		entry{name: "dev/sda", typ: tar.TypeBlock},
+		entry{name: "fifo", typ: tar.TypeFifo},
+		entry{name: "ok", data: "fine"},
+	))
+	dir := t.TempDir()
+	if err := unpack(img, dir, os.Geteuid() == 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"dev/mem", "dev/sda", "fifo"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was created (%v)", p, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "ok")); err != nil || string(b) != "fine" {
+		t.Errorf("a regular file beside them: %q, %v", b, err)
+	}
+}
+
 func TestImageStore(t *testing.T) {
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(stdlog.New(io.Discard, "", 0))))
 	host := strings.TrimPrefix(srv.URL, "http://")
