@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // WithHtpasswd's access controller
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the storage driver
 	"github.com/sirupsen/logrus"
@@ -25,8 +26,20 @@ type Registry struct {
 	app  *handlers.App
 }
 
+// Option configures a registry.
+type Option func(*configuration.Configuration)
+
+// WithHtpasswd requires every request to authenticate (HTTP basic) as a user of the htpasswd
+// file at path (bcrypt entries, as htpasswd -B writes them). A registry that listens beyond
+// loopback needs it: without, anyone who reaches it may push what functions run.
+func WithHtpasswd(path string) Option {
+	return func(c *configuration.Configuration) {
+		c.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "fn", "path": path}}
+	}
+}
+
 // New returns a registry storing its data under root, which is created if missing.
-func New(ctx context.Context, root string) (*Registry, error) {
+func New(ctx context.Context, root string, opts ...Option) (*Registry, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, fmt.Errorf("registry root %s: %w", root, err)
 	}
@@ -45,6 +58,9 @@ func New(ctx context.Context, root string) (*Registry, error) {
 		},
 	}
 	cfg.HTTP.Secret = hex.EncodeToString(secret)
+	for _, o := range opts {
+		o(cfg)
+	}
 	cfg.Log.Level = "warn"
 	var app *handlers.App
 	err := func() (err error) {

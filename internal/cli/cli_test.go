@@ -169,6 +169,8 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"run", "--port", "0"}, "--port 0 is not a TCP port"},
 		{[]string{"run", "--address", "example.com"}, `--address "example.com" is not an IP address`},
+		{[]string{"registry", "--addr", "0.0.0.0:5000"}, "listens beyond loopback, where anyone could push what functions run: pass --htpasswd FILE"},
+		{[]string{"registry", "--addr", "0.0.0.0:5000", "--htpasswd", "/nonexistent/htpasswd"}, "--htpasswd /nonexistent/htpasswd"},
 		{[]string{"run", "--nope"}, "unknown flag: --nope (see fn run --help)"},
 		{[]string{"invoke"}, "give the function's name (fn invoke NAME) or its address with --url"},
 		{[]string{"invoke", "--url", "http://x", "--data", "a", "--file", "b"}, "use one"},

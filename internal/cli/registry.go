@@ -15,8 +15,9 @@ import (
 )
 
 type registryOptions struct {
-	addr string
-	root string
+	addr     string
+	root     string
+	htpasswd string
 }
 
 func newRegistryCommand(s IOStreams) *cobra.Command {
@@ -25,8 +26,10 @@ func newRegistryCommand(s IOStreams) *cobra.Command {
 		Use:   "registry",
 		Short: "Run an OCI registry in the foreground",
 		Long: `Run a real OCI registry (CNCF distribution, filesystem storage) in the foreground. Images
-survive restarts. It has no authentication: it listens on loopback unless --addr says otherwise.
-Prints its address once it listens; Ctrl-C stops it.`,
+survive restarts. On loopback (the default) it takes anyone; beyond it, --htpasswd is required:
+every request then authenticates as one of the file's users (bcrypt entries: htpasswd -B), so
+that nobody else may push what functions run. Put TLS in front of it: basic credentials travel
+in the clear otherwise. Prints its address once it listens; Ctrl-C stops it.`,
 		Example: `  fn registry --addr 127.0.0.1:5000 --root ~/.fn/registry
   fn build ./hello --registry 127.0.0.1:5000/fns`,
 		Args: cobra.NoArgs,
@@ -34,10 +37,19 @@ Prints its address once it listens; Ctrl-C stops it.`,
 			if _, _, err := net.SplitHostPort(o.addr); err != nil {
 				return &UsageError{fmt.Errorf("--addr %q: want HOST:PORT, e.g. 127.0.0.1:5000", o.addr)}
 			}
+			if !registry.IsLoopback(o.addr) && o.htpasswd == "" {
+				return &UsageError{fmt.Errorf("--addr %s listens beyond loopback, where anyone could push what functions run: pass --htpasswd FILE (users made with htpasswd -B), or listen on 127.0.0.1", o.addr)}
+			}
+			if o.htpasswd != "" {
+				if _, err := os.Stat(o.htpasswd); err != nil {
+					return &UsageError{fmt.Errorf("--htpasswd %s: %v (make it with htpasswd -B -c FILE USER)", o.htpasswd, err)}
+				}
+			}
 			return o.run(c.Context(), s)
 		},
 	}
 	c.Flags().StringVar(&o.addr, "addr", "127.0.0.1:5000", "address to listen on")
+	c.Flags().StringVar(&o.htpasswd, "htpasswd", "", "require authentication as a user of this htpasswd file (bcrypt); required beyond loopback")
 	c.Flags().StringVar(&o.root, "root", "", "directory to store images in (default: $FN_HOME/registry, FN_HOME defaulting to ~/.fn)")
 	return c
 }
@@ -56,16 +68,17 @@ func (o *registryOptions) run(ctx context.Context, s IOStreams) error {
 		}
 		root = filepath.Join(home, "registry")
 	}
-	reg, err := registry.New(ctx, root)
+	var opts []registry.Option
+	if o.htpasswd != "" {
+		opts = append(opts, registry.WithHtpasswd(o.htpasswd))
+	}
+	reg, err := registry.New(ctx, root, opts...)
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return fmt.Errorf("registry cannot listen on %s: %v (pass a free --addr)", o.addr, err)
-	}
-	if !registry.IsLoopback(o.addr) {
-		fmt.Fprintf(s.ErrOut, "warning: the registry has no authentication and listens on %s, beyond loopback\n", o.addr)
 	}
 	fmt.Fprintf(s.ErrOut, "Serving an OCI registry on http://%s, storing images in %s. Ctrl-C stops it.\n", ln.Addr(), root)
 	fmt.Fprintln(s.Out, ln.Addr().String())
