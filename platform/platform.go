@@ -34,6 +34,7 @@ import (
 	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/install"
+	"fnkit.dev/fn/platform/agent"
 	"fnkit.dev/fn/platform/controlplane"
 	"fnkit.dev/fn/registry"
 )
@@ -85,6 +86,10 @@ func NodeNames(n int) []string {
 
 // nodePodCIDR is the pod range of the i-th agent (from 0): 10.244.i.0/24, 254 pods each.
 func nodePodCIDR(i int) string { return fmt.Sprintf("10.244.%d.0/24", i) }
+
+// kubernetesServiceIP is the kubernetes Service's ClusterIP: the first of the control plane's
+// service range (10.96.0.0/16), which the agents serve on loopback for pods.
+var kubernetesServiceIP = net.IPv4(10, 96, 0, 1)
 
 // NodeLossGrace is how soon the local platform notices a lost node (its agent stopped) and
 // how long pods tolerate it before they are replaced elsewhere: 10 s each, where upstream
@@ -217,6 +222,8 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer func() {
 		stop()
 		wg.Wait()
+		// The agents held the kubernetes Service's ClusterIP on loopback; none runs now.
+		_ = agent.RemoveLoopbackAddr(kubernetesServiceIP)
 		for i := len(logs) - 1; i >= 0; i-- {
 			_ = logs[i].Close()
 		}

@@ -130,11 +130,17 @@ func startEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin, Controllers: []string{"*"}, Scheduler: true})
+	// A service range of its own: its agent serves the kubernetes Service's ClusterIP on the
+	// host's loopback, and must not share it with a local platform's agents (tests run
+	// packages at once).
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin, Controllers: []string{"*"}, Scheduler: true, ServiceCIDR: "10.97.0.0/16"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cp.Stop() })
+	t.Cleanup(func() {
+		_ = cp.Stop()
+		_ = RemoveLoopbackAddr(net.IPv4(10, 97, 0, 1)) // where the agent served the kubernetes Service
+	})
 	e := &env{kube: kubernetes.NewForConfigOrDie(cp.RESTConfig()), kubectl: []string{bin + "/kubectl", "--kubeconfig", cp.KubeconfigPath()}, cp: cp}
 
 	// The registry, with the hello example in it.

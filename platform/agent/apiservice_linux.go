@@ -158,25 +158,15 @@ func forward(ctx context.Context, c net.Conn, target string, log *slog.Logger) {
 // holdLoopbackAddr adds ip/32 to the loopback interface unless it is there already (another
 // agent added it). It stays when the agent stops: another may still serve on it.
 // RemoveLoopbackAddr takes it away once no agent runs.
-func holdLoopbackAddr(ip net.IP) error {
-	nl, err := newNetlink()
-	if err != nil {
-		return err
-	}
-	defer nl.Close()
-	lo, err := nl.linkIndex("lo")
-	if err != nil {
-		return err
-	}
-	if err := nl.addAddr(lo, ip); err != nil && !errors.Is(err, unix.EEXIST) {
-		return err
-	}
-	return nil
-}
+func holdLoopbackAddr(ip net.IP) error { return loopbackAddr(ip, true) }
 
 // RemoveLoopbackAddr removes ip/32 from the loopback interface, where agents held the
 // kubernetes Service's ClusterIP: for the platform to call once its agents have stopped.
-func RemoveLoopbackAddr(ip net.IP) error {
+func RemoveLoopbackAddr(ip net.IP) error { return loopbackAddr(ip, false) }
+
+// loopbackAddr adds (or removes) ip/32 on the loopback interface; that it is there already
+// (or gone already) is no error.
+func loopbackAddr(ip net.IP, add bool) error {
 	nl, err := newNetlink()
 	if err != nil {
 		return err
@@ -185,6 +175,12 @@ func RemoveLoopbackAddr(ip net.IP) error {
 	lo, err := nl.linkIndex("lo")
 	if err != nil {
 		return err
+	}
+	if add {
+		if err := nl.addAddr(lo, ip); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		return nil
 	}
 	if err := nl.delAddr(lo, ip); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return err

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,7 +89,14 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
-	if err := cp.pki.generate(); err != nil {
+	_, svcNet, err := net.ParseCIDR(o.ServiceCIDR)
+	if err != nil || svcNet.IP.To4() == nil {
+		return nil, fmt.Errorf("service CIDR %q: want an IPv4 range such as 10.96.0.0/16", o.ServiceCIDR)
+	}
+	// The kubernetes Service's ClusterIP: the range's first address, which pods dial.
+	svcIP := slices.Clone(svcNet.IP.To4())
+	svcIP[3]++
+	if err := cp.pki.generate(svcIP); err != nil {
 		return nil, fmt.Errorf("generating certificates: %w", err)
 	}
 	if err := cp.pki.generateKubeletClient(); err != nil {
@@ -354,5 +362,5 @@ func freePorts(n int) ([]int, error) {
 // ClientCertificate issues a client certificate of the cluster's CA for user in groups (PEM):
 // for tests of what an identity may do, and for components that authenticate so.
 func (cp *ControlPlane) ClientCertificate(user string, groups ...string) (certPEM, keyPEM []byte, err error) {
-	return cp.pki.clientCert(user, groups)
+	return cp.pki.clientCertPEM(user, groups)
 }
