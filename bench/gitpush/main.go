@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"fnkit.dev/fn/bench"
@@ -117,7 +116,7 @@ func run(rounds int, resultsFile string) error {
 		return err
 	}
 
-	push := &figure{name: "git push of a one-line edit, to the new answer", baselineName: "fn deploy of the same edit, to the new answer", goal: 3 * time.Second}
+	push := &bench.Figure{Name: "git push of a one-line edit, to the new answer", BaselineName: "fn deploy of the same edit, to the new answer", Goal: 3 * time.Second}
 	edit := func(dir string, word string) error { return bench.SetHelloAnswer(dir, word) }
 	pushRound := func(word string) (time.Duration, error) {
 		if err := edit(repoDir, word); err != nil {
@@ -149,12 +148,12 @@ func run(rounds int, resultsFile string) error {
 		order := []func() error{
 			func() error {
 				d, err := timedAnswer(pushRound, fmt.Sprintf("Push%d", r))
-				push.fn = append(push.fn, d)
+				push.Runs = append(push.Runs, d)
 				return err
 			},
 			func() error {
 				d, err := timedAnswer(deployRound, fmt.Sprintf("Deploy%d", r))
-				push.baseline = append(push.baseline, d)
+				push.Baseline = append(push.Baseline, d)
 				return err
 			},
 		}
@@ -174,7 +173,7 @@ func run(rounds int, resultsFile string) error {
 	if _, err := e.fn("down"); err != nil {
 		return err
 	}
-	cold := &figure{name: "git push, cold (empty Go build cache)", baselineName: "fn deploy, cold", goal: 0}
+	cold := &bench.Figure{Name: "git push, cold (empty Go build cache)", BaselineName: "fn deploy, cold", Goal: 0}
 	for _, d := range []string{filepath.Join(e.home, "builder", "cache"), filepath.Join(tmp, "cache")} {
 		os.RemoveAll(d)
 	}
@@ -187,37 +186,17 @@ func run(rounds int, resultsFile string) error {
 	if err != nil {
 		return err
 	}
-	cold.fn = append(cold.fn, d)
+	cold.Runs = append(cold.Runs, d)
 	e.vars = append(base, "GOCACHE="+filepath.Join(tmp, "gocache-deploy"))
 	if d, err = timedAnswer(deployRound, "DeployCold"); err != nil {
 		return err
 	}
-	cold.baseline = append(cold.baseline, d)
+	cold.Baseline = append(cold.Baseline, d)
 
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "figure\tmedian\truns\tbaseline\tbaseline median\tratio\tgoal")
-	for _, f := range []*figure{push, cold} {
-		m, bm := bench.Median(f.fn), bench.Median(f.baseline)
-		goal := "-"
-		if f.goal > 0 {
-			goal = fmt.Sprintf("<= %s met", f.goal)
-			if m > f.goal {
-				goal = fmt.Sprintf("<= %s MISSED", f.goal)
-			}
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2fx\t%s\n", f.name, m.Round(time.Millisecond), bench.Durations(f.fn), f.baselineName, bm.Round(time.Millisecond), float64(m)/float64(bm), goal)
-	}
-	w.Flush()
-	fmt.Print(b.String())
+	table := bench.FigureTable(push, cold)
+	fmt.Print(table)
 	return bench.Record(resultsFile, "Git-push build benchmark",
-		fmt.Sprintf("Command: `make bench` (bench/gitpush), %d warm rounds alternating which goes first, then one cold round each; the fn binary and git as a user runs them. Each time runs from the push (or deploy) to the first answer of the new version through the gateway.", rounds), b.String())
-}
-
-type figure struct {
-	name, baselineName string
-	goal               time.Duration
-	fn, baseline       []time.Duration
+		fmt.Sprintf("Command: `make bench` (bench/gitpush), %d warm rounds alternating which goes first, then one cold round each; the fn binary and git as a user runs them. Each time runs from the push (or deploy) to the first answer of the new version through the gateway.", rounds), table)
 }
 
 // timedAnswer runs round, which returns when its command ended; the figure is until the answer.

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"fnkit.dev/fn/bench"
@@ -30,12 +29,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-type figure struct {
-	name, baselineName string
-	goal               time.Duration
-	fn, baseline       []time.Duration
 }
 
 func run(rounds int, resultsFile string) error {
@@ -81,9 +74,9 @@ func run(rounds int, resultsFile string) error {
 		return err
 	}
 
-	install := &figure{name: "fn install, nothing of fn on the cluster, to all available", baselineName: "kubectl apply of its --print, rollout status", goal: 30 * time.Second}
-	up3 := &figure{name: "fn up --install --nodes 3 to ready", baselineName: "fn up --nodes 3 (components in its process)", goal: 30 * time.Second}
-	loss := &figure{name: "node lost under 4 replicas, to 4 Ready on the others", goal: 40 * time.Second}
+	install := &bench.Figure{Name: "fn install, nothing of fn on the cluster, to all available", BaselineName: "kubectl apply of its --print, rollout status", Goal: 30 * time.Second}
+	up3 := &bench.Figure{Name: "fn up --install --nodes 3 to ready", BaselineName: "fn up --nodes 3 (components in its process)", Goal: 30 * time.Second}
+	loss := &bench.Figure{Name: "node lost under 4 replicas, to 4 Ready on the others", Goal: 40 * time.Second}
 
 	// A first up builds fn's images (Go build cache, registry blobs) and the toolchain base.
 	fmt.Fprintln(os.Stderr, "warming up...")
@@ -107,7 +100,7 @@ func run(rounds int, resultsFile string) error {
 		if err != nil {
 			return err
 		}
-		install.fn = append(install.fn, d)
+		install.Runs = append(install.Runs, d)
 		if _, err := fn("uninstall", "--functions"); err != nil {
 			return err
 		}
@@ -124,7 +117,7 @@ func run(rounds int, resultsFile string) error {
 		}); err != nil {
 			return err
 		}
-		install.baseline = append(install.baseline, d)
+		install.Baseline = append(install.Baseline, d)
 
 		if _, err := fn("down"); err != nil {
 			return err
@@ -132,19 +125,19 @@ func run(rounds int, resultsFile string) error {
 		if d, err = timed(func() error { _, err := fn("up", "--nodes", "3"); return err }); err != nil {
 			return err
 		}
-		up3.baseline = append(up3.baseline, d)
+		up3.Baseline = append(up3.Baseline, d)
 		if _, err := fn("down"); err != nil {
 			return err
 		}
 		if d, err = timed(func() error { _, err := fn("up", "--install", "--nodes", "3"); return err }); err != nil {
 			return err
 		}
-		up3.fn = append(up3.fn, d)
+		up3.Runs = append(up3.Runs, d)
 
 		if d, err = nodeLoss(fn, kubectl, src); err != nil {
 			return err
 		}
-		loss.fn = append(loss.fn, d)
+		loss.Runs = append(loss.Runs, d)
 		// The lost node comes back with the next up.
 		if _, err := fn("down"); err != nil {
 			return err
@@ -157,26 +150,10 @@ func run(rounds int, resultsFile string) error {
 		return err
 	}
 
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "figure\tmedian\truns\tbaseline\tbaseline median\tratio\tgoal")
-	for _, f := range []*figure{install, up3, loss} {
-		m := bench.Median(f.fn)
-		verdict := "met"
-		if m > f.goal {
-			verdict = "MISSED"
-		}
-		base, bm, ratio := "-", "-", "-"
-		if len(f.baseline) > 0 {
-			med := bench.Median(f.baseline)
-			base, bm, ratio = f.baselineName, med.Round(time.Millisecond).String(), fmt.Sprintf("%.2fx", float64(m)/float64(med))
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t<= %s %s\n", f.name, m.Round(time.Millisecond), bench.Durations(f.fn), base, bm, ratio, f.goal, verdict)
-	}
-	w.Flush()
-	fmt.Print(b.String())
+	table := bench.FigureTable(install, up3, loss)
+	fmt.Print(table)
 	return bench.Record(resultsFile, "fn on a cluster: install, several nodes, node loss",
-		fmt.Sprintf("Command: `make bench` (bench/install), %d rounds, the fn binary as a user runs it, on the local platform with fn's components as pods (fn up --install).", rounds), b.String())
+		fmt.Sprintf("Command: `make bench` (bench/install), %d rounds, the fn binary as a user runs it, on the local platform with fn's components as pods (fn up --install).", rounds), table)
 }
 
 // nodeLoss deploys hello with 4 replicas over the platform's nodes, kills the last node's

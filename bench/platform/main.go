@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"fnkit.dev/fn/bench"
@@ -28,12 +27,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
-}
-
-type figure struct {
-	name, baselineName string
-	goal               time.Duration
-	fn, baseline       []time.Duration
 }
 
 func run(rounds int, resultsFile string) error {
@@ -73,10 +66,10 @@ func run(rounds int, resultsFile string) error {
 		return err
 	}
 
-	up := &figure{name: "fn up, cached binaries", baselineName: "etcd + kube-apiserver alone, to ready", goal: 10 * time.Second}
-	up3 := &figure{name: "fn up --nodes 3, cached binaries", baselineName: "etcd + kube-apiserver alone, to ready", goal: 10 * time.Second}
-	deploy := &figure{name: "fn deploy of unchanged hello", baselineName: "fn build of it, no push", goal: 5 * time.Second}
-	edit := &figure{name: "edit, fn deploy, first answer from the new version", baselineName: "fn build after the same edit", goal: 5 * time.Second}
+	up := &bench.Figure{Name: "fn up, cached binaries", BaselineName: "etcd + kube-apiserver alone, to ready", Goal: 10 * time.Second}
+	up3 := &bench.Figure{Name: "fn up --nodes 3, cached binaries", BaselineName: "etcd + kube-apiserver alone, to ready", Goal: 10 * time.Second}
+	deploy := &bench.Figure{Name: "fn deploy of unchanged hello", BaselineName: "fn build of it, no push", Goal: 5 * time.Second}
+	edit := &bench.Figure{Name: "edit, fn deploy, first answer from the new version", BaselineName: "fn build after the same edit", Goal: 5 * time.Second}
 
 	// A first up and deploy warm the caches (Go build cache, image layers, the cluster's data).
 	fmt.Fprintln(os.Stderr, "warming up...")
@@ -106,11 +99,11 @@ func run(rounds int, resultsFile string) error {
 		if err := cp.Stop(); err != nil {
 			return err
 		}
-		up.baseline = append(up.baseline, d)
+		up.Baseline = append(up.Baseline, d)
 		if d, err = timed(func() error { _, err := fn("up"); return err }); err != nil {
 			return err
 		}
-		up.fn = append(up.fn, d)
+		up.Runs = append(up.Runs, d)
 		// The platform restores hello's pod after an up; time the deploy once it serves.
 		for deadline := time.Now().Add(time.Minute); ; {
 			if _, err := fn("invoke", "hello"); err == nil {
@@ -125,11 +118,11 @@ func run(rounds int, resultsFile string) error {
 		if d, err = timed(func() error { _, err := fn("deploy", src); return err }); err != nil {
 			return err
 		}
-		deploy.fn = append(deploy.fn, d)
+		deploy.Runs = append(deploy.Runs, d)
 		if d, err = timed(func() error { _, err := fn("build", src, "--push=false"); return err }); err != nil {
 			return err
 		}
-		deploy.baseline = append(deploy.baseline, d)
+		deploy.Baseline = append(deploy.Baseline, d)
 
 		answer := fmt.Sprintf("Round%d, world!\n", r)
 		if err := bench.SetHelloAnswer(src, fmt.Sprintf("Round%d", r)); err != nil {
@@ -151,41 +144,30 @@ func run(rounds int, resultsFile string) error {
 		}); err != nil {
 			return err
 		}
-		edit.fn = append(edit.fn, d)
+		edit.Runs = append(edit.Runs, d)
 		if err := bench.SetHelloAnswer(src, fmt.Sprintf("Again%d", r)); err != nil {
 			return err
 		}
 		if d, err = timed(func() error { _, err := fn("build", src, "--push=false"); return err }); err != nil {
 			return err
 		}
-		edit.baseline = append(edit.baseline, d)
+		edit.Baseline = append(edit.Baseline, d)
 		if _, err := fn("down"); err != nil {
 			return err
 		}
 		// The same platform with three node agents (each a Node, all three Ready).
-		up3.baseline = append(up3.baseline, up.baseline[len(up.baseline)-1])
+		up3.Baseline = append(up3.Baseline, up.Baseline[len(up.Baseline)-1])
 		if d, err = timed(func() error { _, err := fn("up", "--nodes", "3"); return err }); err != nil {
 			return err
 		}
-		up3.fn = append(up3.fn, d)
+		up3.Runs = append(up3.Runs, d)
 		if _, err := fn("down"); err != nil {
 			return err
 		}
 	}
 
-	var b strings.Builder
-	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "figure\tmedian\truns\tbaseline\tbaseline median\tratio\tgoal")
-	for _, f := range []*figure{up, up3, deploy, edit} {
-		m, bm := bench.Median(f.fn), bench.Median(f.baseline)
-		verdict := "met"
-		if m > f.goal {
-			verdict = "MISSED"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%.2fx\t<= %s %s\n", f.name, m.Round(time.Millisecond), bench.Durations(f.fn), f.baselineName, bm.Round(time.Millisecond), float64(m)/float64(bm), f.goal, verdict)
-	}
-	w.Flush()
-	fmt.Print(b.String())
+	table := bench.FigureTable(up, up3, deploy, edit)
+	fmt.Print(table)
 	return bench.Record(resultsFile, "Local platform benchmark",
-		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.", rounds), b.String())
+		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.", rounds), table)
 }
