@@ -257,7 +257,14 @@ func TestGitPush(t *testing.T) {
 	if len(bs) != 3 || bs[0].Commit != broken || bs[0].Status != "False" || bs[0].Reason != "BuildFailed" || !strings.Contains(bs[0].Log, "undefined: fmt.Fprintfx") {
 		t.Errorf("newest build after a broken push: %+v, want BuildFailed of %s with the compiler's message", bs[0], broken)
 	}
-	img, built, ready := functionImage(t, name)
+	// The Function's BuildSucceeded follows its FunctionBuilds through the reconciler: a moment
+	// after the build's record.
+	var img, built, ready string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if img, built, ready = functionImage(t, name); built == "False" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if img != before || built != "False" || ready != "True" {
 		t.Errorf("after a failed build the Function runs %s (want %s), BuildSucceeded %s (want False), Ready %s (want True)", img, before, built, ready)
 	}
