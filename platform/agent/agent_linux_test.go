@@ -552,6 +552,33 @@ func TestAgent(t *testing.T) {
 		}
 	})
 
+	// A pod asking for what the agent cannot give waits, saying so, and never runs.
+	t.Run("refused", func(t *testing.T) {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "privileged", Namespace: "default"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: e.hello,
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}}, TerminationGracePeriodSeconds: ptr.To(int64(1))},
+		}
+		if _, err := kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}) }()
+		waitFor(t, 30*time.Second, "the privileged pod to wait with reason CreateContainerConfigError", func() (bool, error) {
+			cur, err := kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			cs := cur.Status.ContainerStatuses
+			if len(cs) != 1 || cs[0].State.Waiting == nil || cs[0].State.Waiting.Reason != "CreateContainerConfigError" {
+				return false, fmt.Errorf("status %+v", cs)
+			}
+			if !strings.Contains(cs[0].State.Waiting.Message, "privileged") || cs[0].State.Running != nil {
+				t.Errorf("waiting %+v, want a message naming privileged", cs[0].State.Waiting)
+			}
+			return true, nil
+		})
+	})
+
 	t.Run("exec", func(t *testing.T) {
 		bin := filepath.Join(t.TempDir(), "tool")
 		build := exec.Command("go", "build", "-o", bin, "./testdata/tool")

@@ -333,6 +333,12 @@ func classify(err error) (reason string, retry bool) {
 // start starts an instance of the container.
 func (c *container) start(ctx context.Context, spec corev1.Container) (*instance, error) {
 	p := c.pd.p
+	c.pd.mu.Lock()
+	why := refused(c.pd.obj, &spec)
+	c.pd.mu.Unlock()
+	if why != "" { // before anything is pulled or made
+		return nil, &configError{why}
+	}
 	img, err := p.images.get(ctx, spec.Image, spec.ImagePullPolicy)
 	if err != nil {
 		return nil, err
