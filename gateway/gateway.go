@@ -392,7 +392,7 @@ func (t target) functionPath(r *http.Request) string {
 // endpoints (/_fn/...), however it is written ("//_fn/x", "/a/../_fn/x"): the runtime matches
 // them on the cleaned path.
 func internalPath(p string) bool {
-	if p == "" {
+	if !strings.Contains(p, "/_fn") { // every request asks: no allocation for the usual answer
 		return false
 	}
 	c := path.Clean("/" + p)

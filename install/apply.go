@@ -42,7 +42,6 @@ func (r Result) String() string {
 type client struct {
 	dyn    dynamic.Interface
 	mapper *restmapper.DeferredDiscoveryRESTMapper
-	kube   kubernetes.Interface
 }
 
 func newClient(cfg *rest.Config) (*client, error) {
@@ -54,11 +53,7 @@ func newClient(cfg *rest.Config) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &client{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), kube: kube}, nil
+	return &client{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}, nil
 }
 
 // resource is the client of u's kind (in its namespace).
@@ -247,7 +242,7 @@ func Uninstall(ctx context.Context, cfg *rest.Config, o UninstallOptions, progre
 		if u.GetKind() == "CustomResourceDefinition" && !o.Functions {
 			continue
 		}
-		if u.GetNamespace() != "" && u.GetNamespace() == Namespace {
+		if u.GetNamespace() == Namespace {
 			continue // with the namespace
 		}
 		res, err := c.resource(u)

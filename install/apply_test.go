@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,7 +70,7 @@ func TestApplyUninstall(t *testing.T) {
 		t.Errorf("apply of another domain: %s, want 2 changed", r)
 	}
 	gw, err := kube.AppsV1().Deployments(Namespace).Get(ctx, "fn-gateway", metav1.GetOptions{})
-	if err != nil || !contains(gw.Spec.Template.Spec.Containers[0].Args, "--domain=fn.example") {
+	if err != nil || !slices.Contains(gw.Spec.Template.Spec.Containers[0].Args, "--domain=fn.example") {
 		t.Errorf("gateway after the change: %v, %v", gw.Spec.Template.Spec.Containers[0].Args, err)
 	}
 
@@ -106,13 +107,4 @@ func TestApplyUninstall(t *testing.T) {
 	if err := res(); !apierrs.IsNotFound(err) {
 		t.Errorf("the Function CRD after uninstall --functions: %v", err)
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

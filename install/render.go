@@ -164,23 +164,27 @@ func customize(objs []*unstructured.Unstructured, o Options) error {
 				return err
 			}
 		case u.GetKind() == "Deployment" && u.GetName() == "fn-gateway" && o.Domain != "":
-			if err := editContainers(u, func(c map[string]any) { setArg(c, "--domain", o.Domain) }); err != nil {
+			if err := editDeployment(u, func(d *appsv1.Deployment) error {
+				setFlag(&d.Spec.Template.Spec.Containers[0], "--domain", o.Domain)
+				return nil
+			}); err != nil {
 				return err
 			}
 		case u.GetKind() == "Deployment" && u.GetName() == "fn-builder":
-			if err := customizeBuilder(u, o); err != nil {
+			if err := editDeployment(u, func(d *appsv1.Deployment) error { return customizeBuilder(d, o) }); err != nil {
 				return err
 			}
 		case u.GetKind() == "Deployment" && u.GetName() == "fn-controller":
-			err := editContainers(u, func(c map[string]any) {
+			if err := editDeployment(u, func(d *appsv1.Deployment) error {
+				c := &d.Spec.Template.Spec.Containers[0]
 				if o.Domain != "" {
-					setEnv(c, "FN_DOMAIN", o.Domain)
+					setEnvVar(c, "FN_DOMAIN", o.Domain)
 				}
 				if o.GatewayURL != "" {
-					setEnv(c, "FN_GATEWAY_URL", o.GatewayURL)
+					setEnvVar(c, "FN_GATEWAY_URL", o.GatewayURL)
 				}
-			})
-			if err != nil {
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
@@ -188,42 +192,24 @@ func customize(objs []*unstructured.Unstructured, o Options) error {
 	return nil
 }
 
-func editContainers(u *unstructured.Unstructured, edit func(map[string]any)) error {
-	cs, _, err := unstructured.NestedSlice(u.Object, "spec", "template", "spec", "containers")
+// editDeployment edits the Deployment u as a typed object.
+func editDeployment(u *unstructured.Unstructured, edit func(*appsv1.Deployment) error) error {
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
+		return err
+	}
+	if err := edit(&d); err != nil {
+		return err
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&d)
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if m, ok := c.(map[string]any); ok {
-			edit(m)
-		}
-	}
-	return unstructured.SetNestedSlice(u.Object, cs, "spec", "template", "spec", "containers")
-}
-
-// setArg sets --flag=value in a container's args, replacing the flag's value if given.
-func setArg(c map[string]any, flag, value string) {
-	args, _ := c["args"].([]any)
-	for i, a := range args {
-		if s, _ := a.(string); s == flag || strings.HasPrefix(s, flag+"=") {
-			args[i] = flag + "=" + value
-			return
-		}
-	}
-	c["args"] = append(args, flag+"="+value)
-}
-
-// setEnv sets a container's variable.
-func setEnv(c map[string]any, name, value string) {
-	env, _ := c["env"].([]any)
-	for _, e := range env {
-		if m, ok := e.(map[string]any); ok && m["name"] == name {
-			delete(m, "valueFrom")
-			m["value"] = value
-			return
-		}
-	}
-	c["env"] = append(env, map[string]any{"name": name, "value": value})
+	delete(m, "status")
+	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
+	unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
+	u.Object = m
+	return nil
 }
 
 // Render is Manifests with every ko:// image built from o.Source and pushed to o.Repo, and
@@ -423,11 +409,7 @@ func Marshal(objs []*unstructured.Unstructured) ([]byte, error) {
 
 // customizeBuilder points fn-builder at its registry and URL, and makes it the local
 // platform's with o.Local.
-func customizeBuilder(u *unstructured.Unstructured, o Options) error {
-	var d appsv1.Deployment
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
-		return err
-	}
+func customizeBuilder(d *appsv1.Deployment, o Options) error {
 	spec := &d.Spec.Template.Spec
 	c := &spec.Containers[0]
 	repo := o.FunctionRepo
@@ -489,14 +471,6 @@ func customizeBuilder(u *unstructured.Unstructured, o Options) error {
 	if url != "" {
 		setFlag(c, "--url", url)
 	}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&d)
-	if err != nil {
-		return err
-	}
-	delete(m, "status")
-	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
-	unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
-	u.Object = m
 	return nil
 }
 

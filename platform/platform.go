@@ -465,25 +465,7 @@ func installComponents(ctx, compCtx context.Context, cfg Config, rc *rest.Config
 	if err != nil {
 		return fmt.Errorf("gateway load balancer: %w", err)
 	}
-	platforms, err := gitbuild.ClusterPlatforms(ctx, kube)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	o, err := InstallOptions(cfg.Home, regAddr, gatewayURL, fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort))
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	o.Source, o.Platforms, o.Domain, o.Progress = cfg.Source, platforms, cfg.Domain, indent{progress}
-	objs, err := install.Render(ctx, o)
-	if err == nil {
-		_, err = install.Apply(ctx, rc, objs, indent{progress})
-	}
-	if err == nil {
-		err = install.Wait(ctx, rc, objs, 3*time.Minute, indent{progress})
-	}
-	if err != nil {
+	if err := installOn(ctx, cfg, rc, kube, regAddr, gatewayURL, progress); err != nil {
 		ln.Close()
 		return err
 	}
@@ -526,14 +508,44 @@ func InstallOptions(home, registry, gatewayURL, builderAddr string) (install.Opt
 	if err != nil {
 		return install.Options{}, err
 	}
-	cacheDir := os.Getenv("FN_CACHE_DIR")
-	if cacheDir == "" {
-		d, err := os.UserCacheDir()
-		if err != nil {
-			return install.Options{}, fmt.Errorf("finding a cache directory: %w (set FN_CACHE_DIR)", err)
-		}
-		cacheDir = filepath.Join(d, "fn")
+	cacheDir, err := CacheDir()
+	if err != nil {
+		return install.Options{}, err
 	}
 	return install.Options{Repo: registry + "/fn", FunctionRepo: registry + "/fns", GatewayURL: gatewayURL, CacheDir: cacheDir,
 		Local: &install.LocalBuilder{Addr: builderAddr, StateDir: filepath.Join(home, "builder"), GoEnv: goEnv}}, nil
+}
+
+// CacheDir is where fn keeps what it builds once and reuses: $FN_CACHE_DIR, else the user's
+// cache directory's fn/.
+func CacheDir() (string, error) {
+	if d := os.Getenv("FN_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("finding a cache directory: %w (set FN_CACHE_DIR)", err)
+	}
+	return filepath.Join(d, "fn"), nil
+}
+
+// installOn renders and applies fn's components for the platform and waits for them.
+func installOn(ctx context.Context, cfg Config, rc *rest.Config, kube kubernetes.Interface, regAddr, gatewayURL string, progress io.Writer) error {
+	platforms, err := gitbuild.ClusterPlatforms(ctx, kube)
+	if err != nil {
+		return err
+	}
+	o, err := InstallOptions(cfg.Home, regAddr, gatewayURL, fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort))
+	if err != nil {
+		return err
+	}
+	o.Source, o.Platforms, o.Domain, o.Progress = cfg.Source, platforms, cfg.Domain, indent{progress}
+	objs, err := install.Render(ctx, o)
+	if err != nil {
+		return err
+	}
+	if _, err := install.Apply(ctx, rc, objs, indent{progress}); err != nil {
+		return err
+	}
+	return install.Wait(ctx, rc, objs, 3*time.Minute, indent{progress})
 }

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strings"
 
 	"fnkit.dev/fn/builder"
 
+	"fnkit.dev/fn/platform"
 	"github.com/spf13/cobra"
 )
 
@@ -163,16 +163,7 @@ func unknownCommand(err error) (string, bool) {
 }
 
 // cacheDir is where fn keeps generated build modules and unpacked runtime source.
-func cacheDir() (string, error) {
-	if d := os.Getenv("FN_CACHE_DIR"); d != "" {
-		return d, nil
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("finding a cache directory: %w (set FN_CACHE_DIR)", err)
-	}
-	return filepath.Join(d, "fn"), nil
-}
+func cacheDir() (string, error) { return platform.CacheDir() }
 
 // outputFlag is the -o flag of commands with structured output: json, and yaml where the
 // command sets yaml (commands that stream JSON lines do not).
