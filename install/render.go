@@ -163,9 +163,13 @@ func customize(objs []*unstructured.Unstructured, o Options) error {
 			if err := unstructured.SetNestedField(u.Object, string(t), "spec", "type"); err != nil {
 				return err
 			}
-		case u.GetKind() == "Deployment" && u.GetName() == "fn-gateway" && o.Domain != "":
+		case u.GetKind() == "Deployment" && u.GetName() == "fn-gateway":
+			// Always through editDeployment: the same options must render the same object, edited
+			// or not (server-side apply of a differently spelled object changes it).
 			if err := editDeployment(u, func(d *appsv1.Deployment) error {
-				setFlag(&d.Spec.Template.Spec.Containers[0], "--domain", o.Domain)
+				if o.Domain != "" {
+					setFlag(&d.Spec.Template.Spec.Containers[0], "--domain", o.Domain)
+				}
 				return nil
 			}); err != nil {
 				return err
