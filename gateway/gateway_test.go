@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -628,6 +629,102 @@ func TestRetryOnRefused(t *testing.T) {
 	}
 	if refusedLogged {
 		t.Errorf("a refused connection was logged as the request's error, though another endpoint answered")
+	}
+}
+
+// dyingBackend is a pod that is killed between two requests: until die it answers "dying" with
+// keep-alive (each request held a moment, so that concurrent ones open several connections);
+// after, it refuses new connections and closes a kept-alive one, unanswered, when the next
+// request arrives on it — before the gateway's liveness check of idle connections can see it.
+type dyingBackend struct {
+	ln     net.Listener
+	dead   atomic.Bool
+	served atomic.Int64
+}
+
+func newDyingBackend(t *testing.T) *dyingBackend {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dyingBackend{ln: ln}
+	t.Cleanup(d.die)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go d.serve(c)
+		}
+	}()
+	return d
+}
+
+func (d *dyingBackend) serve(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		r, err := http.ReadRequest(br)
+		if err != nil || d.dead.Load() {
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(5 * time.Millisecond)
+		if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ndying\n"); err != nil {
+			return
+		}
+		d.served.Add(1)
+	}
+}
+
+func (d *dyingBackend) url() string { return "http://" + d.ln.Addr().String() }
+
+func (d *dyingBackend) die() {
+	d.dead.Store(true)
+	d.ln.Close()
+}
+
+// TestEndpointsDying: two of a function's three pods die at once between requests (a node
+// lost), each leaving several kept-alive connections in the gateway's pool that look open.
+// Not one GET fails: a request whose kept-alive connection turns out closed goes again on a
+// new one, which the dead pod refuses, and so to another endpoint, however many stale
+// connections the dead ones left.
+func TestEndpointsDying(t *testing.T) {
+	t.Parallel()
+	d1, d2 := newDyingBackend(t), newDyingBackend(t)
+	live := newBackend(t, "live", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		_, _ = io.WriteString(w, "live\n")
+	})
+	f := newFixture(t, Options{}, function("hello", "ns"),
+		slice("hello-1", "ns", "hello", withEndpoint(d1.url(), true)),
+		slice("hello-2", "ns", "hello", withEndpoint(d2.url(), true)),
+		slice("hello-3", "ns", "hello", withEndpoint(live.URL, true)))
+	// Concurrent requests until each dying pod served several: each then has several idle
+	// connections from the gateway.
+	for round := 0; round < 50 && (d1.served.Load() < 12 || d2.served.Load() < 12); round++ {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if resp, body := f.get(t, "/f/ns/hello/"); resp.StatusCode != http.StatusOK {
+					t.Errorf("before the pods died: %d %q", resp.StatusCode, body)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if d1.served.Load() < 12 || d2.served.Load() < 12 {
+		t.Fatalf("the dying pods served %d and %d requests, want 12 each before they die", d1.served.Load(), d2.served.Load())
+	}
+	d1.die()
+	d2.die()
+	for i := range 30 {
+		if resp, body := f.get(t, "/f/ns/hello/"); resp.StatusCode != http.StatusOK || body != "live\n" {
+			t.Fatalf("GET %d after two of three pods died: %d %q, want the live pod's answer", i, resp.StatusCode, body)
+		}
 	}
 }
 

@@ -73,11 +73,15 @@ func (f *forwarding) run() bool {
 		reused bool
 		werr   error
 	)
-	for try := 0; ; try++ {
-		bc, reused, err = f.c.s.backends.get(f.f.Addr)
+	// A request goes to at most 1+dialRetries endpoints, each at most twice: first on a kept-alive
+	// connection, then, when that one turns out closed, on a new one.
+	switches, fresh := 0, false
+	for {
+		bc, reused, err = f.c.s.backends.get(f.f.Addr, fresh)
 		if err != nil {
 			// Nothing was sent: any request may go to another ready endpoint.
-			if Refused(err) && try < dialRetries && f.switchEndpoint() {
+			if Refused(err) && switches < dialRetries && f.switchEndpoint() {
+				switches, fresh = switches+1, false
 				continue
 			}
 			return f.fail(err)
@@ -110,9 +114,12 @@ func (f *forwarding) run() bool {
 			break
 		}
 		bc.close()
-		// A kept-alive connection the function closed just as it was reused: an idempotent
-		// request without a body goes again on a new connection.
-		if reused && bodyless && idempotent(r.Method) && !isTimeout(err) && try < dialRetries {
+		// A kept-alive connection the function closed just as it was reused (its idle timeout,
+		// or the pod going away): an idempotent request without a body goes again, on a new
+		// connection, since the endpoint's other idle ones may be as stale. A pod that is gone
+		// refuses that one, and the request moves to another endpoint.
+		if reused && bodyless && idempotent(r.Method) && !isTimeout(err) {
+			fresh = true
 			continue
 		}
 		return f.fail(err)
@@ -464,9 +471,10 @@ func newBackendPool() *backendPool {
 	}
 }
 
-// get returns an idle connection to addr that is still open, or dials one; reused says which.
-func (p *backendPool) get(addr string) (bc *backendConn, reused bool, err error) {
-	for {
+// get returns an idle connection to addr that is still open, or dials one (always when fresh);
+// reused says which.
+func (p *backendPool) get(addr string, fresh bool) (bc *backendConn, reused bool, err error) {
+	for !fresh {
 		p.mu.Lock()
 		list := p.idle[addr]
 		n := len(list)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -146,12 +147,42 @@ func platformBuilder(t *testing.T) string {
 	return st.Builder
 }
 
-// loop requests url until stop is closed (bounded: 3 minutes, 100,000 requests), counting
+// loop requests url until stop is closed (bounded: 3 minutes, 1,000,000 requests), counting
 // answers that contain want.
 type loop struct {
 	ok, failed, wanted atomic.Int64
 	last               atomic.Value
 	stop, done         chan struct{}
+
+	mu       sync.Mutex
+	failures []failure // the first 20
+}
+
+// failure is a request of a loop that failed: when, and how.
+type failure struct {
+	at   time.Time
+	what string
+}
+
+func (l *loop) fail(what string) {
+	l.failed.Add(1)
+	l.last.Store(what)
+	l.mu.Lock()
+	if len(l.failures) < 20 {
+		l.failures = append(l.failures, failure{time.Now(), what})
+	}
+	l.mu.Unlock()
+}
+
+// failuresSince lists the loop's failures, each with its time since t0.
+func (l *loop) failuresSince(t0 time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, f := range l.failures {
+		fmt.Fprintf(&b, "\n  %+.3fs %s", f.at.Sub(t0).Seconds(), f.what)
+	}
+	return b.String()
 }
 
 func startLoop(url, want string) *loop {
@@ -160,7 +191,7 @@ func startLoop(url, want string) *loop {
 		defer close(l.done)
 		client := &http.Client{Timeout: 10 * time.Second}
 		deadline := time.Now().Add(3 * time.Minute)
-		for i := 0; i < 100000 && time.Now().Before(deadline); i++ {
+		for i := 0; i < 1000000 && time.Now().Before(deadline); i++ {
 			select {
 			case <-l.stop:
 				return
@@ -168,15 +199,13 @@ func startLoop(url, want string) *loop {
 			}
 			resp, err := client.Get(url)
 			if err != nil {
-				l.failed.Add(1)
-				l.last.Store(err.Error())
+				l.fail(err.Error())
 				continue
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
-				l.failed.Add(1)
-				l.last.Store(fmt.Sprintf("%d %s", resp.StatusCode, body))
+				l.fail(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)))
 				continue
 			}
 			l.ok.Add(1)

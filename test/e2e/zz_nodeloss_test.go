@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"fnkit.dev/fn/platform"
 )
 
 // nodeLossBound is how soon a function has all its replicas Ready again on the remaining
@@ -66,9 +69,24 @@ func TestNodeLoss(t *testing.T) {
 	// The loop sends one request at a time: only the one in flight on the lost node when it
 	// was lost may fail.
 	if l.failed.Load() > 1 {
-		t.Errorf("%d of %d requests failed while a node was lost, want at most the one in flight; last: %v", l.failed.Load(), l.ok.Load()+l.failed.Load(), l.last.Load())
+		t.Errorf("%d of %d requests failed while a node was lost, want at most the one in flight:%s\nthe gateway's errors:%s", l.failed.Load(), l.ok.Load()+l.failed.Load(), l.failuresSince(lost), gatewayErrors(t, "survivor"))
 	}
 	if st := kubectl(t, "get", "node", platformNodes[1], "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`); st == "True" {
 		t.Errorf("the lost node is still Ready")
 	}
+}
+
+// gatewayErrors is what the gateway's log says of the requests for function name that failed.
+func gatewayErrors(t *testing.T, name string) string {
+	b, err := os.ReadFile(platform.ComponentLogPath(fnHome, "gateway"))
+	if err != nil {
+		return err.Error()
+	}
+	var out strings.Builder
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, `"`+name+`"`) && strings.Contains(l, "ERROR") {
+			out.WriteString("\n  " + l)
+		}
+	}
+	return out.String()
 }
