@@ -497,14 +497,22 @@ func TestPassOver(t *testing.T) {
 			t.Fatal("picked an endpoint passed over")
 		}
 	}
-	if ep := rt.pickOther(a); ep != b {
-		t.Errorf("pickOther(a) = %v, want b (down is passed over)", ep)
+	for range 300 {
+		if ep := rt.pickOther(a); ep != b {
+			t.Fatalf("pickOther(a) = %v, want b (down is passed over)", ep.addr)
+		}
 	}
 	// All passed over: requests still go somewhere.
 	a.passOver(now)
 	b.passOver(now)
 	if ep := rt.pick(); ep == nil {
 		t.Error("no endpoint picked when all are passed over")
+	}
+	if ep := rt.pickOther(a); ep == nil || ep == a {
+		t.Errorf("pickOther(a) = %v when all are passed over, want another endpoint", ep)
+	}
+	if ep := (&route{eps: []*endpoint{a}}).pickOther(a); ep != nil {
+		t.Errorf("pickOther(a) = %v with no other endpoint, want nil", ep.addr)
 	}
 	// The mark expires: down, the least busy, is picked again.
 	for _, ep := range rt.eps {

@@ -118,19 +118,38 @@ func (rt *route) pick() *endpoint {
 	return a
 }
 
-// pickOther chooses an endpoint other than not, or nil when there is none.
+// pickOther chooses an endpoint other than not, by the power of two choices among those that
+// take connections (or, when none does, among all the others), or nil when there is none. It
+// runs only when a request must move, so it may look at every endpoint.
 func (rt *route) pickOther(not *endpoint) *endpoint {
-	for range 4 {
-		if ep := rt.pick(); ep != not {
-			return ep
-		}
-	}
+	var taking, others []*endpoint
 	for _, ep := range rt.eps {
-		if ep != not {
-			return ep
+		if ep == not {
+			continue
+		}
+		others = append(others, ep)
+		if !ep.passedOver() {
+			taking = append(taking, ep)
 		}
 	}
-	return nil
+	if len(taking) == 0 {
+		taking = others
+	}
+	switch len(taking) {
+	case 0:
+		return nil
+	case 1:
+		return taking[0]
+	}
+	i := rand.IntN(len(taking))
+	j := rand.IntN(len(taking) - 1)
+	if j >= i {
+		j++
+	}
+	if a, b := taking[i], taking[j]; b.inflight.Load() < a.inflight.Load() {
+		return b
+	}
+	return taking[i]
 }
 
 // serviceIndex indexes EndpointSlices by "NAMESPACE/SERVICE".
