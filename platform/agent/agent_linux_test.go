@@ -284,9 +284,20 @@ func (e *env) checkProcess(t *testing.T, p *corev1.Pod) {
 	if !strings.Contains(string(status), "\nUid:\t65532\t65532\t65532\t65532\n") || !strings.Contains(string(status), "\nNoNewPrivs:\t1\n") {
 		t.Errorf("pod %s: process status:\n%s", p.Name, status)
 	}
+	// Pivoted into its root, in a mount and PID namespace of its own: the root is its mount
+	// namespace's, where the host's files are not.
 	root, err := os.Readlink(proc + "root")
-	if err != nil || !strings.HasPrefix(root, filepath.Join(e.stateDir, "pods", string(p.UID))+"/") {
-		t.Errorf("pod %s: process root %q (%v)", p.Name, root, err)
+	if err != nil || root != "/" {
+		t.Errorf("pod %s: process root %q (%v), want its mount namespace's", p.Name, root, err)
+	}
+	if _, err := os.Stat(proc + "root" + e.stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("pod %s: the agent's state directory %s is visible in the container (%v)", p.Name, e.stateDir, err)
+	}
+	for _, ns := range []string{"mnt", "pid"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		if theirs, _ := os.Readlink(proc + "ns/" + ns); theirs == mine || theirs == "" {
+			t.Errorf("pod %s: %s namespace %q, the host's %q", p.Name, ns, theirs, mine)
+		}
 	}
 	mine, _ := os.Readlink("/proc/self/ns/net")
 	if theirs, _ := os.Readlink(proc + "ns/net"); theirs == mine || theirs == "" {
@@ -590,7 +601,9 @@ func TestAgent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		image := pushImage(t, e.registry+"/tools/tool", runtime.GOARCH, "/app/tool", content)
+		// The image has a setuid-root copy of the tool as well.
+		image := pushImage(t, e.registry+"/tools/tool", runtime.GOARCH, "/app/tool", content,
+			imageFile{tar.Header{Name: "app/suid", Mode: 0o4755}, content})
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "exec", Namespace: "default"},
 			Spec: corev1.PodSpec{
@@ -641,6 +654,7 @@ func TestAgent(t *testing.T) {
 		if _, errOut, err := kubectl("", "exec", "-n", "default", "exec", "--", "tool", "cat"); err == nil || !strings.Contains(errOut, `executable "tool" not found in the image's PATH`) {
 			t.Errorf("kubectl exec of a program not on PATH: %v, stderr %q", err, errOut)
 		}
+		checkIsolation(t, e, image, kubectl)
 	})
 
 	t.Run("agent-restart", func(t *testing.T) {
@@ -866,15 +880,19 @@ func hostRoute(t *testing.T, ip string) bool {
 	return false
 }
 
-// pushImage pushes a one-layer image whose entrypoint is a file holding content.
-func pushImage(t *testing.T, repo, arch, entrypoint string, content []byte) string {
+// pushImage pushes a one-layer image whose entrypoint is a file holding content, with more
+// files (headers and contents) in the same directory if given.
+func pushImage(t *testing.T, repo, arch, entrypoint string, content []byte, more ...imageFile) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	dir := filepath.Dir(entrypoint)[1:]
 	_ = tw.WriteHeader(&tar.Header{Name: dir + "/", Typeflag: tar.TypeDir, Mode: 0o755})
-	_ = tw.WriteHeader(&tar.Header{Name: entrypoint[1:], Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(content))})
-	_, _ = tw.Write(content)
+	for _, f := range append([]imageFile{{tar.Header{Name: entrypoint[1:], Mode: 0o755}, content}}, more...) {
+		f.Typeflag, f.Size = tar.TypeReg, int64(len(f.content))
+		_ = tw.WriteHeader(&f.Header)
+		_, _ = tw.Write(f.content)
+	}
 	_ = tw.Close()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
 	if err != nil {
@@ -901,6 +919,88 @@ func pushImage(t *testing.T, repo, arch, entrypoint string, content []byte) stri
 		t.Fatal(err)
 	}
 	return repo + "@" + d.String()
+}
+
+// checkIsolation checks what a container's processes may do, run by kubectl exec: in the exec
+// pod (nothing asked) a PID namespace of its own, whose PID 1 is the container's program, and
+// the runtime's default capabilities; in a pod of two containers running as user 1000, one
+// restricted (allowPrivilegeEscalation false, capabilities drop ALL, RuntimeDefault seccomp)
+// and one not, a setuid-root binary makes a root process (with the default capabilities) only
+// in the one that is not; a container given CAP_SYS_ADMIN makes a namespace unless it runs with
+// the default seccomp filter.
+func checkIsolation(t *testing.T, e *env, image string, kubectl func(string, ...string) (string, string, error)) {
+	t.Helper()
+	ctx := context.Background()
+	security := func(pod, container, program string) string {
+		t.Helper()
+		out, errOut, err := kubectl("", "exec", "-n", "default", pod, "-c", container, "--", program, "security")
+		if err != nil {
+			t.Fatalf("kubectl exec %s security in %s/%s: %v\n%s", program, pod, container, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	var defaultCaps uint64
+	for _, c := range defaultCapabilities {
+		defaultCaps |= 1 << capabilityNumbers[c]
+	}
+	got := security("exec", "tool", "/app/tool")
+	for _, want := range []string{`init="/app/tool\x00serve"`, "euid=0", fmt.Sprintf("CapEff=%016x", defaultCaps), "NoNewPrivs=0", "Seccomp=0", "unshare=operation not permitted"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("exec pod: %s, want %s", got, want)
+		}
+	}
+	var pid, procs int
+	if _, err := fmt.Sscanf(got, "pid=%d procs=%d", &pid, &procs); err != nil || pid == 1 || procs > 3 {
+		t.Errorf("exec pod: %s, want a PID namespace of the container's own: its program PID 1, a few processes (%v)", got, err)
+	}
+
+	restricted := &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000)), AllowPrivilegeEscalation: ptr.To(false),
+		Capabilities:   &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	admin := &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}}
+	adminFiltered := admin.DeepCopy()
+	adminFiltered.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "isolation", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{
+				{Name: "restricted", Image: image, Args: []string{"serve"}, SecurityContext: restricted},
+				{Name: "open", Image: image, Args: []string{"serve"}, SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000))}},
+				{Name: "admin", Image: image, Args: []string{"serve"}, SecurityContext: admin},
+				{Name: "admin-filtered", Image: image, Args: []string{"serve"}, SecurityContext: adminFiltered},
+			},
+			TerminationGracePeriodSeconds: ptr.To(int64(1)),
+		},
+	}
+	if _, err := e.kube.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.kube.CoreV1().Pods("default").Delete(ctx, pod.Name, metav1.DeleteOptions{}) }()
+	waitFor(t, 60*time.Second, "pod isolation to be ready", func() (bool, error) {
+		cur, err := e.kube.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		return err == nil && podReady(cur), err
+	})
+	const denied = "unshare=operation not permitted"
+	adminCaps := defaultCaps | 1<<capabilityNumbers["SYS_ADMIN"]
+	for _, c := range []struct{ container, program, want string }{
+		{"restricted", "/app/tool", "euid=1000 CapEff=0000000000000000 NoNewPrivs=1 Seccomp=2 " + denied},
+		{"restricted", "/app/suid", "euid=1000 CapEff=0000000000000000 NoNewPrivs=1 Seccomp=2 " + denied},
+		{"open", "/app/tool", "euid=1000 CapEff=0000000000000000 NoNewPrivs=0 Seccomp=0 " + denied},
+		{"open", "/app/suid", fmt.Sprintf("euid=0 CapEff=%016x NoNewPrivs=0 Seccomp=0 %s", defaultCaps, denied)},
+		// CAP_SYS_ADMIN makes a namespace, unless the default seccomp filter denies it.
+		{"admin", "/app/tool", fmt.Sprintf("euid=0 CapEff=%016x NoNewPrivs=0 Seccomp=0 unshare=ok", adminCaps)},
+		{"admin-filtered", "/app/tool", fmt.Sprintf("euid=0 CapEff=%016x NoNewPrivs=0 Seccomp=2 %s", adminCaps, denied)},
+	} {
+		if got := security(pod.Name, c.container, c.program); !strings.HasSuffix(got, c.want) {
+			t.Errorf("%s in container %s: %s, want %s", c.program, c.container, got, c.want)
+		}
+	}
+}
+
+// imageFile is a regular file of an image pushImage makes.
+type imageFile struct {
+	tar.Header
+	content []byte
 }
 
 func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {

@@ -90,33 +90,6 @@ func reap(cmd *exec.Cmd) <-chan error {
 	return done
 }
 
-// launch is how a container's processes start: the main one, and exec probes and hooks.
-type launch struct {
-	root      string // the container's root (host path)
-	chroot    bool   // chroot into root and run as uid:gid; otherwise run from root as is
-	exe       string // path inside root
-	argv, env []string
-	dir       string // working directory inside root
-	uid, gid  uint32
-	groups    []uint32
-}
-
-func (l launch) command(stdout, stderr *os.File) *exec.Cmd {
-	cmd := &exec.Cmd{
-		Path: l.exe, Args: l.argv, Env: l.env, Dir: l.dir,
-		Stdout: stdout, Stderr: stderr,
-		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true},
-	}
-	if l.chroot {
-		cmd.SysProcAttr.Chroot = l.root
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: l.uid, Gid: l.gid, Groups: l.groups}
-	} else {
-		cmd.Path = filepath.Join(l.root, l.exe)
-		cmd.Dir = filepath.Join(l.root, l.dir)
-	}
-	return cmd
-}
-
 func newContainer(pd *pod, spec *corev1.Container, init bool) *container {
 	reason := "ContainerCreating"
 	if !init && len(pd.obj.Spec.InitContainers) > 0 {
@@ -370,6 +343,11 @@ func (c *container) start(ctx context.Context, spec corev1.Container) (*instance
 		if l.uid, l.gid, l.groups, err = c.user(obj, spec, img); err != nil {
 			return nil, err
 		}
+		if l.caps, err = capabilities(spec.SecurityContext); err != nil {
+			return nil, err
+		}
+		l.noNewPrivs, l.seccomp = noNewPrivs(&spec), seccompDefault(obj, &spec)
+		l.readOnly = spec.SecurityContext != nil && spec.SecurityContext.ReadOnlyRootFilesystem != nil && *spec.SecurityContext.ReadOnlyRootFilesystem
 	}
 	if c.rootFor != img.id {
 		if err := c.makeRoot(spec, img, l.dir); err != nil {
@@ -377,6 +355,11 @@ func (c *container) start(ctx context.Context, spec corev1.Container) (*instance
 		}
 	}
 	l.root = c.root
+	if p.root {
+		if l.procDir, err = resolveIn(l.root, "/proc"); err != nil || !within(l.root, l.procDir) {
+			return nil, &cannotRunError{"the image's /proc leaves the container's root"}
+		}
+	}
 	pathEnv := defaultPath
 	for _, kv := range l.env {
 		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
@@ -412,11 +395,7 @@ func (c *container) start(ctx context.Context, spec corev1.Container) (*instance
 	c.pd.mu.Lock()
 	sb := c.pd.sb
 	c.pd.mu.Unlock()
-	if sb == nil {
-		err = errSandboxClosed
-	} else {
-		err = sb.do(cmd.Start)
-	}
+	err = l.start(sb, cmd)
 	outW.Close()
 	errW.Close()
 	lf.copyStream("stdout", outR)
@@ -433,6 +412,7 @@ func (c *container) start(ctx context.Context, spec corev1.Container) (*instance
 		return nil, fmt.Errorf("starting %s: %w", l.exe, err)
 	}
 	inst := &instance{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), launch: l, exited: make(chan struct{})}
+	inst.launch.joinPid = inst.pid // what runs in the container later joins its namespaces
 	c.recordPid(inst.pid)
 	go func() {
 		<-reap(cmd)

@@ -34,15 +34,12 @@ func (l launch) forCommand(command []string) (launch, error) {
 	return l, nil
 }
 
-// startInSandbox starts cmd in the pod's namespaces.
-func (c *container) startInSandbox(cmd *exec.Cmd) error {
+// startInSandbox starts cmd, made by l, in the pod's namespaces (and the container's).
+func (c *container) startInSandbox(l launch, cmd *exec.Cmd) error {
 	c.pd.mu.Lock()
 	sb := c.pd.sb
 	c.pd.mu.Unlock()
-	if sb == nil {
-		return errSandboxClosed
-	}
-	return sb.do(cmd.Start)
+	return l.start(sb, cmd)
 }
 
 // RunInContainer runs cmd in a running container of the pod, as the container's process runs,
@@ -92,7 +89,7 @@ func (p *provider) RunInContainer(ctx context.Context, namespace, podName, conta
 	// Once the command exits, its output is copied for at most this long (a child it left may
 	// hold the pipes), and a stdin the caller keeps open stops being read.
 	x.WaitDelay = time.Second
-	if err := c.startInSandbox(x); err != nil {
+	if err := c.startInSandbox(l, x); err != nil {
 		return fmt.Errorf("exec %q: %w", cmd, err)
 	}
 	p.log.Info("exec in container", "pod", pd.key, "container", containerName, "argv", cmd, "pid", x.Process.Pid)

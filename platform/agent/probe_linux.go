@@ -289,7 +289,7 @@ func (c *container) exec(ctx context.Context, inst *instance, command []string) 
 		return err
 	}
 	cmd := l.command(w, w)
-	err = c.startInSandbox(cmd)
+	err = c.startInSandbox(l, cmd)
 	w.Close()
 	if err != nil {
 		r.Close()

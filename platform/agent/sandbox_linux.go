@@ -110,7 +110,7 @@ func putSandboxThread(t *sandboxThread) {
 // rejoin when their pod ends.
 var hostNamespaces = sync.OnceValues(func() (map[int]int, error) {
 	fds := map[int]int{}
-	for flag, name := range map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc"} {
+	for flag, name := range map[int]string{unix.CLONE_NEWNET: "net", unix.CLONE_NEWNS: "mnt", unix.CLONE_NEWUTS: "uts", unix.CLONE_NEWIPC: "ipc", unix.CLONE_NEWPID: "pid"} {
 		// The process's main thread is in the host's namespaces.
 		fd, err := unix.Open("/proc/self/ns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {

@@ -8,9 +8,8 @@ import (
 )
 
 // refused says why a container asks for what the agent cannot give, or is "" when it asks for
-// nothing of the kind: a privileged container, the host's PID or IPC namespace, capabilities
-// added (a container gets none beyond its user's), a seccomp profile of the node's files, an
-// unmasked /proc. A kubelet would either give these or refuse the pod; running it without
+// nothing of the kind: a privileged container, the host's PID or IPC namespace, a capability
+// Linux does not know, a seccomp profile of the node's files, an unmasked /proc. A kubelet would either give these or refuse the pod; running it without
 // them would let the pod believe it has what it has not. The container then waits with reason
 // CreateContainerConfigError and this message.
 func refused(pod *corev1.Pod, c *corev1.Container) string {
@@ -33,12 +32,16 @@ func refused(pod *corev1.Pod, c *corev1.Container) string {
 		if sc.Privileged != nil && *sc.Privileged {
 			why = append(why, "privileged")
 		}
-		if sc.Capabilities != nil && len(sc.Capabilities.Add) > 0 {
-			caps := make([]string, len(sc.Capabilities.Add))
-			for i, c := range sc.Capabilities.Add {
-				caps[i] = string(c)
+		if sc.Capabilities != nil {
+			var unknown []string
+			for _, c := range append(append([]corev1.Capability{}, sc.Capabilities.Add...), sc.Capabilities.Drop...) {
+				if _, ok := capabilityNumber(c); !ok && !strings.EqualFold(string(c), "ALL") {
+					unknown = append(unknown, string(c))
+				}
 			}
-			why = append(why, "capabilities add "+strings.Join(caps, ","))
+			if len(unknown) > 0 {
+				why = append(why, "unknown capabilities "+strings.Join(unknown, ","))
+			}
 		}
 		if sc.ProcMount != nil && *sc.ProcMount == corev1.UnmaskedProcMount {
 			why = append(why, "procMount Unmasked")

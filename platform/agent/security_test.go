@@ -24,7 +24,7 @@ func TestRefused(t *testing.T) {
 		{"not privileged", corev1.PodSpec{}, &corev1.SecurityContext{Privileged: ptr.To(false)}, ""},
 		{"host PID", corev1.PodSpec{HostPID: true}, nil, "hostPID"},
 		{"host IPC", corev1.PodSpec{HostIPC: true}, nil, "hostIPC"},
-		{"capabilities added", corev1.PodSpec{}, &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "SYS_TIME"}}}, "capabilities add NET_ADMIN,SYS_TIME"},
+		{"unknown capabilities", corev1.PodSpec{}, &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN", "SYS_WIZARD"}, Drop: []corev1.Capability{"CAP_BOGUS"}}}, "unknown capabilities SYS_WIZARD,CAP_BOGUS"},
 		{"localhost seccomp", corev1.PodSpec{}, &corev1.SecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost, LocalhostProfile: ptr.To("x.json")}}, "seccompProfile Localhost"},
 		{"pod's localhost seccomp", corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeLocalhost}}}, nil, "the pod's seccompProfile Localhost"},
 		{"unmasked proc", corev1.PodSpec{}, &corev1.SecurityContext{ProcMount: ptr.To(corev1.UnmaskedProcMount)}, "procMount Unmasked"},

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -380,11 +379,8 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 				return err
 			}
 		}
-		// A proc of its own, as every container has (programs find themselves through
-		// /proc/self/exe). It shows the host's processes while pods share its PID namespace.
-		if err := unix.Mount("proc", procDir, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-			return fmt.Errorf("mounting /proc: %w", err)
-		}
+		// The container's /proc is mounted by its first process, inside its PID namespace
+		// (containerinit): a proc mounted here would show the host's processes.
 		return nil
 	})
 }

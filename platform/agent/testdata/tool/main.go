@@ -1,7 +1,9 @@
 // Command tool is a container's program in the agent's tests: "serve" waits to be stopped, "cat"
 // copies stdin to stdout, "fail" writes its other arguments to stderr and exits 3, "self" prints
 // its own path as /proc tells it, "api" says whether a TLS connection to the kubernetes
-// Service (KUBERNETES_SERVICE_HOST and _PORT) is made.
+// Service (KUBERNETES_SERVICE_HOST and _PORT) is made, "security" prints what the process may
+// do (its pid, the processes it sees, its effective user, capabilities, no_new_privs, seccomp
+// mode, and whether it may make a namespace).
 package main
 
 import (
@@ -39,6 +41,34 @@ func main() {
 		}
 		c.Close()
 		fmt.Println(addr, "answers TLS")
+	case "security":
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		field := func(name string) string {
+			for _, l := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(l, name+":"); ok {
+					return strings.TrimSpace(v)
+				}
+			}
+			return "?"
+		}
+		procs := 0
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if strings.Trim(e.Name(), "0123456789") == "" {
+				procs++
+			}
+		}
+		init, _ := os.ReadFile("/proc/1/cmdline")
+		unshare := "ok" // a UTS namespace of its own: CAP_SYS_ADMIN, and no seccomp filter denying it
+		if err := syscall.Unshare(syscall.CLONE_NEWUTS); err != nil {
+			unshare = err.Error()
+		}
+		fmt.Printf("pid=%d procs=%d init=%q euid=%d CapEff=%s NoNewPrivs=%s Seccomp=%s unshare=%s\n", os.Getpid(), procs,
+			strings.TrimRight(string(init), "\x00"), os.Geteuid(), field("CapEff"), field("NoNewPrivs"), field("Seccomp"), unshare)
 	case "fail":
 		fmt.Fprintln(os.Stderr, strings.Join(os.Args[2:], " "))
 		os.Exit(3)
