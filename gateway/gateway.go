@@ -18,6 +18,7 @@ import (
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -69,6 +70,10 @@ type Options struct {
 	ReportPeriod time.Duration
 	// MaxHeld bounds the requests held per function (default DefaultMaxHeld); past it, 503.
 	MaxHeld int
+	// PeerService is the gateway's own Service, "NAMESPACE/NAME", when it runs in replicas
+	// behind one: each applies its share of a function's rate limit (the limit divided by the
+	// Service's ready endpoints). Empty: this gateway is the only one.
+	PeerService string
 	// ProbePods makes the gateway watch functions' Pods and probe a new pod's /_fn/ready
 	// directly, so it takes requests as soon as it answers, before its EndpointSlice lists it
 	// ready (default: on when requests are held).
@@ -97,6 +102,9 @@ type Gateway struct {
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
 	unrouted  atomic.Uint64
+
+	tokens    accessTokens // of private functions, by namespace
+	peerCount atomic.Int32 // ready endpoints of Options.PeerService
 
 	reports *reporter     // nil without an autoscaler
 	prober  *prober       // nil unless ProbePods
@@ -164,10 +172,38 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	if _, err := sliceInformer.AddEventHandler(g.handler(sliceKey)); err != nil {
 		return nil, err
 	}
+	if o.PeerService != "" {
+		count := func(any) {
+			n := 0
+			for range g.readyAddrs(o.PeerService) {
+				n++
+			}
+			g.peerCount.Store(int32(n))
+		}
+		if _, err := sliceInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc: count, UpdateFunc: func(_, obj any) { count(obj) }, DeleteFunc: count,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	// The access Secrets only (fn-gateway's RBAC allows no other): their tokens, hashed.
+	secretInformers := informers.NewSharedInformerFactoryWithOptions(kube, 0,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", v1alpha1.AccessSecretName).String()
+		}),
+		informers.WithTransform(stripManagedFields))
+	secretInformer := secretInformers.Core().V1().Secrets().Informer()
+	if _, err := secretInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { g.tokens.set(obj, false) },
+		UpdateFunc: func(_, obj any) { g.tokens.set(obj, false) },
+		DeleteFunc: func(obj any) { g.tokens.set(obj, true) },
+	}); err != nil {
+		return nil, err
+	}
 	if _, err := fnInformer.Informer().AddEventHandler(g.handler(functionKey)); err != nil {
 		return nil, err
 	}
-	synced := []cache.InformerSynced{sliceInformer.HasSynced, fnInformer.Informer().HasSynced}
+	synced := []cache.InformerSynced{sliceInformer.HasSynced, fnInformer.Informer().HasSynced, secretInformer.HasSynced}
 	if o.Autoscaler != nil || len(o.AutoscalerURLs) > 0 || o.AutoscalerService != "" {
 		g.reports = newReporter(g, o)
 	}
@@ -193,6 +229,7 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 		synced = append(synced, podInformer.HasSynced)
 	}
 	kubeInformers.Start(ctx.Done())
+	secretInformers.Start(ctx.Done())
 	fnInformers.Start(ctx.Done())
 	wctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
@@ -200,7 +237,7 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("listing Functions, EndpointSlices and Pods: not done within %s: check the gateway's access to them (RBAC) and the API server", syncTimeout)
+		return nil, fmt.Errorf("listing Functions, EndpointSlices, the access Secrets and Pods: not done within %s: check the gateway's access to them (RBAC) and the API server", syncTimeout)
 	}
 
 	all, err := g.fnLister.List(labels.Everything())
@@ -337,6 +374,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st := rt.stats
+	if rt.private || rt.limit.rps > 0 {
+		if f := g.admit(rt, r, start); f.status != 0 {
+			refuse(w, f)
+			d := time.Since(start)
+			st.observe(f.status, d)
+			g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, f.status, d, "", nil)
+			return
+		}
+		if rt.private {
+			r.Header.Del("Authorization") // the function never sees the token
+		}
+	}
 	st.inflight.Add(1)
 	st.arrivals.Add(1)
 	c := &call{parent: r.Context(), target: t, rt: rt}

@@ -33,6 +33,9 @@ type stats struct {
 	// cold is the time from arrival to the first byte of the answer of requests that were held
 	// while the function started.
 	cold histogram
+
+	// limiter is the function's rate limit's bucket at this gateway.
+	limiter bucket
 }
 
 // histogram is a Prometheus histogram over bucketBounds.

@@ -47,6 +47,10 @@ type route struct {
 	failure string
 	// desired is the replica count the function's status says its autoscaler wants.
 	desired int32
+	// private functions take only requests with a token of their namespace.
+	private bool
+	// limit is the function's rate limit (rps 0: none).
+	limit limit
 }
 
 // endpoint is one ready pod of a function. It outlives routes while the pod stays in the
@@ -282,6 +286,8 @@ func (g *Gateway) build(k key, prev *route) *route {
 	}
 	rt.timeout = rt.fnTimeout + timeoutGrace
 	rt.desired = f.Status.DesiredReplicas
+	rt.private = f.Spec.Access == v1alpha1.AccessPrivate
+	rt.limit = limitOf(f.Spec.RateLimit)
 	if prev != nil {
 		rt.stats = prev.stats
 	} else {

@@ -50,6 +50,11 @@ type Manifest struct {
 	Scale *v1alpha1.Scale `json:"scale,omitempty"`
 	// Source is where git-push builds take the function's code from.
 	Source *v1alpha1.Source `json:"source,omitempty"`
+	// Access is who may invoke the function: public (default) or private (a token of the
+	// namespace's Secret fn-access).
+	Access v1alpha1.Access `json:"access,omitempty"`
+	// RateLimit bounds the requests per second the gateway lets through.
+	RateLimit *v1alpha1.RateLimit `json:"rateLimit,omitempty"`
 }
 
 // Error is what is wrong with a manifest: the file, the key path and what is accepted.
@@ -177,6 +182,8 @@ func (m *Manifest) Spec(image string) v1alpha1.FunctionSpec {
 		Timeout:     m.Timeout,
 		Concurrency: m.Concurrency,
 		Scale:       m.Scale,
+		Access:      m.Access,
+		RateLimit:   m.RateLimit,
 	}
 	if m.Resources != nil {
 		s.Resources = *m.Resources
@@ -213,6 +220,7 @@ func (m *Manifest) DeepCopy() *Manifest {
 	}
 	out.Scale = m.Scale.DeepCopy()
 	out.Source = m.Source.DeepCopy()
+	out.RateLimit = m.RateLimit.DeepCopy()
 	return &out
 }
 
@@ -428,5 +436,9 @@ name: ` + name + `
 #   max: 10
 #   target: 10        # in-flight requests per replica the autoscaler aims at
 #   metric: concurrency
+# access: public      # private: only requests with a token (fn token prints one)
+# rateLimit:          # requests per second the gateway lets through; over it, 429
+#   rps: 100
+#   burst: 200
 `)
 }

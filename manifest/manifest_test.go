@@ -87,7 +87,7 @@ func TestParseFull(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ name, in, want string }{
-		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: concurrency, env, envFrom, name, namespace, resources, scale, source, timeout`},
+		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: access, concurrency, env, envFrom, name, namespace, rateLimit, resources, scale, source, timeout`},
 		{"unknown nested", "scale:\n  mni: 1\n", `fn.yaml: scale.mni: unknown key; accepted here: initial, max, metric, min, scaleDownDelay, target, window`},
 		{"unknown in list", "env:\n  - name: A\n    vaule: x\n", `fn.yaml: env[0].vaule: unknown key; accepted here:`},
 		{"image is built", "image: r.test/x:1\n", `fn.yaml: image: unknown key`},
@@ -101,6 +101,8 @@ func TestParseErrors(t *testing.T) {
 		{"reserved env", "env:\n  - name: PORT\n    value: \"9090\"\n", `fn.yaml: env[0].name: invalid value: PORT: PORT and names beginning with FN_ are set by fn`},
 		{"min above max", "scale: {min: 5, max: 2}\n", `fn.yaml: scale.min: invalid value: 5: want at most max (2)`},
 		{"bad metric", "scale: {metric: memory}\n", `fn.yaml: scale.metric: invalid value: memory: want concurrency, rps or cpu`},
+		{"bad access", "access: secret\n", `fn.yaml: access: invalid value: secret: want public or private`},
+		{"bad rate limit", "rateLimit: {rps: 0}\n", `fn.yaml: rateLimit.rps: invalid value: 0: want 1 or more requests per second`},
 		{"bad name", "name: Hello_World\n", `fn.yaml: name: invalid value "Hello_World"`},
 		{"duplicate", "name: a\nname: b\n", `fn.yaml: line 2: key "name" already set`},
 		{"not a mapping", "- a\n- b\n", `fn.yaml: want a mapping`},

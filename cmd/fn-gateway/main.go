@@ -27,6 +27,7 @@ func main() {
 	flag.StringVar(&o.AutoscalerService, "autoscaler-service", "", "NAMESPACE/NAME of the autoscaler's Service: every ready endpoint of it gets this gateway's load reports, and requests for functions at zero are held while they start")
 	urls := flag.String("autoscaler-url", "", "comma-separated base URLs of autoscalers to report to (instead of, or beside, --autoscaler-service)")
 	flag.IntVar(&o.MaxHeld, "max-held", gateway.DefaultMaxHeld, "requests held per function while it starts; past it, 503")
+	flag.StringVar(&o.PeerService, "peer-service", "", "NAMESPACE/NAME of the gateways' own Service: each applies its share of a function's rate limit (the limit over its ready endpoints)")
 	flag.Parse()
 	if *urls != "" {
 		o.AutoscalerURLs = strings.Split(*urls, ",")

@@ -38,6 +38,9 @@ type deployOptions struct {
 	metric      string
 	window      time.Duration
 	downDelay   time.Duration
+	access      string
+	rateLimit   int32
+	rateBurst   int32
 	wait        time.Duration
 	createNS    bool
 	gitURL      string
@@ -113,6 +116,9 @@ refuses to replace it, unless --detach says to stop building it from git.`,
 	f.StringVar(&o.metric, "metric", "", "what to scale on: concurrency, rps or cpu")
 	f.DurationVar(&o.window, "window", 0, "the autoscaler's stable window, 2s to 1h (default the cluster's, 60s)")
 	f.DurationVar(&o.downDelay, "scale-down-delay", -1, "how long a lower replica count must be wanted before it applies (default 30s)")
+	f.StringVar(&o.access, "access", "", "who may invoke it: public, or private (only requests with a token of the namespace: fn token prints one)")
+	f.Int32Var(&o.rateLimit, "rate-limit", 0, "requests per second the gateway lets through (over it: 429 with Retry-After)")
+	f.Int32Var(&o.rateBurst, "rate-burst", 0, "with --rate-limit: requests let through at once after a quiet spell (default: the rate)")
 	f.DurationVar(&o.wait, "wait", 3*time.Minute, "how long to wait for the function to be Ready (0: do not wait)")
 	f.BoolVar(&o.createNS, "create-namespace", false, "create the namespace if it does not exist")
 	f.StringVar(&o.gitURL, "git", "", "build the function from this git repository (by fn's builder), and from it on every push")
@@ -212,6 +218,15 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 
 // finish waits (with --wait) until f is Ready, then prints it: its URL, or -o's form.
 func (o *deployOptions) finish(ctx context.Context, s IOStreams, cl *cluster, f *v1alpha1.Function, start time.Time) error {
+	if f.Spec.Access == v1alpha1.AccessPrivate {
+		// Callable at once: the namespace's token exists (made if not).
+		if _, made, err := accessToken(ctx, cl, false); err != nil {
+			return fmt.Errorf("function %s is private: %w", f.Name, err)
+		} else if made {
+			fmt.Fprintf(s.ErrOut, "Made the access token of namespace %s (Secret %s).\n", cl.namespace, v1alpha1.AccessSecretName)
+		}
+		fmt.Fprintf(s.ErrOut, "Function %s is private: requests need Authorization: Bearer $(fn token -n %s); fn invoke sends it.\n", f.Name, cl.namespace)
+	}
 	if o.wait > 0 {
 		var err error
 		if f, err = waitFunctionReady(ctx, s, cl, f, o.wait); err != nil {
@@ -246,7 +261,7 @@ func (o *deployOptions) checkNotFromGit(ctx context.Context, cl *cluster, name s
 // runGit is fn deploy --git.
 func (o *deployOptions) runGit(c *cobra.Command, s IOStreams) error {
 	ctx := ctxOf(c)
-	for _, fl := range []string{"env", "timeout", "concurrency", "min", "max", "initial", "target", "metric", "window", "scale-down-delay", "registry", "insecure", "detach"} {
+	for _, fl := range []string{"env", "timeout", "concurrency", "min", "max", "initial", "target", "metric", "window", "scale-down-delay", "access", "rate-limit", "rate-burst", "registry", "insecure", "detach"} {
 		if c.Flags().Changed(fl) {
 			return &UsageError{fmt.Errorf("--%s with --git: a build from git is configured by the fn.yaml of its commit; edit it there", fl)}
 		}
@@ -305,6 +320,15 @@ func (o *deployOptions) validateFlags(c *cobra.Command) error {
 			return &UsageError{fmt.Errorf("--%s %d: want 0 or more", n.flag, n.v)}
 		}
 	}
+	if set("access") && o.access != string(v1alpha1.AccessPublic) && o.access != string(v1alpha1.AccessPrivate) {
+		return &UsageError{fmt.Errorf("--access %q: want public or private", o.access)}
+	}
+	if set("rate-limit") && o.rateLimit < 1 {
+		return &UsageError{fmt.Errorf("--rate-limit %d: want 1 or more requests per second", o.rateLimit)}
+	}
+	if set("rate-burst") && (o.rateBurst < 1 || !set("rate-limit")) {
+		return &UsageError{fmt.Errorf("--rate-burst %d: want 1 or more, with --rate-limit", o.rateBurst)}
+	}
 	if set("scale-down-delay") && o.downDelay < 0 {
 		return &UsageError{fmt.Errorf("--scale-down-delay %s: want a duration >= 0", o.downDelay)}
 	}
@@ -330,6 +354,15 @@ func (o *deployOptions) spec(m *manifest.Manifest, image string) (v1alpha1.Funct
 	}
 	if o.concurrency >= 0 {
 		spec.Concurrency = ptr.To(o.concurrency)
+	}
+	if o.access != "" {
+		spec.Access = v1alpha1.Access(o.access)
+	}
+	if o.rateLimit > 0 {
+		spec.RateLimit = &v1alpha1.RateLimit{RPS: o.rateLimit}
+		if o.rateBurst > 0 {
+			spec.RateLimit.Burst = ptr.To(o.rateBurst)
+		}
 	}
 	if sc := o.scale(); *sc != (v1alpha1.Scale{}) {
 		if spec.Scale == nil {

@@ -38,7 +38,7 @@ func TestDeploySpecIsFileAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd, o := deployCommand(NewFactory(IOStreams{}))
-	if err := cmd.ParseFlags([]string{"--env", "B=flag", "--env", "C=c", "--min", "1"}); err != nil {
+	if err := cmd.ParseFlags([]string{"--env", "B=flag", "--env", "C=c", "--min", "1", "--access", "private", "--rate-limit", "10", "--rate-burst", "20"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := o.validateFlags(cmd); err != nil {
@@ -49,10 +49,12 @@ func TestDeploySpecIsFileAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := v1alpha1.FunctionSpec{
-		Image:   testImage,
-		Env:     []corev1.EnvVar{{Name: "A", Value: "a"}, {Name: "B", Value: "flag"}, {Name: "C", Value: "c"}},
-		Timeout: &metav1.Duration{Duration: 10 * time.Second},
-		Scale:   &v1alpha1.Scale{Max: ptr.To(int32(4)), Min: ptr.To(int32(1))},
+		Image:     testImage,
+		Env:       []corev1.EnvVar{{Name: "A", Value: "a"}, {Name: "B", Value: "flag"}, {Name: "C", Value: "c"}},
+		Timeout:   &metav1.Duration{Duration: 10 * time.Second},
+		Scale:     &v1alpha1.Scale{Max: ptr.To(int32(4)), Min: ptr.To(int32(1))},
+		Access:    v1alpha1.AccessPrivate,
+		RateLimit: &v1alpha1.RateLimit{RPS: 10, Burst: ptr.To(int32(20))},
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("spec\n got %+v\nwant %+v", spec, want)
@@ -105,6 +107,9 @@ func TestDeployRefusesBadFlagsFirst(t *testing.T) {
 		{[]string{"--env", "FN_TIMEOUT=1s"}, "--env FN_TIMEOUT"},
 		{[]string{"--min", "-1"}, "--min -1: want 0 or more"},
 		{[]string{"--env", "novalue"}, `--env "novalue": want NAME=VALUE`},
+		{[]string{"--access", "secret"}, `--access "secret": want public or private`},
+		{[]string{"--rate-limit", "0"}, "--rate-limit 0: want 1 or more requests per second"},
+		{[]string{"--rate-burst", "5"}, "--rate-burst 5: want 1 or more, with --rate-limit"},
 	} {
 		code, _, stderr := fn(t, append([]string{"deploy", dir}, c.args...)...)
 		if code != 2 || !strings.Contains(stderr, c.want) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {

@@ -306,6 +306,18 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 				concurrency = fmt.Sprint(n)
 			}
 			fmt.Fprintf(w, "Timeout:\t%s\nConcurrency:\t%s per replica\n", eff.Spec.Timeout.Duration, concurrency)
+			access := "public"
+			if f.Spec.Access == v1alpha1.AccessPrivate {
+				access = "private (a token of Secret " + v1alpha1.AccessSecretName + ": fn token)"
+			}
+			fmt.Fprintf(w, "Access:\t%s\n", access)
+			if r := f.Spec.RateLimit; r != nil {
+				burst := r.RPS
+				if r.Burst != nil {
+					burst = *r.Burst
+				}
+				fmt.Fprintf(w, "Rate limit:\t%d requests/s, burst %d\n", r.RPS, burst)
+			}
 			sc := effectiveScale(f)
 			window := "the cluster's"
 			if sc.Window != nil {

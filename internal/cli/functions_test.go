@@ -149,7 +149,7 @@ func TestDescribe(t *testing.T) {
 	}
 	d := out.String()
 	for _, want := range []string{
-		"Timeout:      30s", "Concurrency:  unlimited per replica",
+		"Timeout:      30s", "Concurrency:  unlimited per replica", "Access:       public",
 		"Scale:        metric concurrency, target 10, min 0, max 4, window the cluster's, scale-down delay 30s",
 		"Env:          GREETING, TOKEN (secret api/token)",
 		"waiting: CrashLoopBackOff", "BackOff", "pod/hello-1", "Back-off restarting failed container",

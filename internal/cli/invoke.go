@@ -19,6 +19,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/spf13/cobra"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 )
 
 type invokeOptions struct {
@@ -29,6 +31,7 @@ type invokeOptions struct {
 	headers     []string
 	contentType string
 	timeout     time.Duration
+	token       string
 
 	cloudevent bool
 	ceType     string
@@ -71,6 +74,7 @@ CloudEvent. Exits non-zero when the function answers with an error status.`,
 	f.StringArrayVarP(&o.headers, "header", "H", nil, "extra request header 'Name: value' (repeatable)")
 	f.StringVar(&o.contentType, "content-type", "", "content type of the data (default: application/json when it is JSON, else text/plain)")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
+	f.StringVar(&o.token, "token", "", "access token of a private function (default with NAME: the namespace's, as fn token prints it)")
 	f.BoolVar(&o.cloudevent, "cloudevent", false, "send the data as a CloudEvent")
 	f.StringVar(&o.ceType, "type", "dev.fnkit.invoke", "CloudEvent type")
 	f.StringVar(&o.ceSource, "source", "fn/invoke", "CloudEvent source")
@@ -163,6 +167,11 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 			return fmt.Errorf("function %s has no URL yet: see fn describe %s", o.name, o.name)
 		}
 		o.url = f.Status.URL.String()
+		if f.Spec.Access == v1alpha1.AccessPrivate && o.token == "" {
+			if o.token, _, err = accessToken(ctx, cl, false); err != nil {
+				return fmt.Errorf("function %s is private: %w", o.name, err)
+			}
+		}
 	}
 	if p := joinPath(o.path, ""); p != "" {
 		o.url = strings.TrimSuffix(o.url, "/") + "/" + strings.TrimPrefix(p, "/")
@@ -250,6 +259,9 @@ func (o *invokeOptions) request(ctx context.Context, data []byte) (*http.Request
 		if json.Valid(data) {
 			contentType = "application/json"
 		}
+	}
+	if o.token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.token)
 	}
 	for _, h := range o.headers {
 		k, v, _ := strings.Cut(h, ":")

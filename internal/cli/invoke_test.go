@@ -7,6 +7,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"knative.dev/pkg/apis"
+
+	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 )
 
 func TestJoinPath(t *testing.T) {
@@ -60,5 +64,57 @@ func TestInvokePathsAndHeaders(t *testing.T) {
 	}
 	if code, _, stderr := fn(t, "invoke", "/x"); code != 2 || !strings.Contains(stderr, `"/x": want NAME[/PATH][?QUERY]`) {
 		t.Errorf("fn invoke /x: exit %d, %q", code, stderr)
+	}
+}
+
+// TestTokenAndPrivateInvoke: fn token makes the namespace's access Secret once and prints the
+// same token after; --rotate replaces it; fn invoke of a private function sends it, and of a
+// public one sends none.
+func TestTokenAndPrivateInvoke(t *testing.T) {
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	u, _ := apis.ParseURL(srv.URL + "/")
+	private, public := testFunction("default", "guarded"), testFunction("default", "open")
+	private.Spec.Access = v1alpha1.AccessPrivate
+	private.Status.URL, public.Status.URL = u, u
+	fa, out, errOut := testFactory(nil, private, public)
+	run := func(args ...string) string {
+		t.Helper()
+		out.Reset()
+		errOut.Reset()
+		c := newRootCommand(fa)
+		c.SetArgs(args)
+		if err := c.Execute(); err != nil {
+			t.Fatalf("fn %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	tok := strings.TrimSpace(run("token"))
+	if len(tok) < 32 || !strings.Contains(errOut.String(), "made the access token") {
+		t.Fatalf("fn token: %q (stderr %q), want a new token of 32 characters or more", tok, errOut.String())
+	}
+	if again := strings.TrimSpace(run("token")); again != tok || errOut.String() != "" {
+		t.Errorf("fn token again: %q (stderr %q), want the same token, made nothing", again, errOut.String())
+	}
+	run("invoke", "guarded")
+	run("invoke", "open")
+	mu.Lock()
+	if len(auth) != 2 || auth[0] != "Bearer "+tok || auth[1] != "" {
+		t.Errorf("Authorization sent by fn invoke guarded, open: %q; want the token to the private one only", auth)
+	}
+	mu.Unlock()
+	rotated := strings.TrimSpace(run("token", "--rotate"))
+	if rotated == tok || len(rotated) < 32 {
+		t.Errorf("fn token --rotate: %q, want a new token", rotated)
+	}
+	if got := run("token", "-o", "json"); !strings.Contains(got, `"token": "`+rotated+`"`) || !strings.Contains(got, `"secret": "fn-access"`) {
+		t.Errorf("fn token -o json: %s", got)
 	}
 }

@@ -65,6 +65,11 @@ func TestValidate(t *testing.T) {
 		{"env FN_", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Name: "FN_TIMEOUT", Value: "1s"}} }, "invalid value: FN_TIMEOUT: spec.env[0].name"},
 		{"env bad name", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Name: "A=B"}} }, "invalid value: A=B: spec.env[0].name"},
 		{"env no name", func(f *Function) { f.Spec.Env = []corev1.EnvVar{{Value: "x"}} }, "missing field(s): spec.env[0].name"},
+		{"private", func(f *Function) { f.Spec.Access = AccessPrivate }, ""},
+		{"unknown access", func(f *Function) { f.Spec.Access = "secret" }, "invalid value: secret: spec.access"},
+		{"rate limit", func(f *Function) { f.Spec.RateLimit = &RateLimit{RPS: 10, Burst: ptr.To(int32(20))} }, ""},
+		{"rate limit zero", func(f *Function) { f.Spec.RateLimit = &RateLimit{} }, "invalid value: 0: spec.rateLimit.rps"},
+		{"rate limit zero burst", func(f *Function) { f.Spec.RateLimit = &RateLimit{RPS: 1, Burst: ptr.To(int32(0))} }, "invalid value: 0: spec.rateLimit.burst"},
 		{"window too long", func(f *Function) { f.Spec.Scale = &Scale{Window: &metav1.Duration{Duration: 2 * time.Hour}} }, "invalid value: 2h0m0s: spec.scale.window"},
 	}
 	for _, c := range cases {

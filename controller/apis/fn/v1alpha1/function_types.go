@@ -83,6 +83,45 @@ type FunctionSpec struct {
 	// Scale bounds and drives the number of replicas.
 	// +optional
 	Scale *Scale `json:"scale,omitempty"`
+
+	// Access says who may invoke the function through the gateway: public (the default),
+	// anyone who reaches the gateway; private, only requests that carry a token of the
+	// namespace's Secret fn-access (Authorization: Bearer TOKEN), which the gateway removes
+	// before the request reaches the function.
+	// +optional
+	// +kubebuilder:validation:Enum=public;private
+	Access Access `json:"access,omitempty"`
+
+	// RateLimit bounds the requests per second the gateway lets through to the function;
+	// those over it are answered 429 with Retry-After.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+}
+
+// Access is who may invoke a function.
+type Access string
+
+const (
+	// AccessPublic lets any request through.
+	AccessPublic Access = "public"
+	// AccessPrivate lets through only requests with a token of the namespace's Secret
+	// AccessSecretName.
+	AccessPrivate Access = "private"
+)
+
+// AccessSecretName is the Secret whose values are the tokens of a namespace's private
+// functions (any key; each value of 16 bytes or more is a token).
+const AccessSecretName = "fn-access"
+
+// RateLimit is a token bucket: RPS requests per second on average, Burst at once.
+type RateLimit struct {
+	// RPS is the sustained rate, in requests per second, over all the gateway's replicas.
+	// +kubebuilder:validation:Minimum=1
+	RPS int32 `json:"rps"`
+	// Burst is the most requests let through at once after a quiet spell (default: RPS).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	Burst *int32 `json:"burst,omitempty"`
 }
 
 // Source is where a function's code lives.

@@ -52,6 +52,19 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 	if s.Scale != nil {
 		errs = errs.Also(s.Scale.Validate().ViaField("scale"))
 	}
+	switch s.Access {
+	case "", AccessPublic, AccessPrivate:
+	default:
+		errs = errs.Also(apis.ErrInvalidValue(s.Access, "access", "want public or private"))
+	}
+	if r := s.RateLimit; r != nil {
+		if r.RPS < 1 {
+			errs = errs.Also(apis.ErrInvalidValue(r.RPS, "rps", "want 1 or more requests per second").ViaField("rateLimit"))
+		}
+		if r.Burst != nil && *r.Burst < 1 {
+			errs = errs.Also(apis.ErrInvalidValue(*r.Burst, "burst", "want 1 or more requests").ViaField("rateLimit"))
+		}
+	}
 	if s.Source != nil && s.Source.Git != nil && s.Source.Git.URL == "" {
 		errs = errs.Also(apis.ErrMissingField("url").ViaField("source", "git"))
 	}
