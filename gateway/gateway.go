@@ -307,10 +307,15 @@ func (g *Gateway) match(r *http.Request) (target, bool) {
 	if j := strings.IndexByte(name, '/'); j >= 0 {
 		name = name[:j]
 	}
-	if name == "" {
-		return target{}, false
+	if !dnsLabel(ns) || !dnsLabel(name) {
+		return target{}, false // "..", upper case, anything no namespace or function is named
 	}
 	t := target{key: key{ns, name}, strip: true, prefix: p[:len("/f/")+len(ns)+1+len(name)]}
+	if raw := r.URL.RawPath; raw != "" && !(raw == t.prefix || strings.HasPrefix(raw, t.prefix+"/")) {
+		// The namespace or name was written with escapes ("ns%2Fname"): one function for the
+		// decoded path, another for whatever reads it raw. Neither.
+		return target{}, false
+	}
 	t.path = p[len(t.prefix):]
 	if t.path == "" {
 		t.path = "/"
@@ -322,6 +327,20 @@ func (g *Gateway) match(r *http.Request) (target, bool) {
 		}
 	}
 	return t, true
+}
+
+// dnsLabel reports whether s is a DNS label as Kubernetes names namespaces and Functions:
+// lower-case letters, digits and '-', 1 to 63 characters, a letter or digit at each end.
+func dnsLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // call is one proxied request. It is the request's context, so the proxy's hooks find it.

@@ -319,6 +319,67 @@ func TestPathRouting(t *testing.T) {
 	}
 }
 
+// TestNoRequestReachesAnotherFunction: however a path or Host is written — dot segments,
+// escaped slashes in the namespace or name, upper case, a spoofed X-Forwarded-Host — a
+// request reaches the function it names in the gateway's terms or none, and a private
+// function's check holds by host as by path.
+func TestNoRequestReachesAnotherFunction(t *testing.T) {
+	t.Parallel()
+	a := newBackend(t, "a", nil)
+	b := newBackend(t, "b", nil)
+	private := func(f *v1alpha1.Function) { f.Spec.Access = v1alpha1.AccessPrivate }
+	f := newFixture(t, Options{},
+		function("a", "ns"), slice("a-1", "ns", "a", withEndpoint(a.URL, true)),
+		function("b", "ns", private), slice("b-1", "ns", "b", withEndpoint(b.URL, true)),
+		accessSecret("ns", map[string]string{"token": goodToken}))
+	for _, c := range []struct {
+		path, host string
+		header     http.Header
+		want       string // the backend that answers, or "" for none (404)
+		wantStatus int
+	}{
+		{path: "/f/ns/a/../b/", want: "a"},
+		{path: "/f/ns/a/..%2Fb/", want: "a"},
+		{path: "/f/ns/a/%2E%2E/b/", want: "a"},
+		{path: "/f/ns%2Fb/x", wantStatus: http.StatusNotFound},
+		{path: "/f/ns/a%2F..%2Fb/", wantStatus: http.StatusNotFound},
+		{path: "/f/ns/../ns/b/", wantStatus: http.StatusNotFound},
+		{path: "/f/../f/ns/b/", wantStatus: http.StatusNotFound},
+		{path: "/f/NS/A/", wantStatus: http.StatusNotFound},
+		{path: "/f/ns/a/", header: http.Header{"X-Forwarded-Host": {"b.ns.fn.local"}}, want: "a"},
+		{path: "/f/ns/a/", host: "b.ns.fn.local", wantStatus: http.StatusUnauthorized}, // the host names b: b's rules
+		{path: "/", host: "B.NS.fn.local", wantStatus: http.StatusUnauthorized},
+		{path: "/", host: "b.ns.fn.local.", wantStatus: http.StatusNotFound},
+	} {
+		r, err := http.NewRequest(http.MethodGet, f.srv.URL+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.URL.RequestURI(); got != c.path {
+			t.Fatalf("the client would send %s, not %s", got, c.path)
+		}
+		if c.host != "" {
+			r.Host = c.host
+		}
+		for k, v := range c.header {
+			r.Header[k] = v
+		}
+		resp, body := f.do(t, r)
+		switch {
+		case c.want != "" && (resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != c.want):
+			t.Errorf("GET %s (Host %q): %d from %q %q, want %s's answer", c.path, c.host, resp.StatusCode, resp.Header.Get("X-Backend"), body, c.want)
+		case c.want == "" && (resp.StatusCode != c.wantStatus || resp.Header.Get("X-Backend") != ""):
+			t.Errorf("GET %s (Host %q): %d from %q %q, want %d", c.path, c.host, resp.StatusCode, resp.Header.Get("X-Backend"), body, c.wantStatus)
+		}
+	}
+	b.mu.Lock()
+	n := len(b.reqs)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the private function b got %d requests, none with its token", n)
+	}
+}
+
 func TestHostRouting(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, "a", nil)

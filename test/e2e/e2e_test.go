@@ -77,9 +77,14 @@ func run(m *testing.M) int {
 }
 
 // platformProcesses lists running processes whose command line or executable refers to FN_HOME
-// or whose environment names it: what fn down must leave none of.
+// or whose environment names it, and containers' processes whose root is under it: what fn
+// down must leave none of.
 func platformProcesses() []string {
 	var left []string
+	// A container's process is pivoted into its root: its mounts show where that root is on the
+	// host, as a path inside its file system (FN_HOME's last two names are enough: the first
+	// is the e2e run's random temporary directory).
+	rootMark := []byte("/" + filepath.Base(filepath.Dir(fnHome)) + "/" + filepath.Base(fnHome) + "/")
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -89,7 +94,16 @@ func platformProcesses() []string {
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		exe, _ := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
 		environ, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.Contains(cmdline, []byte(fnHome)) || strings.Contains(exe, fnHome) || bytes.Contains(environ, []byte("FN_HOME="+fnHome)) {
+		inContainer := false
+		if mounts, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo")); err == nil {
+			for _, l := range bytes.Split(mounts, []byte("\n")) {
+				// mount ID, parent ID, major:minor, root, mount point: the one mounted on /.
+				if f := bytes.Fields(l); len(f) > 4 && string(f[4]) == "/" && bytes.Contains(f[3], rootMark) {
+					inContainer = true
+				}
+			}
+		}
+		if inContainer || bytes.Contains(cmdline, []byte(fnHome)) || strings.Contains(exe, fnHome) || bytes.Contains(environ, []byte("FN_HOME="+fnHome)) {
 			left = append(left, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
 		}
 	}
