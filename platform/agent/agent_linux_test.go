@@ -964,11 +964,14 @@ func checkIsolation(t *testing.T, e *env, image string, kubectl func(string, ...
 		ObjectMeta: metav1.ObjectMeta{Name: "isolation", Namespace: "default"},
 		Spec: corev1.PodSpec{
 			Containers: []corev1.Container{
-				{Name: "restricted", Image: image, Args: []string{"serve"}, SecurityContext: restricted},
+				{Name: "restricted", Image: image, Args: []string{"serve"}, SecurityContext: restricted,
+					VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/shared", SubPath: "sub", ReadOnly: true}}},
 				{Name: "open", Image: image, Args: []string{"serve"}, SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To(int64(1000))}},
-				{Name: "admin", Image: image, Args: []string{"serve"}, SecurityContext: admin},
+				{Name: "admin", Image: image, Args: []string{"serve"}, SecurityContext: admin,
+					VolumeMounts: []corev1.VolumeMount{{Name: "shared", MountPath: "/vol"}}},
 				{Name: "admin-filtered", Image: image, Args: []string{"serve"}, SecurityContext: adminFiltered},
 			},
+			Volumes:                       []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 			TerminationGracePeriodSeconds: ptr.To(int64(1)),
 		},
 	}
@@ -994,6 +997,16 @@ func checkIsolation(t *testing.T, e *env, image string, kubectl func(string, ...
 		if got := security(pod.Name, c.container, c.program); !strings.HasSuffix(got, c.want) {
 			t.Errorf("%s in container %s: %s, want %s", c.program, c.container, got, c.want)
 		}
+	}
+	// A subPath of a volume (mounted by descriptor, read-only) is that directory of it.
+	if _, errOut, err := kubectl("through the volume\n", "exec", "-i", "-n", "default", pod.Name, "-c", "admin", "--", "/app/tool", "write", "/vol/sub/x"); err != nil {
+		t.Fatalf("writing into the volume: %v\n%s", err, errOut)
+	}
+	if out, errOut, err := kubectl("", "exec", "-n", "default", pod.Name, "-c", "restricted", "--", "/app/tool", "read", "/shared/x"); err != nil || out != "through the volume\n" {
+		t.Errorf("reading the subPath: %q %v\n%s", out, err, errOut)
+	}
+	if _, errOut, err := kubectl("x", "exec", "-i", "-n", "default", pod.Name, "-c", "restricted", "--", "/app/tool", "write", "/shared/y"); err == nil || !strings.Contains(errOut, "read-only file system") {
+		t.Errorf("writing into a read-only subPath: %v\n%s", err, errOut)
 	}
 }
 

@@ -620,9 +620,10 @@ func (c *container) user(obj *corev1.Pod, spec corev1.Container, img *image) (ui
 	return uid, gid, groups, nil
 }
 
-// lookupUser finds name in the image's /etc/passwd.
+// lookupUser finds name in the image's /etc/passwd, resolved inside the image (a link to the
+// host's /etc/passwd reads the image's, or nothing).
 func lookupUser(rootfs, name string) (uid uint64, gid int64, ok bool) {
-	f, err := os.Open(filepath.Join(rootfs, "etc", "passwd"))
+	f, err := openInRoot(rootfs, "/etc/passwd", unix.O_RDONLY)
 	if err != nil {
 		return 0, 0, false
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -288,12 +289,25 @@ func volumeReadOnly(v *corev1.Volume) bool {
 // container's volumes.
 func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) error {
 	type mount struct {
-		src, dst string
-		ro, dir  bool
+		src         string // a host path, or with subPath a volume's directory
+		subPath     string // inside src
+		dst, inRoot string // the mount point: the host path resolved, and as the container names it
+		ro, dir     bool
+		srcF, dstF  *os.File
 	}
 	var mounts []mount
-	add := func(src, inRoot string, ro bool) error {
-		fi, err := os.Stat(src)
+	defer func() {
+		for _, m := range mounts {
+			if m.srcF != nil {
+				m.srcF.Close()
+			}
+			if m.dstF != nil {
+				m.dstF.Close()
+			}
+		}
+	}()
+	add := func(src, subPath, inRoot string, ro bool) error {
+		fi, err := os.Stat(filepath.Join(src, subPath))
 		if err != nil {
 			return err
 		}
@@ -304,16 +318,16 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 		if !within(root, dst) {
 			return fmt.Errorf("mount path %s leaves the container's root", inRoot)
 		}
-		mounts = append(mounts, mount{src, dst, ro, fi.IsDir()})
+		mounts = append(mounts, mount{src: src, subPath: subPath, dst: dst, inRoot: inRoot, ro: ro, dir: fi.IsDir()})
 		return nil
 	}
 	for _, d := range devices {
-		if err := add("/dev/"+d, "/dev/"+d, false); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := add("/dev/"+d, "", "/dev/"+d, false); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
 	for _, f := range []string{"hosts", "hostname", "resolv.conf"} {
-		if err := add(filepath.Join(pd.dir, "etc", f), "/etc/"+f, false); err != nil {
+		if err := add(filepath.Join(pd.dir, "etc", f), "", "/etc/"+f, false); err != nil {
 			return err
 		}
 	}
@@ -334,6 +348,7 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 		if v.HostPath != nil {
 			src = v.HostPath.Path
 		}
+		subPath := ""
 		if vm.SubPath != "" {
 			sub, err := resolveIn(src, vm.SubPath)
 			if err != nil || !within(src, sub) {
@@ -344,13 +359,14 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 					return err
 				}
 			}
-			src = sub
+			subPath = vm.SubPath
 		}
-		if err := add(src, vm.MountPath, vm.ReadOnly || volumeReadOnly(v)); err != nil {
+		if err := add(src, subPath, vm.MountPath, vm.ReadOnly || volumeReadOnly(v)); err != nil {
 			return fmt.Errorf("volume mount %s: %w", vm.MountPath, err)
 		}
 	}
-	for _, m := range mounts {
+	for i := range mounts {
+		m := &mounts[i]
 		if err := ensureMountpoint(m.dst, m.dir); err != nil {
 			return fmt.Errorf("creating mount point %s: %w", m.dst, err)
 		}
@@ -374,9 +390,41 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 				return err
 			}
 		}
-		for _, m := range mounts {
-			if err := bindMount(m.src, m.dst, m.ro); err != nil {
-				return err
+		for i := range mounts {
+			m := &mounts[i]
+			// Mounted by descriptor (opened here, in the pod's mount namespace, where the
+			// mount goes): the mount point as the kernel resolves it inside the root now, and a
+			// subPath as it resolves inside its volume, which other containers of the pod may
+			// be changing (a link swapped in after the checks above mounts nothing of the host).
+			var err error
+			if m.dstF, err = openInRoot(root, m.inRoot, unix.O_PATH); err != nil {
+				return fmt.Errorf("mount path %s: %w", m.inRoot, err)
+			}
+			if m.subPath != "" {
+				if m.srcF, err = openInRoot(m.src, m.subPath, unix.O_PATH); err != nil {
+					return &configError{fmt.Sprintf("volume mount %s: subPath %q: %v", m.inRoot, m.subPath, err)}
+				}
+			}
+			src := m.src
+			if m.srcF != nil {
+				src = fdPath(m.srcF)
+			}
+			if err := unix.Mount(src, fdPath(m.dstF), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+				return fmt.Errorf("mounting %s on %s: %w", filepath.Join(m.src, m.subPath), m.inRoot, err)
+			}
+			if !m.ro {
+				continue
+			}
+			// The descriptor names the mount point beneath the new mount: the new one is
+			// what the path resolves to now.
+			top, err := openInRoot(root, m.inRoot, unix.O_PATH)
+			if err != nil {
+				return fmt.Errorf("mount path %s: %w", m.inRoot, err)
+			}
+			err = unix.Mount("", fdPath(top), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, "")
+			top.Close()
+			if err != nil {
+				return fmt.Errorf("making %s read-only: %w", m.inRoot, err)
 			}
 		}
 		// The container's /proc is mounted by its first process, inside its PID namespace

@@ -3,7 +3,8 @@
 // its own path as /proc tells it, "api" says whether a TLS connection to the kubernetes
 // Service (KUBERNETES_SERVICE_HOST and _PORT) is made, "security" prints what the process may
 // do (its pid, the processes it sees, its effective user, capabilities, no_new_privs, seccomp
-// mode, and whether it may make a namespace).
+// mode, and whether it may make a namespace), "write FILE" writes stdin to FILE and "read FILE"
+// prints it.
 package main
 
 import (
@@ -69,6 +70,19 @@ func main() {
 		}
 		fmt.Printf("pid=%d procs=%d init=%q euid=%d CapEff=%s NoNewPrivs=%s Seccomp=%s unshare=%s\n", os.Getpid(), procs,
 			strings.TrimRight(string(init), "\x00"), os.Geteuid(), field("CapEff"), field("NoNewPrivs"), field("Seccomp"), unshare)
+	case "write": // stdin to the file named
+		b, _ := io.ReadAll(os.Stdin)
+		if err := os.WriteFile(os.Args[2], b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	case "read":
+		b, err := os.ReadFile(os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
 	case "fail":
 		fmt.Fprintln(os.Stderr, strings.Join(os.Args[2:], " "))
 		os.Exit(3)
