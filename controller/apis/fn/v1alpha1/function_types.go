@@ -45,7 +45,9 @@ var (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.timeout) || self.timeout > duration('0s')",message="must be a duration > 0, such as 30s",fieldPath=".timeout"
 type FunctionSpec struct {
-	// Image is the function's image, pinned by digest (fn deploy and git builds set it).
+	// Image is the function's image. fn deploy and git builds pin it by digest; a tag is
+	// accepted in a Function written otherwise, and is pulled as Kubernetes pulls a tag: a tag
+	// moved to another image is not rolled out until the Function changes.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	// +kubebuilder:validation:Pattern=`^(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(\.([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|[-]+)[a-z0-9]+)*)*(:[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`
@@ -220,7 +222,7 @@ type FunctionStatus struct {
 	// +optional
 	Address *duckv1.Addressable `json:"address,omitempty"`
 
-	// Image is the image the function runs, resolved to a digest.
+	// Image is the image the function's Deployment runs: the spec's, once rolled out.
 	// +optional
 	Image string `json:"image,omitempty"`
 
