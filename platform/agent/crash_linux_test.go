@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -46,9 +47,22 @@ func sandboxHelper() int {
 		return 1
 	}
 	exe, _ := os.Executable()
-	l := launch{root: "/", exe: exe, argv: []string{exe}, env: []string{"FN_AGENT_TEST_HELPER=sleep"}, dir: "/"}
+	// As a container's process starts (containerinit), in a group of its own: a change of
+	// credentials clears the parent-death signal the fork set.
+	// Its root: the host's, bound in the pod's mount namespace.
+	root := filepath.Join(os.Getenv("FN_AGENT_TEST_DIR"), "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if err := sb.do(func() error { return bindMount("/", root, false) }); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	l := launch{chroot: true, root: root, procDir: root + "/proc", exe: exe, argv: []string{exe}, env: []string{"FN_AGENT_TEST_HELPER=sleep"}, dir: "/",
+		gid: 65532, caps: []int{}}
 	cmd := l.command(nil, nil)
-	if err := sb.do(cmd.Start); err != nil {
+	if err := l.start(sb, cmd); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -56,8 +70,9 @@ func sandboxHelper() int {
 	select {}
 }
 
-// TestCrash kills an agent-like process with SIGKILL and checks that the process it started
-// in a pod sandbox dies too, and that the pod's network goes away.
+// TestCrash kills an agent-like process with SIGKILL and checks that the container's process it
+// started in a pod sandbox (through containerinit, with another group) dies too, and that the
+// pod's network goes away.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("changes the host's network")

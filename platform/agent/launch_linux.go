@@ -62,6 +62,7 @@ func (l launch) command(stdout, stderr *os.File) *exec.Cmd {
 	}
 	if l.joinPid == 0 {
 		s.Root, s.ReadOnly, s.ProcDir = l.root, l.readOnly, l.procDir
+		s.DieWithParent = true
 		// A PID namespace of its own (the program is its PID 1: when it exits, everything it
 		// left is killed) and a mount namespace to pivot in.
 		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID | syscall.CLONE_NEWNS

@@ -73,3 +73,41 @@ func TestOpenInRoot(t *testing.T) {
 		t.Errorf("lookupUser app: %d %d %v", uid, gid, ok)
 	}
 }
+
+// TestMountpointInRoot: a mount point is created inside the root however the root's links
+// point (a directory link to the host, a file link to the host's file): nothing outside the
+// root is created or touched.
+func TestMountpointInRoot(t *testing.T) {
+	dir := t.TempDir()
+	root, outside := filepath.Join(dir, "root"), filepath.Join(dir, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "data")); err != nil { // absolute, to the host
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside+"/file", filepath.Join(root, "etc-hosts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountpointInRoot(root, "/data/volume/deep", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountpointInRoot(root, "/etc-hosts", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := mountpointInRoot(root, "/etc/hosts", false); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("created outside the root: %v", ents)
+	}
+	// The link resolved inside the root: <root>/<outside>/volume/deep.
+	if fi, err := os.Stat(filepath.Join(root, outside, "volume", "deep")); err != nil || !fi.IsDir() {
+		t.Errorf("the directory inside the root: %v", err)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "etc", "hosts")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("the file: %v", err)
+	}
+}

@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -258,18 +256,3 @@ func bindMount(src, dst string, readOnly bool) error {
 
 // devices are the /dev nodes a container's root gets, bound from the host's.
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
-
-// ensureMountpoint creates the file or directory a mount lands on, inside root.
-func ensureMountpoint(path string, dir bool) error {
-	if dir {
-		return os.MkdirAll(path, 0o755)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		return err
-	}
-	return f.Close()
-}

@@ -367,15 +367,11 @@ func (pd *pod) mountRoot(root string, spec corev1.Container, readOnly bool) erro
 	}
 	for i := range mounts {
 		m := &mounts[i]
-		if err := ensureMountpoint(m.dst, m.dir); err != nil {
-			return fmt.Errorf("creating mount point %s: %w", m.dst, err)
+		if err := mountpointInRoot(root, m.inRoot, m.dir); err != nil {
+			return fmt.Errorf("creating mount point %s: %w", m.inRoot, err)
 		}
 	}
-	procDir, err := resolveIn(root, "/proc")
-	if err != nil || !within(root, procDir) {
-		return fmt.Errorf("the image's /proc leaves the container's root")
-	}
-	if err := ensureMountpoint(procDir, true); err != nil {
+	if err := mkdirInRoot(root, "/proc", 0o555); err != nil {
 		return fmt.Errorf("creating mount point /proc: %w", err)
 	}
 	pd.mu.Lock()

@@ -61,6 +61,10 @@ type Spec struct {
 	Caps       []int `json:"caps"` // capabilities kept (numbers); every other one is dropped
 	NoNewPrivs bool  `json:"noNewPrivs,omitempty"`
 	Seccomp    bool  `json:"seccomp,omitempty"` // the runtime's default filter
+
+	// DieWithParent has the program killed when the agent's thread that forked it exits
+	// (the agent dies). The fork set it, but changing the user clears it: it is set again.
+	DieWithParent bool `json:"dieWithParent,omitempty"`
 }
 
 // Error is a failure before the program ran, as the agent reads it from ErrorFD.
@@ -144,6 +148,11 @@ func become() error {
 	if err := setCaps(keep); err != nil {
 		return err
 	}
+	if s.DieWithParent {
+		if err := dieWithParent(); err != nil {
+			return err
+		}
+	}
 	if s.NoNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("setting no_new_privs: %w", err)
@@ -156,6 +165,21 @@ func become() error {
 	}
 	err := unix.Exec(s.Exe, s.Argv, s.Env)
 	return fmt.Errorf("starting %s: %w", s.Exe, err)
+}
+
+// dieWithParent sets the parent-death signal again (a change of user cleared the one set at
+// the fork), then makes sure the parent did not die before: its end of the error pipe is
+// closed then. (getppid cannot tell: in a PID namespace of its own, the parent is outside it
+// and getppid says 0 either way.)
+func dieWithParent() error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return fmt.Errorf("setting the parent-death signal: %w", err)
+	}
+	fds := []unix.PollFd{{Fd: ErrorFD, Events: unix.POLLOUT}}
+	if n, err := unix.Poll(fds, 0); err == nil && n > 0 && fds[0].Revents&unix.POLLERR != 0 {
+		os.Exit(137) // as if the signal had come: nobody is left to read an error
+	}
+	return nil
 }
 
 // enterRoot makes the container's root the process's, in its own mount namespace: the root
