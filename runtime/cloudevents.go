@@ -52,6 +52,11 @@ func serveEvent(ctx context.Context, h EventFunc, w http.ResponseWriter, r *http
 		ctx = binding.WithForceStructured(ctx)
 	} else {
 		ctx = binding.WithForceBinary(ctx)
+		if reply.DataContentType() == "" {
+			// No Content-Type of net/http's guessing: the event has none, and a receiver
+			// would read the guess as its datacontenttype.
+			w.Header()["Content-Type"] = nil
+		}
 	}
 	return cehttp.WriteResponseWriter(ctx, binding.ToMessage(reply), http.StatusOK, w)
 }

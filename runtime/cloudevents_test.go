@@ -534,6 +534,13 @@ func FuzzCloudEventDecode(f *testing.F) {
 			if rec.Code == http.StatusOK {
 				// The echoed event reads back with the SDK.
 				res := rec.Result()
+				// A header set to nil (no Content-Type for an event without one) is not sent
+				// over HTTP, but the recorder keeps its key, and the SDK indexes its first value.
+				for k, v := range res.Header {
+					if len(v) == 0 {
+						delete(res.Header, k)
+					}
+				}
 				back, err := binding.ToEvent(context.Background(), cehttp.NewMessageFromHttpResponse(res))
 				if err != nil {
 					t.Fatalf("the SDK cannot read the reply %v %q: %v", res.Header, rec.Body, err)
