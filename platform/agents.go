@@ -39,7 +39,7 @@ const agentStopWait = 45 * time.Second
 // exited; an exit before ctx is done is an error. The process dies with the platform: it is
 // started from a locked thread that lives until it exits, with SIGKILL as its parent-death
 // signal.
-func runAgentProcess(ctx context.Context, exe []string, a AgentSpec) error {
+func runAgentProcess(ctx context.Context, exe []string, a AgentSpec, started func(pid int)) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // Pdeathsig is the forking thread's: it must outlive the child
@@ -50,6 +50,7 @@ func runAgentProcess(ctx context.Context, exe []string, a AgentSpec) error {
 			errc <- fmt.Errorf("starting the agent of node %s: %w", a.Node, err)
 			return
 		}
+		started(cmd.Process.Pid)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {

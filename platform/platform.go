@@ -36,6 +36,7 @@ import (
 	"fnkit.dev/fn/install"
 	"fnkit.dev/fn/platform/agent"
 	"fnkit.dev/fn/platform/controlplane"
+	"fnkit.dev/fn/platform/supervise"
 	"fnkit.dev/fn/registry"
 )
 
@@ -191,11 +192,14 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err := waitPortsFree(ctx, ports, cfg.Home, platformExecutables(cfg), progress); err != nil {
 		return err
 	}
+	_ = os.Remove(StatusPath(cfg.Home))
+	defer os.Remove(StatusPath(cfg.Home))
+	board := newStatusBoard(cfg.Home, step)
 	step("starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)")
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		Dir: filepath.Join(cfg.Home, "cluster"), BinDir: cfg.BinDir, Controllers: []string{"*"}, Scheduler: true,
 		APIServerPort: cfg.APIServerPort, EtcdPort: cfg.EtcdPort, EtcdPeerPort: cfg.EtcdPeerPort,
-		NodeLossGrace: NodeLossGrace,
+		NodeLossGrace: NodeLossGrace, Notify: board.update,
 	})
 	if err != nil {
 		return err
@@ -206,6 +210,9 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 			err = serr
 		}
 	}()
+	for _, st := range cp.Statuses() {
+		board.update(st, "")
+	}
 	rc := cp.RESTConfig()
 	kube := kubernetes.NewForConfigOrDie(rc)
 	// Pods of the default namespace need its service account; the controller manager's
@@ -301,7 +308,11 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		run("agent "+name, func() error {
 			// A node lost is not the platform lost: its Node goes NotReady and its pods are
 			// replaced on the others, as on any cluster.
-			if err := runAgentProcess(compCtx, agentCmd, a); err != nil && compCtx.Err() == nil {
+			started := func(pid int) {
+				board.update(supervise.Status{Name: "agent " + name, State: supervise.Running, PID: pid, Since: time.Now()}, "")
+			}
+			if err := runAgentProcess(compCtx, agentCmd, a, started); err != nil && compCtx.Err() == nil {
+				board.update(supervise.Status{Name: "agent " + name, State: supervise.Failed, LastExit: err.Error(), Since: time.Now()}, "")
 				step("%v: node %s is lost until the next fn up", err, name)
 			}
 			return nil
@@ -351,14 +362,32 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
 	}
+	// What runs in this process (the registry, and unless installed as pods the controller,
+	// gateway and builder) lives as long as it does.
+	inProcess := []string{"registry"}
+	if !cfg.Install {
+		inProcess = append(inProcess, "controller", "gateway")
+		if builderURL != "" {
+			inProcess = append(inProcess, "builder")
+		}
+	}
+	for _, n := range inProcess {
+		board.update(supervise.Status{Name: n, State: supervise.Running, PID: os.Getpid(), Since: st.Started}, "")
+	}
 	step("ready")
 
-	select {
-	case <-ctx.Done():
-		step("shutting down")
-		return nil
-	case err := <-errs:
-		return err
+	for {
+		select {
+		case <-ctx.Done():
+			step("shutting down")
+			return nil
+		case err := <-errs:
+			return err
+		case err := <-cp.Failures():
+			// Given up after repeated crashes: said loudly, and in fn status. What else runs
+			// goes on (functions answer from the gateway's caches), for whoever looks.
+			step("ERROR: %v; fn down and fn up start it again (its log: %s)", err, filepath.Join(cfg.Home, "cluster", "logs"))
+		}
 	}
 }
 

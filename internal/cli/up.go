@@ -85,6 +85,9 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet
 			return fmt.Errorf("the local platform is up with fn's components in its process, not as pods: fn down, then fn up --install")
 		}
 		fmt.Fprintln(s.ErrOut, "The local platform is already up.")
+		if comps, err := platform.ReadStatus(home); err == nil {
+			printStatus(s.ErrOut, comps.Components, time.Now())
+		}
 		return printPlatform(s, st, out)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

@@ -10,16 +10,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"fnkit.dev/fn/platform/supervise"
 )
 
 // Options configure a control plane.
@@ -46,24 +46,20 @@ type Options struct {
 	NodeLossGrace time.Duration
 	// Progress receives one line per step (default: discarded).
 	Progress io.Writer
+	// Notify, if set, is told of every change of a component's status once the control plane
+	// is up: from then on a component that exits is started again (supervise.DefaultPolicy).
+	Notify func(supervise.Status, string)
 }
 
 // ControlPlane is a running control plane.
 type ControlPlane struct {
 	opts       Options
 	pki        pki
-	procs      []*process
+	procs      []*supervise.Process
 	apiPort    int
 	kubeconfig string
 	etcdURL    string
-}
-
-// component is one of the control plane's processes.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	failures   <-chan error
 }
 
 // Start starts etcd and kube-apiserver, waits until the API server is ready, then starts the
@@ -213,38 +209,28 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 			return nil, err
 		}
 	}
+	// Up: from now on a component that exits is started again.
+	for _, pr := range cp.procs {
+		pr.Supervise()
+	}
+	cp.failures = cp.failed()
 	return cp, nil
 }
 
 // start launches a component with its output in logs/NAME.log. It gets SIGKILL if this process
-// dies, so no component outlives its parent.
+// dies, so no component outlives its parent; once supervised, it starts again when it exits.
 func (cp *ControlPlane) start(name string, args ...string) error {
-	logf, err := os.OpenFile(filepath.Join(cp.opts.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logPath := filepath.Join(cp.opts.Dir, "logs", name+".log")
+	command := func() *exec.Cmd {
+		cmd := exec.Command(filepath.Join(cp.opts.BinDir, name), args...)
+		if logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			cmd.Stdout, cmd.Stderr = logf, logf // closed by the supervisor once it exits
+		}
+		return cmd
+	}
+	pr, err := supervise.Start(name, command, supervise.DefaultPolicy, cp.opts.Notify)
 	if err != nil {
 		return err
-	}
-	cmd := exec.Command(filepath.Join(cp.opts.BinDir, name), args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	pr := &process{name: name, cmd: cmd, done: make(chan struct{})}
-	// Linux sends the Pdeathsig when the thread that forked the child exits, not its process, and
-	// Go ends threads (those of goroutines that locked them and returned, as the node agent's pod
-	// sandboxes do). So the child is forked from a thread of its own, kept until the child exits.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after the child
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		pr.err = cmd.Wait()
-		logf.Close()
-		close(pr.done)
-	}()
-	if err := <-started; err != nil {
-		logf.Close()
-		return fmt.Errorf("starting %s: %w", name, err)
 	}
 	cp.procs = append(cp.procs, pr)
 	return nil
@@ -262,8 +248,9 @@ func (cp *ControlPlane) waitReady(ctx context.Context) error {
 	for {
 		for _, pr := range cp.procs {
 			select {
-			case <-pr.done:
-				return fmt.Errorf("%s exited during start (%v): see %s", pr.name, pr.err, filepath.Join(cp.opts.Dir, "logs", pr.name+".log"))
+			case <-pr.Done():
+				name := pr.Status().Name
+				return fmt.Errorf("%v during start: see %s", pr.Err(), filepath.Join(cp.opts.Dir, "logs", name+".log"))
 			default:
 			}
 		}
@@ -316,24 +303,46 @@ func (cp *ControlPlane) RESTConfig() *rest.Config {
 // Pids are the process ids of the running components.
 func (cp *ControlPlane) Pids() map[string]int {
 	m := map[string]int{}
-	for _, pr := range cp.procs {
-		m[pr.name] = pr.cmd.Process.Pid
+	for _, st := range cp.Statuses() {
+		if st.PID != 0 {
+			m[st.Name] = st.PID
+		}
 	}
 	return m
 }
+
+// Statuses are the components' statuses: running or not, restarts, last exit.
+func (cp *ControlPlane) Statuses() []supervise.Status {
+	out := make([]supervise.Status, len(cp.procs))
+	for i, pr := range cp.procs {
+		out[i] = pr.Status()
+	}
+	return out
+}
+
+// failed delivers the error of each component that ends other than by Stop.
+func (cp *ControlPlane) failed() <-chan error {
+	errc := make(chan error, len(cp.procs))
+	for _, pr := range cp.procs {
+		go func() {
+			<-pr.Done()
+			if err := pr.Err(); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	return errc
+}
+
+// Failures delivers the error of each component given up after repeated crashes.
+func (cp *ControlPlane) Failures() <-chan error { return cp.failures }
 
 // Stop stops the components in reverse order: SIGTERM, then SIGKILL after 10 seconds.
 func (cp *ControlPlane) Stop() error {
 	var errs []error
 	for i := len(cp.procs) - 1; i >= 0; i-- {
-		pr := cp.procs[i]
-		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-pr.done:
-		case <-time.After(10 * time.Second):
-			_ = pr.cmd.Process.Kill()
-			<-pr.done
-			errs = append(errs, fmt.Errorf("%s did not stop within 10s of SIGTERM and was killed", pr.name))
+		if err := cp.procs[i].Stop(10 * time.Second); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	cp.procs = nil

@@ -14,6 +14,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"fnkit.dev/fn/platform/supervise"
 )
 
 func TestControlPlane(t *testing.T) {
@@ -33,6 +35,7 @@ func TestControlPlane(t *testing.T) {
 	t.Logf("ready in %s", time.Since(start))
 	pids := cp.Pids()
 	defer func() {
+		pids = cp.Pids() // those restarted included
 		if err := cp.Stop(); err != nil {
 			t.Error(err)
 		}
@@ -58,6 +61,44 @@ func TestControlPlane(t *testing.T) {
 		t.Errorf("kubectl with the kubeconfig: %v\n%s", err, out)
 	}
 	checkEtcdClients(t, cp)
+	checkRestarts(t, cp, kube)
+}
+
+// checkRestarts kills etcd and then kube-apiserver with SIGKILL: each is started again (a new
+// pid, one restart, its last exit said), and the API answers again with its data.
+func checkRestarts(t *testing.T, cp *ControlPlane, kube kubernetes.Interface) {
+	t.Helper()
+	for _, name := range []string{"etcd", "kube-apiserver"} {
+		old := cp.Pids()[name]
+		if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, err := kube.CoreV1().Namespaces().Get(context.Background(), "default", metav1.GetOptions{})
+			var st supervise.Status
+			for _, s := range cp.Statuses() {
+				if s.Name == name {
+					st = s
+				}
+			}
+			if err == nil && st.State == supervise.Running && st.PID != old && st.Restarts == 1 {
+				if st.LastExit != "was killed by killed" {
+					t.Errorf("%s's last exit: %q", name, st.LastExit)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s killed: not back within 60s: %+v, API: %v", name, st, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	select {
+	case err := <-cp.Failures():
+		t.Errorf("a component failed: %v", err)
+	default:
+	}
 }
 
 // checkEtcdClients: etcd answers only a client with the API server's certificate — not plain
