@@ -7,14 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
 	"fnkit.dev/fn/platform/agent"
+	"fnkit.dev/fn/platform/supervise"
 )
 
 // AgentSpec is one node agent of the platform, run as a process of its own (fn's "internal
@@ -34,44 +33,22 @@ func (a AgentSpec) Args() []string {
 // agentStopWait bounds how long a stopping agent may take to stop its pods.
 const agentStopWait = 45 * time.Second
 
-// runAgentProcess runs the agent's process until ctx is done, then stops it with SIGTERM (its
-// pods stop gracefully), and SIGKILL past agentStopWait. It returns when the process has
-// exited; an exit before ctx is done is an error. The process dies with the platform: it is
-// started from a locked thread that lives until it exits, with SIGKILL as its parent-death
-// signal.
-func runAgentProcess(ctx context.Context, exe []string, a AgentSpec, started func(pid int)) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // Pdeathsig is the forking thread's: it must outlive the child
+// startAgentProcess starts the agent's process under supervision: started again when it
+// exits (its pods with it: it finds them on the API server and starts them again), once
+// Supervise is called. The process dies with the platform (SIGKILL as its parent-death
+// signal); Stop(agentStopWait) stops it with SIGTERM (its pods stop gracefully), and SIGKILL
+// past that.
+func startAgentProcess(exe []string, a AgentSpec, notify func(supervise.Status, string)) (*supervise.Process, error) {
+	command := func() *exec.Cmd {
 		cmd := exec.Command(exe[0], append(exe[1:], a.Args()...)...)
 		cmd.Env = os.Environ()
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			errc <- fmt.Errorf("starting the agent of node %s: %w", a.Node, err)
-			return
-		}
-		started(cmd.Process.Pid)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err == nil {
-				err = errors.New("exited")
-			}
-			errc <- fmt.Errorf("the agent of node %s stopped: %w (see %s)", a.Node, err, a.Log)
-			return
-		case <-ctx.Done():
-		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(agentStopWait):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		errc <- nil
-	}()
-	return <-errc
+		return cmd
+	}
+	p, err := supervise.Start("agent "+a.Node, command, supervise.DefaultPolicy, notify)
+	if err != nil {
+		return nil, fmt.Errorf("starting the agent of node %s: %w", a.Node, err)
+	}
+	return p, nil
 }
 
 // RunAgent runs the node agent a describes until ctx is done: fn's "internal agent".

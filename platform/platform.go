@@ -297,6 +297,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 		agentCmd = []string{exe}
 	}
+	var agents []*supervise.Process
 	for i, name := range nodes {
 		step("starting the node agent (node %s, pods in %s)", name, nodePodCIDR(i))
 		logName, dir := "agent", agentDir
@@ -305,24 +306,32 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 		a := AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
 			Log: ComponentLogPath(cfg.Home, logName), LeaseSeconds: agentLeaseSeconds}
-		run("agent "+name, func() error {
-			// A node lost is not the platform lost: its Node goes NotReady and its pods are
-			// replaced on the others, as on any cluster.
-			started := func(pid int) {
-				board.update(supervise.Status{Name: "agent " + name, State: supervise.Running, PID: pid, Since: time.Now()}, "")
+		p, err := startAgentProcess(agentCmd, a, board.update)
+		if err != nil {
+			return err
+		}
+		agents = append(agents, p)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-compCtx.Done():
+				_ = p.Stop(agentStopWait)
+			case <-p.Done():
+				// Given up after repeated crashes: a node lost is not the platform lost. Its
+				// Node goes NotReady and its pods are replaced on the others, as on any cluster.
+				step("ERROR: %v: node %s is lost until the next fn up (its log: %s)", p.Err(), name, a.Log)
 			}
-			if err := runAgentProcess(compCtx, agentCmd, a, started); err != nil && compCtx.Err() == nil {
-				board.update(supervise.Status{Name: "agent " + name, State: supervise.Failed, LastExit: err.Error(), Since: time.Now()}, "")
-				step("%v: node %s is lost until the next fn up", err, name)
-			}
-			return nil
-		})
+		}()
 	}
 	if err := removeOtherNodes(ctx, kube, nodes); err != nil {
 		return err
 	}
 	if err := waitNodesReady(ctx, kube, nodes, errs); err != nil {
 		return err
+	}
+	for _, p := range agents { // up: from now on an agent that exits is started again
+		p.Supervise()
 	}
 	if cfg.Install {
 		step("installing fn's controller, gateway and builder as pods (fn install)")

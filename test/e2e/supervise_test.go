@@ -80,3 +80,41 @@ func TestControlPlaneKilled(t *testing.T) {
 		t.Errorf("the function's pods were %q before, %q after: want them neither replaced nor restarted", before, after)
 	}
 }
+
+// TestAgentKilled kills the second node's agent with SIGKILL while a bounded request loop runs
+// against a function with a replica on each node: its pods die with it; the supervisor starts it
+// again, and it starts the pods bound to its node again (the same pods, not replacements). No
+// request fails but the one in flight on that node.
+func TestAgentKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := copyHello(t, "resilient")
+	url := strings.TrimSpace(mustFn(t, "deploy", dir, "--min", "2"))
+	t.Cleanup(func() { fn(t, "delete", "resilient") })
+	onNode := func(node string) string {
+		return strings.TrimSpace(kubectl(t, "get", "pods", "-l", "fnkit.dev/function=resilient", "--field-selector", "spec.nodeName="+node, "-o",
+			`jsonpath={range .items[*]}{.metadata.name}:{.status.conditions[?(@.type=="Ready")].status} {end}`))
+	}
+	before := onNode(platformNodes[1])
+	if !strings.Contains(before, ":True") {
+		t.Fatalf("no Ready replica on %s: %q", platformNodes[1], before)
+	}
+	old := platformStatus(t)["agent "+platformNodes[1]]
+	l := startLoop(url, "Hello")
+	killed := time.Now()
+	if err := syscall.Kill(old.PID, syscall.SIGKILL); err != nil {
+		l.end()
+		t.Fatal(err)
+	}
+	back := waitFor(t, 60*time.Second, "the agent started again and its pod Ready again", func() bool {
+		c := platformStatus(t)["agent "+platformNodes[1]]
+		return c.State == "running" && c.PID != old.PID && c.Restarts == old.Restarts+1 && onNode(platformNodes[1]) == before
+	})
+	time.Sleep(time.Second)
+	l.end()
+	t.Logf("agent of %s killed: started again, its pod Ready again after %s; requests meanwhile: %d ok, %d failed", platformNodes[1], back, l.ok.Load(), l.failed.Load())
+	if l.failed.Load() > 1 {
+		t.Errorf("%d of %d requests failed while an agent restarted, want at most the one in flight:%s", l.failed.Load(), l.ok.Load()+l.failed.Load(), l.failuresSince(killed))
+	}
+}

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,10 +17,12 @@ import (
 const nodeLossBound = 40 * time.Second
 
 // TestNodeLoss (in the last file, so that it runs last: a lost node stays lost until the next
-// fn up, which it does at the end) SIGKILLs the agent of the second node while a bounded
-// request loop (one request at a time) runs against a function with replicas on both nodes:
-// no request fails but the one in flight on the lost node, and all 4 replicas run on the
-// first node within nodeLossBound.
+// fn up, which it does at the end) loses the second node while a bounded request loop (one
+// request at a time) runs against a function with replicas on both nodes: its agent frozen
+// (SIGSTOP: no more heartbeats, and the supervisor, which restarts an agent that exits, sees
+// nothing to restart) and its pods' processes killed, as when a machine goes away. No request
+// fails but the one in flight on the lost node, and all 4 replicas run on the first node
+// within nodeLossBound.
 func TestNodeLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the local platform")
@@ -42,14 +43,15 @@ func TestNodeLoss(t *testing.T) {
 	if n := placed(); n[platformNodes[1]] == 0 {
 		t.Fatalf("replicas per node %v: none on %s to lose", n, platformNodes[1])
 	}
-	out, err := exec.Command("pgrep", "-f", "internal agent --node "+platformNodes[1]+" ").Output()
-	pid, perr := strconv.Atoi(strings.TrimSpace(string(out)))
-	if err != nil || perr != nil {
-		t.Fatalf("finding the agent of %s: %v %v (%q)", platformNodes[1], err, perr, out)
+	pid := platformStatus(t)["agent "+platformNodes[1]].PID
+	if pid == 0 {
+		t.Fatalf("fn status shows no agent of %s", platformNodes[1])
 	}
 	t.Cleanup(func() {
-		// The platform as it was, for whatever runs after (first: the lost node's pods can
-		// only finish terminating once its agent is back).
+		// The platform as it was, for whatever runs after. The frozen agent is killed (a lost
+		// machine's agent does not come back): the supervisor starts a new one, which finishes
+		// the lost node's pods' termination.
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 		mustFn(t, "down")
 		mustFn(t, "up", "--nodes", strconv.Itoa(len(platformNodes)))
 		fn(t, "delete", "survivor")
@@ -57,15 +59,36 @@ func TestNodeLoss(t *testing.T) {
 
 	l := startLoop(url, "Hello")
 	lost := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		l.end()
 		t.Fatal(err)
+	}
+	// Its pods' processes: each container's first process is a child of the agent (what they
+	// started dies with them, in their PID namespaces).
+	killed := 0
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after its ")".
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			if child, err := strconv.Atoi(e.Name()); err == nil && syscall.Kill(child, syscall.SIGKILL) == nil {
+				killed++
+			}
+		}
+	}
+	if killed == 0 {
+		l.end()
+		t.Fatalf("no process of %s's pods to kill", platformNodes[1])
 	}
 	waitFor(t, nodeLossBound, "4 replicas Ready on "+platformNodes[0], func() bool { return placed()[platformNodes[0]] == 4 })
 	time.Sleep(time.Second)
 	l.end()
-	t.Logf("node %s lost: 4 replicas Ready on %s after %s; requests meanwhile: %d ok, %d failed",
-		platformNodes[1], platformNodes[0], time.Since(lost)-time.Second, l.ok.Load(), l.failed.Load())
+	t.Logf("node %s lost (%d pod processes killed): 4 replicas Ready on %s after %s; requests meanwhile: %d ok, %d failed",
+		platformNodes[1], killed, platformNodes[0], time.Since(lost)-time.Second, l.ok.Load(), l.failed.Load())
 	// The loop sends one request at a time: only the one in flight on the lost node when it
 	// was lost may fail.
 	if l.failed.Load() > 1 {
