@@ -96,7 +96,8 @@ func TestProcess(t *testing.T) {
 		}
 	}
 
-	crasher, err := Start("crasher", func() *exec.Cmd { return exec.Command("sh", "-c", "exit 3") }, fast, nil)
+	// It lives long enough to be supervised before its first exit.
+	crasher, err := Start("crasher", func() *exec.Cmd { return exec.Command("sh", "-c", "sleep 0.2; exit 3") }, fast, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
