@@ -4,7 +4,12 @@ MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 
-.PHONY: build demo check test test-short lint bench clean generate verify k8s
+.PHONY: build demo check test test-short lint bench clean generate verify k8s fuzz
+
+# The fuzz targets, as PACKAGE:TARGET (run from the module holding the package).
+FUZZ_MAIN    := ./gateway:FuzzRequestHead ./gateway:FuzzFunctionResponse ./platform/agent:FuzzUnpack ./gitbuild:FuzzHooks
+FUZZ_RUNTIME := .:FuzzCloudEventDecode .:FuzzTypedDecode
+FUZZTIME     ?= 3s
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
@@ -32,11 +37,19 @@ k8s:
 check:
 	FN_K8S_BIN="$$(hack/k8s-binaries.sh)" FN_METRICS_SERVER="$$(hack/metrics-server.sh)" $(MAKE) verify test
 
-## test: lint, then every module's tests, including the end-to-end ones that build and run functions.
+## test: lint, then every module's tests, including the end-to-end ones that build and run
+## functions, then each fuzz target for FUZZTIME (its seeds run with the tests).
 test: lint
 	cd runtime && $(GO) test -race -count=1 ./...
 	$(GO) test -count=1 ./...
 	for m in examples/*/; do (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
+	$(MAKE) fuzz
+
+## fuzz: each fuzz target for FUZZTIME (3s; make fuzz FUZZTIME=10m for a long run). New
+## failing inputs land in the package's testdata/fuzz, to be committed with their fix.
+fuzz:
+	for t in $(FUZZ_MAIN); do $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; done
+	for t in $(FUZZ_RUNTIME); do (cd runtime && $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}") || exit 1; done
 
 ## test-short: the fast unit tests only.
 test-short:

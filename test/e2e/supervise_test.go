@@ -118,3 +118,24 @@ func TestAgentKilled(t *testing.T) {
 		t.Errorf("%d of %d requests failed while an agent restarted, want at most the one in flight:%s", l.failed.Load(), l.ok.Load()+l.failed.Load(), l.failuresSince(killed))
 	}
 }
+
+// TestRegistryUnavailable deploys to a registry that does not answer: fn deploy fails with one
+// line naming the registry and what to do, and nothing on the cluster changes (no Function).
+func TestRegistryUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	dir := copyHello(t, "unpushed")
+	out, errOut, err := fn(t, "deploy", dir, "--registry", "127.0.0.1:1/fns")
+	if err == nil {
+		t.Fatalf("fn deploy to a registry that does not answer succeeded: %s", out)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, "127.0.0.1:1") || !strings.HasPrefix(last, "fn: ") {
+		t.Errorf("fn deploy's error: %q, want one line naming the registry", last)
+	}
+	if _, errOut, err := fn(t, "describe", "unpushed"); err == nil || !strings.Contains(errOut, "no function") {
+		t.Errorf("a Function exists after the failed deploy: %v %s", err, errOut)
+	}
+}
