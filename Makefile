@@ -7,8 +7,8 @@ LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 .PHONY: build demo check test test-short lint bench clean generate verify k8s fuzz
 
 # The fuzz targets, as PACKAGE:TARGET (run from the module holding the package).
-FUZZ_MAIN    := ./gateway:FuzzRequestHead ./gateway:FuzzFunctionResponse ./platform/agent:FuzzUnpack ./gitbuild:FuzzHooks
-FUZZ_RUNTIME := .:FuzzCloudEventDecode .:FuzzTypedDecode
+FUZZ_MAIN    := ./gateway:FuzzRequestHead ./gateway:FuzzFunctionResponse ./platform/agent:FuzzUnpack ./gitbuild:FuzzHooks ./builder:FuzzDetect
+FUZZ_RUNTIME := .:FuzzCloudEventDecode .:FuzzTypedDecode .:FuzzConfig
 FUZZTIME     ?= 3s
 
 build:

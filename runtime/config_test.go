@@ -154,3 +154,29 @@ func lookupIn(env map[string]string) func(string) (string, bool) {
 		return v, ok
 	}
 }
+
+// FuzzConfig parses any values of every FN_* variable and PORT: an error names the variable,
+// or the configuration holds what a server can use (a port in range, limits >= 0).
+func FuzzConfig(f *testing.F) {
+	f.Add("8080", "30s", "10", "1Mi", "info", "127.0.0.1", "5s", "1s")
+	f.Add("-1", "banana", "-3", "1e99", "loud", "::1", "0", "-1s")
+	f.Add("65536", "1.5h", "0", "0", "DEBUG", "localhost", "1000000h", "9223372036854775807ns")
+	f.Fuzz(func(t *testing.T, port, timeout, concurrency, maxBody, level, address, shutdown, drain string) {
+		env := map[string]string{"PORT": port, "FN_TIMEOUT": timeout, "FN_CONCURRENCY": concurrency, "FN_MAX_BODY": maxBody,
+			"FN_LOG_LEVEL": level, "FN_ADDRESS": address, "FN_SHUTDOWN_DELAY": shutdown, "FN_DRAIN_TIMEOUT": drain}
+		c, err := runtime.ConfigFromLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err != nil {
+			named := false
+			for k := range env {
+				named = named || strings.Contains(err.Error(), "environment variable "+k+"=")
+			}
+			if !named {
+				t.Fatalf("an error naming no variable: %v", err)
+			}
+			return
+		}
+		if c.Port < 0 || c.Port > 65535 || c.Concurrency < 0 || c.MaxBody < 0 || c.Timeout < 0 || c.ShutdownDelay < 0 || c.DrainTimeout < 0 {
+			t.Fatalf("a configuration no server can use: %+v", c)
+		}
+	})
+}

@@ -130,11 +130,14 @@ func (f *forwarding) run() bool {
 	}
 	f.status = resp.StatusCode
 	keepBackend, keepClient := f.copyResponse(resp, bc, clientClose)
-	resp.Body.Close()
 	if keepBackend && !resp.Close && werr == nil {
+		resp.Body.Close()
 		f.c.s.backends.put(bc)
 	} else {
+		// Closed first: closing a response's body reads it to its end, which for a client
+		// gone from a function still writing (or never done, as an event stream) is forever.
 		bc.close()
+		resp.Body.Close()
 	}
 	return keepClient && werr == nil
 }
