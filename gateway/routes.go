@@ -97,11 +97,7 @@ func (rt *route) pick() *endpoint {
 	case 1:
 		return eps[0]
 	}
-	i := rand.IntN(len(eps))
-	j := rand.IntN(len(eps) - 1)
-	if j >= i {
-		j++
-	}
+	i, j := randomPair(len(eps))
 	a, b := eps[i], eps[j]
 	switch aOut, bOut := a.passedOver(), b.passedOver(); {
 	case aOut && bOut:
@@ -145,15 +141,20 @@ func (rt *route) pickOther(not *endpoint) *endpoint {
 	case 1:
 		return taking[0]
 	}
-	i := rand.IntN(len(taking))
-	j := rand.IntN(len(taking) - 1)
-	if j >= i {
-		j++
-	}
+	i, j := randomPair(len(taking))
 	if a, b := taking[i], taking[j]; b.inflight.Load() < a.inflight.Load() {
 		return b
 	}
 	return taking[i]
+}
+
+// randomPair is two distinct random indexes below n (n >= 2), uniformly.
+func randomPair(n int) (i, j int) {
+	i, j = rand.IntN(n), rand.IntN(n-1)
+	if j >= i {
+		j++
+	}
+	return i, j
 }
 
 // serviceIndex indexes EndpointSlices by "NAMESPACE/SERVICE".
