@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -28,5 +29,26 @@ func TestPrintStatus(t *testing.T) {
 	}
 	if err := failedComponents(comps[:2]); err != nil {
 		t.Errorf("failedComponents with none failed: %v", err)
+	}
+}
+
+func TestRememberedNodes(t *testing.T) {
+	home := t.TempDir()
+	if _, ok := rememberedNodes(home); ok {
+		t.Error("a node count remembered in an empty FN_HOME")
+	}
+	if err := rememberNodes(home, 3); err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := rememberedNodes(home); !ok || n != 3 {
+		t.Errorf("remembered %d %v, want 3", n, ok)
+	}
+	for _, bad := range []string{"0", "99", "three", ""} {
+		if err := os.WriteFile(nodesFile(home), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := rememberedNodes(home); ok {
+			t.Errorf("%q remembered as %d nodes", bad, n)
+		}
 	}
 }

@@ -64,7 +64,7 @@ a load balancer on the same address: the platform is then a cluster as any other
 			return runUp(c.Context(), s, out, nodes, c.Flags().Changed("nodes"), args)
 		},
 	}
-	c.Flags().IntVar(&nodes, "nodes", 1, "how many node agents (Nodes) to run")
+	c.Flags().IntVar(&nodes, "nodes", 1, "how many node agents (Nodes) to run (unset: as many as the last fn up)")
 	c.Flags().BoolVar(&installMode, "install", false, "run the controller and gateway as pods, installed as fn install does")
 	c.Flags().StringVar(&source, "source", "", "with --install: a checkout of fn to build the images from (default: the one holding the working directory)")
 	out.add(c)
@@ -98,6 +98,14 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet
 		return fmt.Errorf("a platform (pid %d) is starting or stopping in %s: wait, or fn down", pid, home)
 	}
 	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	// A platform brought down comes back as it was: with as many nodes as its last fn up.
+	if n, ok := rememberedNodes(home); ok && !nodesSet && n != nodes {
+		fmt.Fprintf(s.ErrOut, "Starting %d nodes, as the last fn up did (--nodes changes it).\n", n)
+		nodes = n
+	}
+	if err := rememberNodes(home, nodes); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -301,4 +309,25 @@ func newAgentCommand(s IOStreams) *cobra.Command {
 	f.StringVar(&a.Log, "log", "", "log file")
 	f.IntVar(&a.LeaseSeconds, "lease-seconds", 0, "the Node's lease duration (0: 40 s, a kubelet's)")
 	return c
+}
+
+// nodesFile holds the node count of the last fn up in FN_HOME.
+func nodesFile(home string) string { return filepath.Join(home, "nodes") }
+
+// rememberedNodes is the node count of the last fn up in home, if it left a valid one.
+func rememberedNodes(home string) (int, bool) {
+	b, err := os.ReadFile(nodesFile(home))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 1 || n > platform.MaxNodes {
+		return 0, false
+	}
+	return n, true
+}
+
+// rememberNodes records n as the node count of the platform in home.
+func rememberNodes(home string, n int) error {
+	return os.WriteFile(nodesFile(home), []byte(strconv.Itoa(n)+"\n"), 0o644)
 }
