@@ -165,6 +165,19 @@ func (g *Gateway) admit(rt *route, r *http.Request, now time.Time) refusal {
 	return refusal{}
 }
 
+// admitted is admit for a request about to be forwarded: when it is let through, a private
+// function's token is removed from it (the function never sees it).
+func (g *Gateway) admitted(rt *route, r *http.Request, now time.Time) refusal {
+	if !rt.private && rt.limit.rps == 0 {
+		return refusal{}
+	}
+	f := g.admit(rt, r, now)
+	if f.status == 0 && rt.private {
+		r.Header.Del("Authorization")
+	}
+	return f
+}
+
 // retryAfterSeconds is wait as a Retry-After: whole seconds, at least 1.
 func retryAfterSeconds(wait time.Duration) string {
 	return strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))

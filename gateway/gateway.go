@@ -393,17 +393,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st := rt.stats
-	if rt.private || rt.limit.rps > 0 {
-		if f := g.admit(rt, r, start); f.status != 0 {
-			refuse(w, f)
-			d := time.Since(start)
-			st.observe(f.status, d)
-			g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, f.status, d, "", nil)
-			return
-		}
-		if rt.private {
-			r.Header.Del("Authorization") // the function never sees the token
-		}
+	if f := g.admitted(rt, r, start); f.status != 0 {
+		refuse(w, f)
+		d := time.Since(start)
+		st.observe(f.status, d)
+		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, f.status, d, "", nil)
+		return
 	}
 	st.inflight.Add(1)
 	st.arrivals.Add(1)

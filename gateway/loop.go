@@ -30,13 +30,8 @@ func (g loopRouter) Route(r *http.Request, f *h1.Forward) bool {
 	if ep == nil {
 		return false
 	}
-	if rt.private || rt.limit.rps > 0 {
-		if g.admit(rt, r, f.Start).status != 0 {
-			return false // Gateway.ServeHTTP answers (and admits again: a token may be there now)
-		}
-		if rt.private {
-			r.Header.Del("Authorization") // the function never sees the token
-		}
+	if g.admitted(rt, r, f.Start).status != 0 {
+		return false // Gateway.ServeHTTP answers (and admits again: a token may be there now)
 	}
 	rt.stats.inflight.Add(1)
 	rt.stats.arrivals.Add(1)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -66,7 +65,7 @@ func (b *statusBoard) update(st supervise.Status, why string) {
 		_ = os.Rename(tmp, StatusPath(b.home))
 	}
 	b.mu.Unlock()
-	if why != "" && !slices.Contains([]string{"started"}, why) {
+	if why != "" && why != "started" {
 		b.log("%s %s", st.Name, why)
 	}
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -84,11 +82,7 @@ func accessToken(ctx context.Context, cl *cluster, rotate bool) (token string, m
 	case !rotate && len(s.Data[tokenKey]) >= 16:
 		return string(s.Data[tokenKey]), false, nil
 	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", false, err
-	}
-	token = base64.RawURLEncoding.EncodeToString(b)
+	token = randomHex() // as fn remote's git token
 	if s.Data == nil {
 		s.Data = map[string][]byte{}
 	}
