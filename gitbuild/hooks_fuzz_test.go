@@ -29,6 +29,9 @@ func FuzzHooks(f *testing.F) {
 		{"github", "ping", "", `{"zen":"x"}`, true},
 		{"github", "pull_request", "", `{"action":"opened"}`, true},
 		{"github", "push", "sha256=00", `{`, false},
+		// A valid push with a wrong signature: must not build.
+		{"github", "push", "sha256=0000", `{"ref":"refs/heads/main","after":"abcd1234abcd1234abcd1234abcd1234abcd1234","repository":{"clone_url":"https://git.example/a.git"},"commits":[{"modified":["hello/x.go"]}]}`, false},
+		{"gitea", "push", "00", `{"ref":"refs/heads/main","after":"abcd1234abcd1234abcd1234abcd1234abcd1234","repository":{"clone_url":"https://git.example/a.git"},"commits":[{"modified":["hello/x.go"]}]}`, false},
 		{"github", "push", "sha1=zz", `null`, false},
 		{"gitlab", "Push Hook", "", `[]`, false},
 		{"other", "push", "", `{}`, false},
