@@ -161,6 +161,10 @@ func FuzzConfig(f *testing.F) {
 	f.Add("8080", "30s", "10", "1Mi", "info", "127.0.0.1", "5s", "1s")
 	f.Add("-1", "banana", "-3", "1e99", "loud", "::1", "0", "-1s")
 	f.Add("65536", "1.5h", "0", "0", "DEBUG", "localhost", "1000000h", "9223372036854775807ns")
+	// One bad value at a time: the error must come from it.
+	f.Add("65536", "", "", "", "", "", "", "")
+	f.Add("", "", "-1", "", "", "", "", "")
+	f.Add("", "-5s", "", "", "", "", "", "")
 	f.Fuzz(func(t *testing.T, port, timeout, concurrency, maxBody, level, address, shutdown, drain string) {
 		env := map[string]string{"PORT": port, "FN_TIMEOUT": timeout, "FN_CONCURRENCY": concurrency, "FN_MAX_BODY": maxBody,
 			"FN_LOG_LEVEL": level, "FN_ADDRESS": address, "FN_SHUTDOWN_DELAY": shutdown, "FN_DRAIN_TIMEOUT": drain}
