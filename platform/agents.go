@@ -6,53 +6,36 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"strconv"
-	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"fnkit.dev/fn/platform/agent"
-	"fnkit.dev/fn/platform/supervise"
 )
 
-// AgentSpec is one node agent of the platform, run as a process of its own (fn's "internal
-// agent"), so that a node can be lost alone, as a kubelet can.
+// AgentSpec is one node agent of the platform, a process of its own, so that a node can be
+// lost alone, as a kubelet can. Started again, it finds its pods on the API server and starts
+// them again.
 type AgentSpec struct {
 	Node, Dir, PodCIDR, Kubeconfig, Registry, Log string
 	// LeaseSeconds is the Node's lease duration (0: a kubelet's 40 s).
 	LeaseSeconds int
 }
 
-// Args are the agent's command line after the executable.
-func (a AgentSpec) Args() []string {
-	return []string{"internal", "agent", "--node", a.Node, "--dir", a.Dir, "--pod-cidr", a.PodCIDR,
-		"--kubeconfig", a.Kubeconfig, "--registry", a.Registry, "--log", a.Log, "--lease-seconds", strconv.Itoa(a.LeaseSeconds)}
+func (a *AgentSpec) Name() string { return "agent" }
+
+func (a *AgentSpec) Bind(f *pflag.FlagSet) {
+	f.StringVar(&a.Node, "node", a.Node, "the Node's name")
+	f.StringVar(&a.Dir, "dir", a.Dir, "state directory")
+	f.StringVar(&a.PodCIDR, "pod-cidr", a.PodCIDR, "pod IP range")
+	f.StringVar(&a.Kubeconfig, "kubeconfig", a.Kubeconfig, "kubeconfig of the platform's API server")
+	f.StringVar(&a.Registry, "registry", a.Registry, "the platform's registry (host:port), pulled from over plain HTTP")
+	f.StringVar(&a.Log, "log", a.Log, "log file")
+	f.IntVar(&a.LeaseSeconds, "lease-seconds", a.LeaseSeconds, "the Node's lease duration (0: 40 s, a kubelet's)")
 }
 
-// agentStopWait bounds how long a stopping agent may take to stop its pods.
-const agentStopWait = 45 * time.Second
-
-// startAgentProcess starts the agent's process under supervision: started again when it
-// exits (its pods with it: it finds them on the API server and starts them again), once
-// Supervise is called. The process dies with the platform (SIGKILL as its parent-death
-// signal); Stop(agentStopWait) stops it with SIGTERM (its pods stop gracefully), and SIGKILL
-// past that.
-func startAgentProcess(exe []string, a AgentSpec, notify func(supervise.Status, string)) (*supervise.Process, error) {
-	command := func() *exec.Cmd {
-		cmd := exec.Command(exe[0], append(exe[1:], a.Args()...)...)
-		cmd.Env = os.Environ()
-		return cmd
-	}
-	p, err := supervise.Start("agent "+a.Node, command, supervise.DefaultPolicy, notify)
-	if err != nil {
-		return nil, fmt.Errorf("starting the agent of node %s: %w", a.Node, err)
-	}
-	return p, nil
-}
-
-// RunAgent runs the node agent a describes until ctx is done: fn's "internal agent".
-func RunAgent(ctx context.Context, a AgentSpec) error {
+// Run runs the node agent until ctx is done.
+func (a *AgentSpec) Run(ctx context.Context) error {
 	if a.Node == "" || a.Dir == "" || a.Kubeconfig == "" || a.Log == "" {
 		return errors.New("agent: --node, --dir, --kubeconfig and --log are required")
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -19,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,14 +27,11 @@ import (
 
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/autoscaler"
-	"fnkit.dev/fn/controller/reconciler/function/resources"
-	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/install"
 	"fnkit.dev/fn/platform/agent"
 	"fnkit.dev/fn/platform/controlplane"
 	"fnkit.dev/fn/platform/supervise"
-	"fnkit.dev/fn/registry"
 )
 
 // Config is the local platform's configuration.
@@ -46,22 +40,19 @@ type Config struct {
 	Home string
 	// Ports on 127.0.0.1.
 	APIServerPort, EtcdPort, EtcdPeerPort, RegistryPort, GatewayPort, MetricsServerPort, BuilderPort int
-	// GatewayInternalPort serves the gateway's own health and metrics, apart from functions.
-	GatewayInternalPort int
+	// GatewayInternalPort serves the gateway's own health and metrics, apart from functions;
+	// AutoscalerPort takes the gateway's load reports.
+	GatewayInternalPort, AutoscalerPort int
 	// Domain is the domain of functions' host names at the gateway.
 	Domain string
 	// BinDir holds the Kubernetes binaries.
 	BinDir string
 	// Nodes is how many node agents run, each a Node of its own (default 1).
 	Nodes int
-	// AgentCommand runs a node agent given AgentSpec.Args (default: this executable, as fn
-	// has it).
-	AgentCommand []string
-	// HookCommand is the built-in git remote's pre-receive hook (default: this executable's
-	// "internal git-hook", as fn has it).
-	HookCommand []string
+	// Command runs a component given ComponentArgs (default: this executable, as fn has it).
+	Command []string
 	// Install runs fn's controller, gateway and builder as pods on the agents, installed as fn
-	// install does from the checkout of fn at Source, instead of in the platform's process; the
+	// install does from the checkout of fn at Source, instead of as the platform's processes; the
 	// gateway is reached through a load balancer on GatewayPort, the builder (on the host's
 	// network) at BuilderPort.
 	Install bool
@@ -70,7 +61,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration of a platform with its state in home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, GatewayInternalPort: 18090, Domain: "fn.local"}
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, GatewayInternalPort: 18090, AutoscalerPort: 18091, Domain: "fn.local"}
 }
 
 // NodeName is the name of the first agent's Node.
@@ -109,7 +100,7 @@ type State struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Registry   string `json:"registry"`
 	Gateway    string `json:"gateway"`
-	// GatewayMetrics is the in-process gateway's metrics URL; empty when gateways run as pods.
+	// GatewayMetrics is the gateway process's metrics URL; empty when gateways run as pods.
 	GatewayMetrics string   `json:"gatewayMetrics,omitempty"`
 	Builder        string   `json:"builder"`
 	KubectlBin     string   `json:"kubectl"`
@@ -185,7 +176,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
 
-	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort, cfg.GatewayInternalPort}
+	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort, cfg.GatewayInternalPort, cfg.AutoscalerPort}
 	if cfg.MetricsServerPort != 0 {
 		ports = append(ports, cfg.MetricsServerPort)
 	}
@@ -246,21 +237,43 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}()
 	}
 
+	exe := cfg.Command
+	if len(exe) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		exe = []string{self}
+	}
+	// Each component is a supervised process; once it serves, one that exits starts again.
+	// They stop in the reverse order.
+	var comps []*supervise.Process
+	defer func() {
+		for i := len(comps) - 1; i >= 0; i-- {
+			_ = comps[i].Stop(componentStopWait)
+		}
+	}()
+	launch := func(name string, c Component, url string) error {
+		log := ComponentLogPath(cfg.Home, name)
+		p, err := startComponent(exe, name, c, log, board.update)
+		if err != nil {
+			return err
+		}
+		comps = append(comps, p)
+		if err := waitServing(ctx, p, url, log); err != nil {
+			return err
+		}
+		p.Supervise()
+		watchGivenUp(compCtx, p, "it stays down until the next fn up", log, step)
+		return nil
+	}
+
 	regAddr := fmt.Sprintf("127.0.0.1:%d", cfg.RegistryPort)
 	step("starting the registry on %s", regAddr)
-	reg, err := registry.New(compCtx, filepath.Join(cfg.Home, "registry"))
-	if err != nil {
+	if err := launch("registry", &RegistrySpec{Dir: filepath.Join(cfg.Home, "registry"), Addr: regAddr}, "http://"+regAddr+"/v2/"); err != nil {
 		return err
 	}
-	regLn, err := net.Listen("tcp", regAddr)
-	if err != nil {
-		return fmt.Errorf("registry: %w", err)
-	}
-	run("registry", func() error { return reg.Serve(compCtx, regLn) })
 
-	logFile := func(name string) (*os.File, error) {
-		return os.OpenFile(ComponentLogPath(cfg.Home, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	}
 	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
 	step("installing fn's CRDs")
 	if err := fncontroller.InstallCRD(ctx, rc); err != nil {
@@ -271,16 +284,23 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: autoscaler.DefaultNamespace}}, metav1.CreateOptions{}); err != nil && !apierrs.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", autoscaler.DefaultNamespace, err)
 	}
-	if !cfg.Install {
-		if err := startComponents(compCtx, cfg, rc, gatewayURL, logFile, &logs, run, step); err != nil {
-			return err
-		}
-	}
-
 	builderURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.BuilderPort)
 	if !cfg.Install {
+		autoscalerAddr := fmt.Sprintf("127.0.0.1:%d", cfg.AutoscalerPort)
+		step("starting the fn controller (the autoscaler on %s)", autoscalerAddr)
+		if err := launch("controller", &ControllerSpec{Kubeconfig: cp.KubeconfigPath(), AutoscalerAddr: autoscalerAddr,
+			Domain: cfg.Domain, GatewayURL: gatewayURL, Identity: "fn-up-" + NodeName}, "http://"+autoscalerAddr+"/"); err != nil {
+			return err
+		}
+		step("starting the gateway on %s", gatewayURL)
+		internal := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort)
+		if err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort),
+			InternalAddr: internal, Domain: cfg.Domain, AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up"}, "http://"+internal+"/_gw/health"); err != nil {
+			return err
+		}
 		step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
-		if err := startBuilder(compCtx, cfg, rc, regAddr, builderURL, logFile, &logs, run); err != nil {
+		if err := launch("builder", &BuilderSpec{Kubeconfig: cp.KubeconfigPath(), Addr: fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort),
+			Dir: filepath.Join(cfg.Home, "builder"), Registry: regAddr + "/fns", URL: builderURL}, builderURL+"/"); err != nil {
 			// The rest of the platform serves without it (git is what it usually lacks).
 			step("the builder is not running, so git push builds do not work: %v", err)
 			builderURL = ""
@@ -289,49 +309,40 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 
 	nodes := NodeNames(max(cfg.Nodes, 1))
 	agentDir := filepath.Join(cfg.Home, "agent")
-	agentCmd := cfg.AgentCommand
-	if len(agentCmd) == 0 {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		agentCmd = []string{exe}
-	}
 	var agents []*supervise.Process
+	var agentLogs []string
+	defer func() { // before the other components: the functions stop first
+		var stopping sync.WaitGroup
+		for _, p := range agents {
+			stopping.Go(func() { _ = p.Stop(agentStopWait) })
+		}
+		stopping.Wait()
+	}()
 	for i, name := range nodes {
 		step("starting the node agent (node %s, pods in %s)", name, nodePodCIDR(i))
 		logName, dir := "agent", agentDir
 		if i > 0 {
 			logName, dir = fmt.Sprintf("agent-%d", i+1), fmt.Sprintf("%s-%d", agentDir, i+1)
 		}
-		a := AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
+		a := &AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
 			Log: ComponentLogPath(cfg.Home, logName), LeaseSeconds: agentLeaseSeconds}
-		p, err := startAgentProcess(agentCmd, a, board.update)
+		p, err := startComponent(exe, "agent "+name, a, a.Log, board.update)
 		if err != nil {
-			return err
+			return fmt.Errorf("starting the agent of node %s: %w", name, err)
 		}
-		agents = append(agents, p)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-compCtx.Done():
-				_ = p.Stop(agentStopWait)
-			case <-p.Done():
-				// Given up after repeated crashes: a node lost is not the platform lost. Its
-				// Node goes NotReady and its pods are replaced on the others, as on any cluster.
-				step("ERROR: %v: node %s is lost until the next fn up (its log: %s)", p.Err(), name, a.Log)
-			}
-		}()
+		agents, agentLogs = append(agents, p), append(agentLogs, a.Log)
 	}
 	if err := removeOtherNodes(ctx, kube, nodes); err != nil {
 		return err
 	}
-	if err := waitNodesReady(ctx, kube, nodes, errs); err != nil {
+	if err := waitNodesReady(ctx, kube, nodes, errs, agents); err != nil {
 		return err
 	}
-	for _, p := range agents { // up: from now on an agent that exits is started again
+	for i, p := range agents { // up: from now on an agent that exits is started again
 		p.Supervise()
+		// Given up after repeated crashes: a node lost is not the platform lost. Its Node goes
+		// NotReady and its pods are replaced on the others, as on any cluster.
+		watchGivenUp(compCtx, p, fmt.Sprintf("node %s is lost until the next fn up", nodes[i]), agentLogs[i], step)
 	}
 	if cfg.Install {
 		step("installing fn's controller, gateway and builder as pods (fn install)")
@@ -340,7 +351,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 	}
 	if cfg.MetricsServerPort != 0 {
-		ml, err := logFile("metrics-server")
+		ml, err := os.OpenFile(ComponentLogPath(cfg.Home, "metrics-server"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return err
 		}
@@ -370,18 +381,6 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {
 		return err
-	}
-	// What runs in this process (the registry, and unless installed as pods the controller,
-	// gateway and builder) lives as long as it does.
-	inProcess := []string{"registry"}
-	if !cfg.Install {
-		inProcess = append(inProcess, "controller", "gateway")
-		if builderURL != "" {
-			inProcess = append(inProcess, "builder")
-		}
-	}
-	for _, n := range inProcess {
-		board.update(supervise.Status{Name: n, State: supervise.Running, PID: os.Getpid(), Since: st.Started}, "")
 	}
 	step("ready")
 
@@ -418,14 +417,22 @@ func removeOtherNodes(ctx context.Context, kube kubernetes.Interface, keep []str
 }
 
 // waitNodesReady waits until the agents' Nodes are Ready and the default namespace's service
-// account exists, so that a function deployed right after fn up gets its pods.
-func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []string, errs <-chan error) error {
+// account exists, so that a function deployed right after fn up gets its pods. An agent that
+// exits meanwhile fails it.
+func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []string, errs <-chan error, agents []*supervise.Process) error {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-errs:
 			return false, err
 		default:
+		}
+		for _, p := range agents {
+			select {
+			case <-p.Done():
+				return false, p.Err()
+			default:
+			}
 		}
 		for _, name := range nodes {
 			n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -454,44 +461,6 @@ func waitNodesReady(ctx context.Context, kube kubernetes.Interface, nodes []stri
 		return fmt.Errorf("the node agents did not become ready: %v (%s)", err, last)
 	}
 	return err
-}
-
-// startComponents runs fn's controller and gateway in this process (the builder starts apart:
-// the platform serves without it when git is missing).
-func startComponents(ctx context.Context, cfg Config, rc *rest.Config, gatewayURL string, logFile func(string) (*os.File, error),
-	logs *[]io.Closer, run func(string, func() error), step func(string, ...any)) error {
-	step("starting the fn controller")
-	cl, err := logFile("controller")
-	if err != nil {
-		return err
-	}
-	*logs = append(*logs, cl)
-	zl := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(cl), zapcore.InfoLevel)).Sugar()
-	ctl, err := fncontroller.Run(ctx, rc, fncontroller.Options{Logger: zl,
-		Config:     resources.Config{Domain: cfg.Domain, GatewayURL: gatewayURL},
-		Autoscaler: autoscaler.StartOptions{Election: autoscaler.Election{Identity: "fn-up-" + NodeName}}})
-	if err != nil {
-		return err
-	}
-
-	step("starting the gateway on %s", gatewayURL)
-	gl, err := logFile("gateway")
-	if err != nil {
-		return err
-	}
-	// The access log is written in batches: a write per request costs the gateway ~5% of its CPU.
-	glb := gateway.NewLogBuffer(gl, 200*time.Millisecond)
-	*logs = append(*logs, gl, glb)
-	gw, err := gateway.New(ctx, rc, gateway.Options{Domain: cfg.Domain, Logger: slog.New(slog.NewJSONHandler(glb, nil)), AccessLog: glb,
-		Autoscaler: ctl.Autoscaler, ID: "fn-up"})
-	if err != nil {
-		return err
-	}
-	run("gateway", func() error { return gateway.Serve(ctx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort), gw) })
-	run("gateway internal", func() error {
-		return gateway.ServeInternal(ctx, fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort), gw)
-	})
-	return nil
 }
 
 // installComponents installs fn's controller, gateway and builder on the platform's nodes as fn

@@ -191,8 +191,8 @@ func platformExecutables(cfg Config) []string {
 	if exe, err := os.Executable(); err == nil {
 		own = append(own, exe)
 	}
-	if len(cfg.AgentCommand) > 0 {
-		own = append(own, cfg.AgentCommand[0])
+	if len(cfg.Command) > 0 {
+		own = append(own, cfg.Command[0])
 	}
 	for _, b := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		own = append(own, filepath.Join(cfg.BinDir, b))

@@ -2,7 +2,7 @@
 // (/git/NAMESPACE/NAME.git, a push builds and deploys before it is accepted), the webhooks of
 // GitHub, Gitea and GitLab (/hooks/HOST), and fn deploy --git (/builds/NAMESPACE/NAME). Each
 // build is a FunctionBuild; a successful one becomes its Function's image. It needs git and
-// the Go toolchain on PATH. fn up runs the same code in its process.
+// the Go toolchain on PATH. fn up runs the same code as a process of its own (fn internal builder).
 package main
 
 import (

@@ -162,8 +162,9 @@ func Decide(s Spec, o Observation, prev State, now time.Time) (Decision, State) 
 		d.Message = fmt.Sprintf("%.1f on average over %s against a target of %g per replica", o.Stable, s.Window, target)
 	}
 
-	// Warming up: with less than a window of data, never below what runs.
-	if now.Sub(o.Since) < s.Window && d.Replicas < o.Replicas {
+	// Warming up: with less than a window of data, never below what runs. When spec.scale.min
+	// holds what runs anyway, min is the reason (a restarted autoscaler then records nothing new).
+	if now.Sub(o.Since) < s.Window && d.Replicas < o.Replicas && o.Replicas > s.Min {
 		d.Replicas = o.Replicas
 		d.Reason = ReasonWarming
 		d.Message = fmt.Sprintf("keeping %d replicas until a full window (%s) of data is in", o.Replicas, s.Window)

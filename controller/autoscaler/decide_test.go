@@ -118,6 +118,14 @@ func TestDecide(t *testing.T) {
 		spec: spec(), obs: Observation{Replicas: 5, Ready: 5, Since: t0.Add(-4 * time.Second)},
 		now: t0, want: 5, reason: ReasonWarming, wantRecent: 1,
 	}, {
+		name: "restarted autoscaler at spec.scale.min: min, not warming, is the reason",
+		spec: func() Spec { s := spec(); s.Min = 5; return s }(), obs: Observation{Replicas: 5, Ready: 5, Since: t0.Add(-4 * time.Second)},
+		now: t0, want: 5, reason: ReasonAtMin, wantRecent: 1,
+	}, {
+		name: "restarted autoscaler above spec.scale.min keeps what runs",
+		spec: func() Spec { s := spec(); s.Min = 2; return s }(), obs: Observation{Replicas: 5, Ready: 5, Since: t0.Add(-4 * time.Second)},
+		now: t0, want: 5, reason: ReasonWarming, wantRecent: 1,
+	}, {
 		name: "restarted autoscaler still scales up",
 		spec: spec(), obs: Observation{Stable: 30, Panic: 150, Current: 150, Replicas: 5, Ready: 5, Since: t0.Add(-4 * time.Second), LastActive: t0},
 		now: t0, want: 15 - 5, reason: ReasonAtMax, wantPanic: true, wantRecent: 1,

@@ -23,8 +23,9 @@ func newStatusCommand(s IOStreams) *cobra.Command {
 		Short: "Show the local platform's components: running or not, restarts, why they last exited",
 		Long: `Show each component of the local platform: etcd, kube-apiserver, the controller manager
 and scheduler (started again when they exit, with a growing delay, and given up after 5 exits in
-2 minutes), the registry, controller, gateway and builder (in fn up's process, unless installed
-as pods), and the node agents. Exits 1 when a component has failed.`,
+2 minutes), the registry, controller, gateway and builder (processes of their own, supervised
+the same way, unless installed as pods), and the node agents. Exits 1 when a component has
+failed.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
 			if err := out.validate(); err != nil {

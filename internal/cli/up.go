@@ -82,7 +82,7 @@ func runUp(ctx context.Context, s IOStreams, out outputFlag, nodes int, nodesSet
 			return fmt.Errorf("the local platform is up with %d node(s), not %d: fn down, then fn up --nodes %d", len(st.Nodes), nodes, nodes)
 		}
 		if install := len(extra) > 0; install && !st.Install {
-			return fmt.Errorf("the local platform is up with fn's components in its process, not as pods: fn down, then fn up --install")
+			return fmt.Errorf("the local platform is up with fn's components as its own processes, not as pods: fn down, then fn up --install")
 		}
 		fmt.Fprintln(s.ErrOut, "The local platform is already up.")
 		if comps, err := platform.ReadStatus(home); err == nil {
@@ -282,33 +282,28 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 			os.Exit(gitbuild.RunHook(s.In, s.Out, os.Getenv))
 		},
 	}
-	c.AddCommand(p, hook, newGitCredentialCommand(fa), newAgentCommand(s))
+	c.AddCommand(p, hook, newGitCredentialCommand(fa))
+	for _, comp := range platform.Components() {
+		c.AddCommand(newComponentCommand(comp))
+	}
 	return c
 }
 
-// newAgentCommand is one node agent of the local platform, as fn up runs it (a process per
-// node, so that a node can be lost alone).
-func newAgentCommand(s IOStreams) *cobra.Command {
-	var a platform.AgentSpec
-	c := &cobra.Command{
-		Use:   "agent",
-		Short: "Run one node agent of the local platform (fn up starts them)",
+// newComponentCommand runs one component of the local platform as fn up runs it, a process
+// of its own under the platform's supervision.
+func newComponentCommand(c platform.Component) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   c.Name(),
+		Short: "Run the local platform's " + c.Name() + " (fn up starts it)",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
+		RunE: func(*cobra.Command, []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return platform.RunAgent(ctx, a)
+			return c.Run(ctx)
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&a.Node, "node", "", "the Node's name")
-	f.StringVar(&a.Dir, "dir", "", "state directory")
-	f.StringVar(&a.PodCIDR, "pod-cidr", "", "pod IP range")
-	f.StringVar(&a.Kubeconfig, "kubeconfig", "", "kubeconfig of the platform's API server")
-	f.StringVar(&a.Registry, "registry", "", "the platform's registry (host:port), pulled from over plain HTTP")
-	f.StringVar(&a.Log, "log", "", "log file")
-	f.IntVar(&a.LeaseSeconds, "lease-seconds", 0, "the Node's lease duration (0: 40 s, a kubelet's)")
-	return c
+	c.Bind(cmd.Flags())
+	return cmd
 }
 
 // nodesFile holds the node count of the last fn up in FN_HOME.

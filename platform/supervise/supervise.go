@@ -186,6 +186,9 @@ func (p *Process) run(started chan<- error) {
 		cmd := p.command()
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
+			if closer, ok := cmd.Stdout.(interface{ Close() error }); ok {
+				_ = closer.Close()
+			}
 			err = fmt.Errorf("starting %s: %w", p.name, err)
 			if first {
 				started <- err
