@@ -4,7 +4,7 @@ MODULES := . runtime examples/hello examples/echo-event examples/typed
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X fnkit.dev/fn/builder.version=$(VERSION)
 
-.PHONY: build demo check test test-short lint bench clean generate verify k8s fuzz
+.PHONY: build demo check test test-short lint bench soak clean generate verify k8s fuzz
 
 # The fuzz targets, as PACKAGE:TARGET (run from the module holding the package).
 FUZZ_MAIN    := ./gateway:FuzzRequestHead ./gateway:FuzzFunctionResponse ./platform/agent:FuzzUnpack ./gitbuild:FuzzHooks ./builder:FuzzDetect
@@ -69,6 +69,12 @@ bench: build
 	$(GO) run ./bench/autoscale
 	$(GO) run ./bench/gitpush
 	$(GO) run ./bench/install
+
+## soak: the local platform for SOAKTIME (10m) under bounded load, redeploys and scale to zero,
+## its processes sampled every 10 s: bench/results/soak.md. Outside the test command.
+SOAKTIME ?= 10m
+soak: build
+	$(GO) run ./bench/soak -duration $(SOAKTIME)
 
 clean:
 	rm -rf bin/

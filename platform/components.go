@@ -58,6 +58,7 @@ func Components() []Component {
 // RegistrySpec is the platform's OCI registry.
 type RegistrySpec struct {
 	Dir, Addr string
+	ListenFD  int
 }
 
 func (s *RegistrySpec) Name() string { return "registry" }
@@ -65,6 +66,7 @@ func (s *RegistrySpec) Name() string { return "registry" }
 func (s *RegistrySpec) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Dir, "dir", s.Dir, "blob and manifest store")
 	fs.StringVar(&s.Addr, "addr", s.Addr, "address to serve on")
+	bindListenFD(fs, &s.ListenFD)
 }
 
 func (s *RegistrySpec) Run(ctx context.Context) error {
@@ -75,7 +77,7 @@ func (s *RegistrySpec) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.Addr)
+	ln, err := listen(s.ListenFD, s.Addr)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)
 	}
@@ -105,7 +107,7 @@ func (s *ControllerSpec) Run(ctx context.Context) error {
 	if s.AutoscalerAddr == "" || s.Identity == "" {
 		return errors.New("controller: --autoscaler-addr and --identity are required")
 	}
-	rc, err := restConfig(s.Kubeconfig)
+	rc, err := restConfig(s.Kubeconfig, "fn-controller")
 	if err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}
@@ -126,6 +128,7 @@ func (s *ControllerSpec) Run(ctx context.Context) error {
 // GatewaySpec is fn's gateway, reporting load to the autoscaler at AutoscalerURL.
 type GatewaySpec struct {
 	Kubeconfig, Addr, InternalAddr, Domain, AutoscalerURL, ID string
+	ListenFD                                                  int // of Addr
 }
 
 func (s *GatewaySpec) Name() string { return "gateway" }
@@ -137,13 +140,14 @@ func (s *GatewaySpec) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Domain, "domain", s.Domain, "domain of functions' host names")
 	fs.StringVar(&s.AutoscalerURL, "autoscaler-url", s.AutoscalerURL, "the autoscaler's base URL, which gets this gateway's load reports")
 	fs.StringVar(&s.ID, "id", s.ID, "this gateway's identity in its reports")
+	bindListenFD(fs, &s.ListenFD)
 }
 
 func (s *GatewaySpec) Run(ctx context.Context) error {
 	if s.Addr == "" || s.InternalAddr == "" {
 		return errors.New("gateway: --addr and --internal-addr are required")
 	}
-	rc, err := restConfig(s.Kubeconfig)
+	rc, err := restConfig(s.Kubeconfig, "fn-gateway")
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -158,9 +162,13 @@ func (s *GatewaySpec) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	ln, err := listen(s.ListenFD, s.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
 	errs := make(chan error, 2)
 	go func() { errs <- gateway.ServeInternal(ctx, s.InternalAddr, gw) }()
-	go func() { errs <- gateway.Serve(ctx, s.Addr, gw) }()
+	go func() { errs <- gateway.ServeListener(ctx, ln, gw) }()
 	return <-errs
 }
 
@@ -168,6 +176,7 @@ func (s *GatewaySpec) Run(ctx context.Context) error {
 // to Registry.
 type BuilderSpec struct {
 	Kubeconfig, Addr, Dir, Registry, URL string
+	ListenFD                             int
 }
 
 func (s *BuilderSpec) Name() string { return "builder" }
@@ -178,13 +187,14 @@ func (s *BuilderSpec) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Dir, "dir", s.Dir, "state: the remote's repositories, mirrors and checkouts")
 	fs.StringVar(&s.Registry, "registry", s.Registry, "repository images are pushed to, over plain HTTP")
 	fs.StringVar(&s.URL, "url", s.URL, "the builder's URL as clients reach it")
+	bindListenFD(fs, &s.ListenFD)
 }
 
 func (s *BuilderSpec) Run(ctx context.Context) error {
 	if s.Addr == "" || s.Dir == "" || s.URL == "" {
 		return errors.New("builder: --addr, --dir and --url are required")
 	}
-	rc, err := restConfig(s.Kubeconfig)
+	rc, err := restConfig(s.Kubeconfig, "fn-builder")
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}
@@ -199,15 +209,37 @@ func (s *BuilderSpec) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}
-	ln, err := net.Listen("tcp", s.Addr)
+	ln, err := listen(s.ListenFD, s.Addr)
 	if err != nil {
 		return fmt.Errorf("builder: %w", err)
 	}
 	return serveHTTP(ctx, ln, srv)
 }
 
-// restConfig is a component's client configuration, from the platform's kubeconfig.
-func restConfig(kubeconfig string) (*rest.Config, error) {
+func bindListenFD(fs *pflag.FlagSet, fd *int) {
+	fs.IntVar(fd, "listen-fd", *fd, "serve on this inherited listening socket instead of listening on --addr")
+}
+
+// listen is a component's listener: the inherited descriptor fd when set, else a new one on
+// addr. The platform holds its components' public sockets and passes them down, so that
+// connections made while a component restarts wait in the socket's queue for the next one
+// instead of being refused.
+func listen(fd int, addr string) (net.Listener, error) {
+	if fd <= 0 {
+		return net.Listen("tcp", addr)
+	}
+	f := os.NewFile(uintptr(fd), addr)
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("the inherited socket of %s (descriptor %d): %w", addr, fd, err)
+	}
+	return ln, nil
+}
+
+// restConfig is a component's client configuration, from the platform's kubeconfig, with its
+// name as its user agent (as the API server's audit log records it).
+func restConfig(kubeconfig, agent string) (*rest.Config, error) {
 	if kubeconfig == "" {
 		return nil, errors.New("--kubeconfig is required")
 	}
@@ -218,6 +250,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	// A Function costs three to four API writes; client-go's default of 5 per second would
 	// take minutes to settle many.
 	rc.QPS, rc.Burst = 100, 200
+	rc.UserAgent = agent
 	return rc, nil
 }
 

@@ -248,14 +248,28 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	// Each component is a supervised process; once it serves, one that exits starts again.
 	// They stop in the reverse order.
 	var comps []*supervise.Process
+	var sockets []*os.File
 	defer func() {
 		for i := len(comps) - 1; i >= 0; i-- {
 			_ = comps[i].Stop(componentStopWait)
 		}
+		for _, f := range sockets {
+			_ = f.Close()
+		}
 	}()
-	launch := func(name string, c Component, url string) error {
+	// launch starts component c as name, on a socket of addr that the platform holds (passed as
+	// its descriptor 3) when addr is not "", and waits until it serves url.
+	launch := func(name string, c Component, addr, url string) error {
 		log := ComponentLogPath(cfg.Home, name)
-		p, err := startComponent(exe, name, c, log, board.update)
+		var files []*os.File
+		if addr != "" {
+			f, err := heldSocket(addr)
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			sockets, files = append(sockets, f), []*os.File{f}
+		}
+		p, err := startComponent(exe, cfg.Home, name, c, log, board.update, files...)
 		if err != nil {
 			return err
 		}
@@ -270,7 +284,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 
 	regAddr := fmt.Sprintf("127.0.0.1:%d", cfg.RegistryPort)
 	step("starting the registry on %s", regAddr)
-	if err := launch("registry", &RegistrySpec{Dir: filepath.Join(cfg.Home, "registry"), Addr: regAddr}, "http://"+regAddr+"/v2/"); err != nil {
+	if err := launch("registry", &RegistrySpec{Dir: filepath.Join(cfg.Home, "registry"), Addr: regAddr, ListenFD: 3}, regAddr, "http://"+regAddr+"/v2/"); err != nil {
 		return err
 	}
 
@@ -289,18 +303,20 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		autoscalerAddr := fmt.Sprintf("127.0.0.1:%d", cfg.AutoscalerPort)
 		step("starting the fn controller (the autoscaler on %s)", autoscalerAddr)
 		if err := launch("controller", &ControllerSpec{Kubeconfig: cp.KubeconfigPath(), AutoscalerAddr: autoscalerAddr,
-			Domain: cfg.Domain, GatewayURL: gatewayURL, Identity: "fn-up-" + NodeName}, "http://"+autoscalerAddr+"/"); err != nil {
+			Domain: cfg.Domain, GatewayURL: gatewayURL, Identity: "fn-up-" + NodeName}, "", "http://"+autoscalerAddr+"/"); err != nil {
 			return err
 		}
 		step("starting the gateway on %s", gatewayURL)
 		internal := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort)
-		if err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort),
-			InternalAddr: internal, Domain: cfg.Domain, AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up"}, "http://"+internal+"/_gw/health"); err != nil {
+		gatewayAddr := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort)
+		if err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: gatewayAddr, InternalAddr: internal, Domain: cfg.Domain,
+			AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up", ListenFD: 3}, gatewayAddr, "http://"+internal+"/_gw/health"); err != nil {
 			return err
 		}
 		step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
-		if err := launch("builder", &BuilderSpec{Kubeconfig: cp.KubeconfigPath(), Addr: fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort),
-			Dir: filepath.Join(cfg.Home, "builder"), Registry: regAddr + "/fns", URL: builderURL}, builderURL+"/"); err != nil {
+		builderAddr := fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort)
+		if err := launch("builder", &BuilderSpec{Kubeconfig: cp.KubeconfigPath(), Addr: builderAddr, Dir: filepath.Join(cfg.Home, "builder"),
+			Registry: regAddr + "/fns", URL: builderURL, ListenFD: 3}, builderAddr, builderURL+"/"); err != nil {
 			// The rest of the platform serves without it (git is what it usually lacks).
 			step("the builder is not running, so git push builds do not work: %v", err)
 			builderURL = ""
@@ -326,7 +342,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 		a := &AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
 			Log: ComponentLogPath(cfg.Home, logName), LeaseSeconds: agentLeaseSeconds}
-		p, err := startComponent(exe, "agent "+name, a, a.Log, board.update)
+		p, err := startComponent(exe, cfg.Home, "agent "+name, a, a.Log, board.update)
 		if err != nil {
 			return fmt.Errorf("starting the agent of node %s: %w", name, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,19 +21,35 @@ const (
 )
 
 // startComponent starts c as the supervised process name, run by exe with ComponentArgs, its
-// stdout and stderr appended to log. It is not started again until Supervise. It dies with the
-// platform (SIGKILL as its parent-death signal); Stop ends it with SIGTERM, then SIGKILL.
-func startComponent(exe []string, name string, c Component, log string, notify func(supervise.Status, string)) (*supervise.Process, error) {
+// stdout and stderr appended to log, and files as its descriptors 3, 4; it serves its profiles
+// on DebugSocketPath(home, name). It is not started
+// again until Supervise. It dies with the platform (SIGKILL as its parent-death signal); Stop
+// ends it with SIGTERM, then SIGKILL.
+func startComponent(exe []string, home, name string, c Component, log string, notify func(supervise.Status, string), files ...*os.File) (*supervise.Process, error) {
 	args := append(append([]string{}, exe[1:]...), ComponentArgs(c)...)
+	args = append(args, "--debug-socket="+DebugSocketPath(home, name))
 	command := func() *exec.Cmd {
 		cmd := exec.Command(exe[0], args...)
 		cmd.Env = os.Environ()
+		cmd.ExtraFiles = files
 		if f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f // closed by supervise once the process has exited
 		}
 		return cmd
 	}
 	return supervise.Start(name, command, supervise.DefaultPolicy, notify)
+}
+
+// heldSocket listens on addr and returns the listening socket as a file, for a component to
+// inherit (its ListenFD): the platform holds it across the component's restarts, so that
+// clients connecting meanwhile wait in its queue instead of being refused.
+func heldSocket(addr string) (*os.File, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close() // the file is a descriptor of its own on the same socket
+	return ln.(*net.TCPListener).File()
 }
 
 // serveWait bounds how long a component may take to serve after it starts.

@@ -266,6 +266,7 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 			defer stop()
 			cfg := platform.DefaultConfig(home)
 			cfg.BinDir, cfg.Nodes, cfg.Install, cfg.Source = bin, nodes, installMode, source
+			serveDebug(ctx, s, platform.DebugSocketPath(home, "platform"))
 			return platform.Serve(ctx, cfg, s.ErrOut)
 		},
 	}
@@ -284,14 +285,15 @@ func newInternalCommand(fa *Factory) *cobra.Command {
 	}
 	c.AddCommand(p, hook, newGitCredentialCommand(fa))
 	for _, comp := range platform.Components() {
-		c.AddCommand(newComponentCommand(comp))
+		c.AddCommand(newComponentCommand(s, comp))
 	}
 	return c
 }
 
 // newComponentCommand runs one component of the local platform as fn up runs it, a process
 // of its own under the platform's supervision.
-func newComponentCommand(c platform.Component) *cobra.Command {
+func newComponentCommand(s IOStreams, c platform.Component) *cobra.Command {
+	var debug string
 	cmd := &cobra.Command{
 		Use:   c.Name(),
 		Short: "Run the local platform's " + c.Name() + " (fn up starts it)",
@@ -299,11 +301,24 @@ func newComponentCommand(c platform.Component) *cobra.Command {
 		RunE: func(*cobra.Command, []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			serveDebug(ctx, s, debug)
 			return c.Run(ctx)
 		},
 	}
 	c.Bind(cmd.Flags())
+	cmd.Flags().StringVar(&debug, "debug-socket", "", "serve Go's profiles on this unix socket")
 	return cmd
+}
+
+// serveDebug serves the process's profiles on the unix socket at path, if given; without them
+// it runs on, and says why.
+func serveDebug(ctx context.Context, s IOStreams, path string) {
+	if path == "" {
+		return
+	}
+	if err := platform.ServeDebug(ctx, path); err != nil {
+		fmt.Fprintf(s.ErrOut, "fn: no profiles: %v\n", err)
+	}
 }
 
 // nodesFile holds the node count of the last fn up in FN_HOME.

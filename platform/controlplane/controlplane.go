@@ -64,6 +64,26 @@ type ControlPlane struct {
 
 // Start starts etcd and kube-apiserver, waits until the API server is ready, then starts the
 // controller manager and scheduler asked for. On error, whatever started is stopped.
+// auditPolicy records every write to the API (who, what, when, the answer; not the bodies),
+// but for leases and events, which are renewed and sent all the time.
+const auditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  resources:
+  - {group: coordination.k8s.io, resources: [leases]}
+  - {group: "", resources: [events]}
+  - {group: events.k8s.io, resources: [events]}
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+`
+
+// AuditLogPath is the API server's audit log of a control plane in dir: a JSON line per
+// write (see auditPolicy), 100 MB of it at most, and one older file.
+func AuditLogPath(dir string) string { return filepath.Join(dir, "logs", "audit.log") }
+
 func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -83,6 +103,9 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		}
 	}()
 	if err := os.MkdirAll(filepath.Join(o.Dir, "logs"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(o.Dir, "audit-policy.yaml"), []byte(auditPolicy), 0o644); err != nil {
 		return nil, err
 	}
 	_, svcNet, err := net.ParseCIDR(o.ServiceCIDR)
@@ -146,6 +169,8 @@ func Start(ctx context.Context, o Options) (cp *ControlPlane, err error) {
 		"--service-account-key-file=" + p("sa.pub"), "--service-account-signing-key-file=" + p("sa.key"),
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=" + o.ServiceCIDR,
 		"--allow-privileged=true", "--profiling=false", "--v=0",
+		"--audit-policy-file=" + filepath.Join(o.Dir, "audit-policy.yaml"), "--audit-log-path=" + AuditLogPath(o.Dir),
+		"--audit-log-format=json", "--audit-log-maxsize=100", "--audit-log-maxbackup=1",
 	}
 	if g := o.NodeLossGrace; g > 0 {
 		secs := strconv.Itoa(int(max(g/time.Second, 1)))

@@ -147,77 +147,87 @@ func platformBuilder(t *testing.T) string {
 	return st.Builder
 }
 
-// loop requests url until stop is closed (bounded: 3 minutes, 1,000,000 requests), counting
-// answers that contain want.
+// loop requests url from one or more clients until stop is closed (bounded: 3 minutes,
+// 1,000,000 requests each), counting answers that contain want.
 type loop struct {
 	ok, failed, wanted atomic.Int64
 	last               atomic.Value
-	stop, done         chan struct{}
+	stop               chan struct{}
+	clients            sync.WaitGroup
 
-	mu       sync.Mutex
-	failures []failure // the first 20
+	mu          sync.Mutex
+	failures    []failure     // the first 20
+	slowestFail time.Duration // the longest a failed request took
 }
 
-// failure is a request of a loop that failed: when, and how.
+// failure is a request of a loop that failed: when it began, how long it took, and how.
 type failure struct {
 	at   time.Time
+	took time.Duration
 	what string
 }
 
-func (l *loop) fail(what string) {
+func (l *loop) fail(at time.Time, what string) {
 	l.failed.Add(1)
 	l.last.Store(what)
+	took := time.Since(at)
 	l.mu.Lock()
 	if len(l.failures) < 20 {
-		l.failures = append(l.failures, failure{time.Now(), what})
+		l.failures = append(l.failures, failure{at, took, what})
 	}
+	l.slowestFail = max(l.slowestFail, took)
 	l.mu.Unlock()
 }
 
-// failuresSince lists the loop's failures, each with its time since t0.
+// failuresSince lists the loop's failures, each with its start since t0 and how long it took.
 func (l *loop) failuresSince(t0 time.Time) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
 	for _, f := range l.failures {
-		fmt.Fprintf(&b, "\n  %+.3fs %s", f.at.Sub(t0).Seconds(), f.what)
+		fmt.Fprintf(&b, "\n  %+.3fs (%s) %s", f.at.Sub(t0).Seconds(), f.took.Round(time.Millisecond), f.what)
 	}
 	return b.String()
 }
 
-func startLoop(url, want string) *loop {
-	l := &loop{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		client := &http.Client{Timeout: 10 * time.Second}
-		deadline := time.Now().Add(3 * time.Minute)
-		for i := 0; i < 1000000 && time.Now().Before(deadline); i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
+func startLoop(url, want string) *loop { return startLoops(url, want, 1) }
+
+// startLoops runs n clients, each requesting url one request after another.
+func startLoops(url, want string, n int) *loop {
+	l := &loop{stop: make(chan struct{})}
+	for range n {
+		l.clients.Go(func() {
+			client := &http.Client{Timeout: 10 * time.Second}
+			deadline := time.Now().Add(3 * time.Minute)
+			for i := 0; i < 1000000 && time.Now().Before(deadline); i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				at := time.Now()
+				resp, err := client.Get(url)
+				if err != nil {
+					l.fail(at, err.Error())
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					l.fail(at, fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)))
+					continue
+				}
+				l.ok.Add(1)
+				if strings.Contains(string(body), want) {
+					l.wanted.Add(1)
+				}
 			}
-			resp, err := client.Get(url)
-			if err != nil {
-				l.fail(err.Error())
-				continue
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				l.fail(fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body)))
-				continue
-			}
-			l.ok.Add(1)
-			if strings.Contains(string(body), want) {
-				l.wanted.Add(1)
-			}
-		}
-	}()
+		})
+	}
 	return l
 }
 
-func (l *loop) end() { close(l.stop); <-l.done }
+func (l *loop) end() { close(l.stop); l.clients.Wait() }
 
 // TestGitPush pushes a function to fn's own git remote: the push builds and deploys it before
 // it is accepted, an edit pushed under load rolls out with no failed request, a commit that

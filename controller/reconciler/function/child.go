@@ -59,7 +59,12 @@ func (c child[T]) reconcile(ctx context.Context, f *v1alpha1.Function, want T) (
 		return have, err
 	}
 	if have, err = c.update(ctx, updated); err != nil {
-		c.failed("UpdateFailed", err)
+		// A conflict is the lister's copy being older than the server's (another writer, such
+		// as the autoscaler, came between): the key is tried again once it has caught up. Not
+		// a failure to show: fn deploy would take it for one.
+		if !apierrs.IsConflict(err) {
+			c.failed("UpdateFailed", err)
+		}
 		return zero, fmt.Errorf("updating %s %s: %w", c.kind, name, err)
 	}
 	controller.GetEventRecorder(ctx).Eventf(f, corev1.EventTypeNormal, "Updated", "Updated %s %q", c.kind, name)

@@ -1,11 +1,13 @@
 package function
 
 import (
+	"errors"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
 	rtesting "knative.dev/pkg/reconciler/testing"
@@ -199,6 +201,29 @@ func TestReconcile(t *testing.T) {
 		WantEvents: []string{
 			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "updating Deployment hello: inducing failure for update deployments"),
 		},
+	}, {
+		// Another writer (the autoscaler) updated the Deployment after the lister's copy: tried
+		// again, and neither reported as a failure (fn deploy would stop on it) nor an event.
+		Name: "deployment update conflicts",
+		Objects: []runtime.Object{
+			hello(with(ready, WithImage(image2))...),
+			deployment(hello(), withDeploymentStatus(available())),
+			service(hello()),
+		},
+		Key: "default/hello",
+		WithReactors: []clientgotesting.ReactionFunc{func(a clientgotesting.Action) (bool, runtime.Object, error) {
+			if a.GetVerb() != "update" || a.GetResource().Resource != "deployments" {
+				return false, nil, nil
+			}
+			return true, nil, apierrs.NewConflict(appsv1.Resource("deployments"), "hello", errors.New("the object has been modified"))
+		}},
+		WantErr: true,
+		WantUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: deployment(hello(), withDeploymentStatus(available()), withContainerImage(image2)),
+		}},
+		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
+			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) { f.Status.Image = image2 })...),
+		}},
 	}, {
 		Name: "service create fails",
 		Objects: []runtime.Object{
