@@ -21,6 +21,7 @@ import (
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/gitbuild"
+	"fnkit.dev/fn/internal/diskspace"
 	"fnkit.dev/fn/registry"
 )
 
@@ -77,6 +78,7 @@ func (s *RegistrySpec) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reg.KeepFree(diskspace.Reserve)
 	ln, err := listen(s.ListenFD, s.Addr)
 	if err != nil {
 		return fmt.Errorf("registry: %w", err)

@@ -29,6 +29,7 @@ import (
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/install"
+	"fnkit.dev/fn/internal/diskspace"
 	"fnkit.dev/fn/platform/agent"
 	"fnkit.dev/fn/platform/controlplane"
 	"fnkit.dev/fn/platform/supervise"
@@ -245,41 +246,10 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 		exe = []string{self}
 	}
-	// Each component is a supervised process; once it serves, one that exits starts again.
-	// They stop in the reverse order.
-	var comps []*supervise.Process
-	var sockets []*os.File
-	defer func() {
-		for i := len(comps) - 1; i >= 0; i-- {
-			_ = comps[i].Stop(componentStopWait)
-		}
-		for _, f := range sockets {
-			_ = f.Close()
-		}
-	}()
-	// launch starts component c as name, on a socket of addr that the platform holds (passed as
-	// its descriptor 3) when addr is not "", and waits until it serves url.
+	comps := &components{exe: exe, home: cfg.Home, notify: board.update, step: step}
+	defer comps.stop()
 	launch := func(name string, c Component, addr, url string) error {
-		log := ComponentLogPath(cfg.Home, name)
-		var files []*os.File
-		if addr != "" {
-			f, err := heldSocket(addr)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			sockets, files = append(sockets, f), []*os.File{f}
-		}
-		p, err := startComponent(exe, cfg.Home, name, c, log, board.update, files...)
-		if err != nil {
-			return err
-		}
-		comps = append(comps, p)
-		if err := waitServing(ctx, p, url, log); err != nil {
-			return err
-		}
-		p.Supervise()
-		watchGivenUp(compCtx, p, "it stays down until the next fn up", log, step)
-		return nil
+		return comps.launch(ctx, compCtx, name, c, addr, url)
 	}
 
 	regAddr := fmt.Sprintf("127.0.0.1:%d", cfg.RegistryPort)
@@ -342,7 +312,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		}
 		a := &AgentSpec{Node: name, Dir: dir, PodCIDR: nodePodCIDR(i), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr,
 			Log: ComponentLogPath(cfg.Home, logName), LeaseSeconds: agentLeaseSeconds}
-		p, err := startComponent(exe, cfg.Home, "agent "+name, a, a.Log, board.update)
+		p, err := comps.start("agent "+name, a, a.Log)
 		if err != nil {
 			return fmt.Errorf("starting the agent of node %s: %w", name, err)
 		}
@@ -571,4 +541,13 @@ func installOn(ctx context.Context, cfg Config, rc *rest.Config, kube kubernetes
 		return err
 	}
 	return install.Wait(ctx, rc, objs, 3*time.Minute, indent{progress})
+}
+
+// CheckDiskSpace fails when a filesystem of the platform's state in home (etcd's data, the
+// registry's store, the agents' pods, the rest of home) has less free than diskspace.Reserve:
+// what writes more there (a build, a push) is refused before it starts, not half done.
+func CheckDiskSpace(home string) error {
+	dirs := []string{filepath.Join(home, "cluster"), filepath.Join(home, "registry")}
+	agents, _ := filepath.Glob(filepath.Join(home, "agent*"))
+	return diskspace.Check(diskspace.Reserve, append(append(dirs, agents...), home)...)
 }

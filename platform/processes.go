@@ -20,16 +20,27 @@ const (
 	componentStopWait = 10 * time.Second
 )
 
-// startComponent starts c as the supervised process name, run by exe with ComponentArgs, its
-// stdout and stderr appended to log, and files as its descriptors 3, 4; it serves its profiles
-// on DebugSocketPath(home, name). It is not started
-// again until Supervise. It dies with the platform (SIGKILL as its parent-death signal); Stop
-// ends it with SIGTERM, then SIGKILL.
-func startComponent(exe []string, home, name string, c Component, log string, notify func(supervise.Status, string), files ...*os.File) (*supervise.Process, error) {
-	args := append(append([]string{}, exe[1:]...), ComponentArgs(c)...)
-	args = append(args, "--debug-socket="+DebugSocketPath(home, name))
+// components are fn's components running as supervised processes of exe; stop stops them in
+// the reverse order of their start, then closes the sockets held for them.
+type components struct {
+	exe    []string
+	home   string
+	notify func(supervise.Status, string)
+	step   func(string, ...any)
+
+	procs   []*supervise.Process
+	sockets []*os.File
+}
+
+// start starts c as the supervised process name, its stdout and stderr appended to log, and
+// files as its descriptors 3, 4; it serves its profiles on DebugSocketPath(home, name). It is
+// not started again until Supervise. It dies with the platform (SIGKILL as its parent-death
+// signal); Stop ends it with SIGTERM, then SIGKILL.
+func (cs *components) start(name string, c Component, log string, files ...*os.File) (*supervise.Process, error) {
+	args := append(append([]string{}, cs.exe[1:]...), ComponentArgs(c)...)
+	args = append(args, "--debug-socket="+DebugSocketPath(cs.home, name))
 	command := func() *exec.Cmd {
-		cmd := exec.Command(exe[0], args...)
+		cmd := exec.Command(cs.exe[0], args...)
 		cmd.Env = os.Environ()
 		cmd.ExtraFiles = files
 		if f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
@@ -37,7 +48,48 @@ func startComponent(exe []string, home, name string, c Component, log string, no
 		}
 		return cmd
 	}
-	return supervise.Start(name, command, supervise.DefaultPolicy, notify)
+	p, err := supervise.Start(name, command, supervise.DefaultPolicy, cs.notify)
+	if err != nil {
+		return nil, err
+	}
+	cs.procs = append(cs.procs, p)
+	return p, nil
+}
+
+// launch starts component c as name, its log Home/logs/NAME.log, on a socket of addr that the
+// platform holds (its descriptor 3) when addr is not "", waits until it serves url, then has it
+// started again whenever it exits, and said loudly if it is given up (until running is done).
+func (cs *components) launch(ctx, running context.Context, name string, c Component, addr, url string) error {
+	log := ComponentLogPath(cs.home, name)
+	var files []*os.File
+	if addr != "" {
+		f, err := heldSocket(addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		cs.sockets, files = append(cs.sockets, f), []*os.File{f}
+	}
+	p, err := cs.start(name, c, log, files...)
+	if err != nil {
+		return err
+	}
+	if err := waitServing(ctx, p, url, log); err != nil {
+		return err
+	}
+	p.Supervise()
+	watchGivenUp(running, p, "it stays down until the next fn up", log, cs.step)
+	return nil
+}
+
+// stop stops every process, the last started first (Serve stops the agents before, all at
+// once), then closes the sockets held for them.
+func (cs *components) stop() {
+	for i := len(cs.procs) - 1; i >= 0; i-- {
+		_ = cs.procs[i].Stop(componentStopWait)
+	}
+	for _, f := range cs.sockets {
+		_ = f.Close()
+	}
 }
 
 // heldSocket listens on addr and returns the listening socket as a file, for a component to

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,12 +19,15 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the storage driver
 	"github.com/sirupsen/logrus"
+
+	"fnkit.dev/fn/internal/diskspace"
 )
 
 // Registry is an OCI registry storing blobs and manifests under a root directory.
 type Registry struct {
-	root string
-	app  *handlers.App
+	root     string
+	app      *handlers.App
+	keepFree int64
 }
 
 // Option configures a registry.
@@ -78,15 +82,33 @@ func New(ctx context.Context, root string, opts ...Option) (*Registry, error) {
 	return &Registry{root: root, app: app}, nil
 }
 
+// KeepFree has the registry refuse uploads (507 Insufficient Storage, with a message saying
+// why) while the filesystem of its store has less than n bytes free: a push then fails at once
+// with a reason, and what the disk holds stays whole. Reads are served whatever the space.
+func (r *Registry) KeepFree(n int64) { r.keepFree = n }
+
 // Handler is the registry's HTTP API (/v2/...).
-func (r *Registry) Handler() http.Handler { return r.app }
+func (r *Registry) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.keepFree > 0 && (req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch) {
+			if err := diskspace.Check(r.keepFree, r.root); err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInsufficientStorage)
+				_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": "DENIED",
+					"message": "the registry refuses uploads: " + err.Error()}}})
+				return
+			}
+		}
+		r.app.ServeHTTP(w, req)
+	})
+}
 
 // Close stops the registry's background work.
 func (r *Registry) Close() error { return r.app.Shutdown() }
 
 // Serve serves the registry on ln until ctx is done.
 func (r *Registry) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: r.app, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

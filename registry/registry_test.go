@@ -2,13 +2,17 @@ package registry
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"fnkit.dev/fn/internal/diskspace"
 )
 
 // With an htpasswd file the registry answers 401 to a request without credentials or with a
@@ -67,5 +71,45 @@ func TestHtpasswd(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /v2/ without auth configured: %d", resp.StatusCode)
+	}
+}
+
+// A registry keeping more free than its disk has refuses uploads with 507 and a message that
+// says why, and still serves reads; with room, it takes them.
+func TestKeepFree(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	reg, err := New(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	srv := httptest.NewServer(reg.Handler())
+	defer srv.Close()
+	do := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	free, err := diskspace.Free(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.KeepFree(free + 1<<40)
+	if code, body := do(http.MethodPost, "/v2/fns/x/blobs/uploads/"); code != http.StatusInsufficientStorage || !strings.Contains(body, "free space") {
+		t.Errorf("upload with too little free: %d %s, want 507 saying to free space", code, body)
+	}
+	if code, _ := do(http.MethodGet, "/v2/"); code != http.StatusOK {
+		t.Errorf("read with too little free: %d, want 200", code)
+	}
+	reg.KeepFree(1)
+	if code, body := do(http.MethodPost, "/v2/fns/x/blobs/uploads/"); code != http.StatusAccepted {
+		t.Errorf("upload with room: %d %s, want 202", code, body)
 	}
 }

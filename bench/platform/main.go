@@ -5,14 +5,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"fnkit.dev/fn/bench"
@@ -46,16 +44,7 @@ func run(rounds int, resultsFile string) error {
 	}
 	home := filepath.Join(tmp, "home")
 	env := append(os.Environ(), "FN_HOME="+home, "FN_CACHE_DIR="+filepath.Join(tmp, "cache"), "FN_K8S_BIN="+bin)
-	fn := func(args ...string) (string, error) {
-		cmd := exec.Command(fnBin, args...)
-		cmd.Env = env
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("fn %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-		}
-		return out.String(), nil
-	}
+	fn := bench.Runner(fnBin, env)
 	timed := func(f func() error) (time.Duration, error) {
 		start := time.Now()
 		err := f()

@@ -85,15 +85,10 @@ func run(d time.Duration, rate int, resultsFile string) (bool, error) {
 	}
 	home := filepath.Join(tmp, "home")
 	env := append(os.Environ(), "FN_HOME="+home, "FN_CACHE_DIR="+filepath.Join(tmp, "cache"), "FN_K8S_BIN="+bin)
+	fnRun := bench.Runner(fnBin, env)
 	fn := func(args ...string) (string, error) {
-		cmd := exec.Command(fnBin, args...)
-		cmd.Env = env
-		var out, errOut bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errOut
-		if err := cmd.Run(); err != nil {
-			return "", fmt.Errorf("fn %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
-		}
-		return strings.TrimSpace(out.String()), nil
+		out, err := fnRun(args...)
+		return strings.TrimSpace(out), err
 	}
 	fmt.Fprintln(os.Stderr, "fn up...")
 	if _, err := fn("up"); err != nil {

@@ -22,6 +22,7 @@ import (
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/manifest"
+	"fnkit.dev/fn/platform"
 )
 
 type deployOptions struct {
@@ -187,6 +188,15 @@ func (o *deployOptions) run(c *cobra.Command, s IOStreams, dir string) error {
 	}
 	if err := builder.CheckRegistry(ctx, repo, o.insecure); err != nil {
 		return err
+	}
+	if cl.local != nil && repo == cl.local.Registry+"/fns" {
+		home, err := fnHome()
+		if err != nil {
+			return err
+		}
+		if err := platform.CheckDiskSpace(home); err != nil {
+			return fmt.Errorf("not building %s: %w", fn.Name, err)
+		}
 	}
 	start := time.Now()
 	fmt.Fprintf(s.ErrOut, "Building %s (%s function %s)...\n", fn.Name, fn.Signature.Kind, fn.Signature.Pos)

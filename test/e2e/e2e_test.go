@@ -57,6 +57,12 @@ func run(m *testing.M) int {
 	}
 	fnHome = filepath.Join(tmp, "home")
 	os.Setenv("FN_HOME", fnHome)
+	// The registry's store on a file system of its own, small enough for TestDiskFull to fill.
+	if unmount, err := smallRegistryDisk(); err != nil {
+		fmt.Fprintf(os.Stderr, "no small disk for the registry, so TestDiskFull skips: %v\n", err)
+	} else {
+		defer unmount()
+	}
 	os.Setenv("FN_CACHE_DIR", filepath.Join(tmp, "cache"))
 	start := time.Now()
 	if out, err := exec.Command(fnBin, "up", "--nodes", strconv.Itoa(len(platformNodes))).CombinedOutput(); err != nil {
@@ -74,6 +80,25 @@ func run(m *testing.M) int {
 		return 1
 	}
 	return code
+}
+
+// registryDiskSize is the size of the file system of the registry's store under test.
+const registryDiskSize = 1 << 30
+
+// registryDisk is FN_HOME/registry when it is a file system of registryDiskSize.
+var registryDisk string
+
+// smallRegistryDisk mounts a tmpfs of registryDiskSize on FN_HOME/registry (as root).
+func smallRegistryDisk() (unmount func(), err error) {
+	dir := filepath.Join(fnHome, "registry")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", registryDiskSize)); err != nil {
+		return nil, err
+	}
+	registryDisk = dir
+	return func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) }, nil
 }
 
 // platformProcesses lists running processes whose command line or executable refers to FN_HOME

@@ -154,6 +154,7 @@ type loop struct {
 	last               atomic.Value
 	stop               chan struct{}
 	clients            sync.WaitGroup
+	ending             sync.Once
 
 	mu          sync.Mutex
 	failures    []failure     // the first 20
@@ -227,7 +228,11 @@ func startLoops(url, want string, n int) *loop {
 	return l
 }
 
-func (l *loop) end() { close(l.stop); l.clients.Wait() }
+// end stops the loop and waits for its clients; again, it does nothing.
+func (l *loop) end() {
+	l.ending.Do(func() { close(l.stop) })
+	l.clients.Wait()
+}
 
 // TestGitPush pushes a function to fn's own git remote: the push builds and deploys it before
 // it is accepted, an edit pushed under load rolls out with no failed request, a commit that
