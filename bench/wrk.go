@@ -20,20 +20,34 @@ type Result struct {
 
 // EnsureWrk makes sure the wrk load generator is installed, installing Debian's package when
 // running as root, and returns its path.
-func EnsureWrk() (string, error) {
-	if p, err := exec.LookPath("wrk"); err == nil {
+func EnsureWrk() (string, error) { return EnsureProgram("wrk", "wrk") }
+
+// EnsureProgram makes sure program is on PATH (or in /usr/sbin), installing Debian's package pkg
+// when running as root, and returns its path.
+func EnsureProgram(program, pkg string) (string, error) {
+	look := func() (string, error) {
+		if p, err := exec.LookPath(program); err == nil {
+			return p, nil
+		}
+		p := "/usr/sbin/" + program
+		if _, err := os.Stat(p); err != nil {
+			return "", err
+		}
 		return p, nil
 	}
-	if os.Geteuid() == 0 {
-		fmt.Fprintln(os.Stderr, "installing wrk (apt-get install -y wrk)...")
-		cmd := exec.Command("apt-get", "install", "-y", "-q", "wrk")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("installing wrk: %v\n%s", err, out)
-		}
-		return exec.LookPath("wrk")
+	if p, err := look(); err == nil {
+		return p, nil
 	}
-	return "", fmt.Errorf("the wrk load generator is not installed: apt-get install wrk")
+	if os.Geteuid() != 0 {
+		return "", fmt.Errorf("%s is not installed: apt-get install %s", program, pkg)
+	}
+	fmt.Fprintf(os.Stderr, "installing %s (apt-get install -y %s)...\n", program, pkg)
+	cmd := exec.Command("apt-get", "install", "-y", "-q", pkg)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("installing %s: %v\n%s", pkg, err, out)
+	}
+	return look()
 }
 
 // Wrk runs wrk against url with the given connections and duration; script is an optional Lua

@@ -1,6 +1,8 @@
-// Command gateway benchmarks the fn gateway: a real function process (examples/hello) called
-// directly and through the gateway, interleaved in the same run, at a fixed moderate rate
-// (open loop, latency added) and at saturation (wrk, throughput ratio).
+// Command gateway benchmarks the fn gateway against the reverse proxies users would pick
+// instead: a real function process (examples/hello) called directly, through the gateway,
+// through nginx and through HAProxy (each with kept-alive upstream connections and an access
+// log to a file), interleaved in the same run, at a fixed moderate rate (open loop, latency
+// added over direct) and at saturation (wrk, throughput).
 package main
 
 import (
@@ -33,13 +35,9 @@ import (
 	"fnkit.dev/fn/gateway"
 )
 
-// Goals.
-const (
-	goalP50     = 300 * time.Microsecond // added at the median, at 1,000 req/s
-	goalP99     = 2 * time.Millisecond   // added at the 99th percentile, at 1,000 req/s
-	goalRatio   = 0.5                    // of direct throughput at saturation
-	helloAnswer = "Hello, world!\n"
-)
+// The goals are nginx's figures in the same run: the gateway's throughput at saturation at
+// least nginx's, and the latency it adds at 1,000 req/s (p50, p99) no more than nginx adds.
+const goalPeer = "nginx"
 
 func main() {
 	rounds := flag.Int("rounds", 3, "interleaved rounds per target")
@@ -74,6 +72,7 @@ func main() {
 type target struct {
 	name    string
 	url     string
+	cpu     func() time.Duration // the CPU time its proxy has used (nil: direct)
 	latency []bench.Latencies // open-loop rounds
 	wrk     []bench.Result    // saturation rounds
 	// CPU time per request at saturation, of the function's process and of this process (the
@@ -158,7 +157,15 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		return err
 	}
 
-	targets := []*target{{name: "direct", url: direct}, {name: "gateway", url: through}}
+	targets := []*target{{name: "direct", url: direct}, {name: "gateway", url: through, cpu: selfCPU}}
+	for _, name := range []string{"nginx", "haproxy"} {
+		p, err := bench.StartProxy(ctx, name, fmt.Sprintf("127.0.0.1:%d", port), tmp)
+		if err != nil {
+			return err
+		}
+		defer p.Stop()
+		targets = append(targets, &target{name: name, url: p.URL, cpu: p.CPU})
+	}
 	loadBefore := loadAverage()
 	client := bench.NewClient()
 	fmt.Fprintln(os.Stderr, "warming up...")
@@ -187,14 +194,19 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		for i := range targets {
 			t := targets[(i+r)%len(targets)]
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s with wrk -c%d for %s...\n", r+1, rounds, t.name, conns, wrkDur)
-			fn0, gw0 := processCPU(proc.Process.Pid), selfCPU()
+			fn0, px0 := bench.ProcessCPU(proc.Process.Pid), time.Duration(0)
+			if t.cpu != nil {
+				px0 = t.cpu()
+			}
 			res, err := bench.Wrk(ctx, wrk, t.url, conns, wrkDur, "")
 			if err != nil {
 				return err
 			}
 			n := time.Duration(res.RPS * wrkDur.Seconds())
-			t.fnCPU = append(t.fnCPU, (processCPU(proc.Process.Pid)-fn0)/n)
-			t.gwCPU = append(t.gwCPU, (selfCPU()-gw0)/n)
+			t.fnCPU = append(t.fnCPU, (bench.ProcessCPU(proc.Process.Pid)-fn0)/n)
+			if t.cpu != nil {
+				t.gwCPU = append(t.gwCPU, (t.cpu()-px0)/n)
+			}
 			if res.Errors > 0 {
 				return fmt.Errorf("%s: %d errors under wrk", t.name, res.Errors)
 			}
@@ -206,91 +218,117 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		return err
 	}
 
-	report := table(targets[0], targets[1], rate, conns)
+	report := table(targets, rate, conns)
 	fmt.Print(report)
 	return bench.Record(resultsFile, "Gateway benchmark", fmt.Sprintf(
-		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly and through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file, GOGC=400 as fn-gateway sets it), "+
+		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly, through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file, GOGC=400 as fn-gateway sets it), "+
+			"through nginx (Debian's, a worker per core, an upstream pool of 128 kept-alive connections, access log to a file) and through HAProxy (Debian's, a thread per core, http-reuse always, httplog to a file); "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
 			"Load generators, gateway and function share the machine; its load average was %s before and %s after.",
 		rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage()), report)
 }
 
-// table renders per round and median figures: latencies at the fixed rate and the latency the
-// gateway adds (median over paired rounds), then throughput at saturation and its ratio.
-func table(direct, gw *target, rate, conns int) string {
+// table renders per round and median figures of every target: latencies at the fixed rate and
+// what each proxy adds over direct (median over paired rounds), throughput at saturation and
+// its ratio to direct's, and the CPU a request costs; the gateway's goals are goalPeer's figures.
+func table(targets []*target, rate, conns int) string {
+	direct := targets[0]
+	var peer *target
+	for _, t := range targets {
+		if t.name == goalPeer {
+			peer = t
+		}
+	}
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "scenario\ttarget\tper round\tmedian\tgateway adds\tgoal")
-	us := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond)) }
+	fmt.Fprintln(w, "scenario\ttarget\tper round\tmedian\tover direct\tgoal")
+	us := func(d float64) string { return fmt.Sprintf("%.0fµs", d/float64(time.Microsecond)) }
+	// paired is the median over rounds of f(t's round, direct's same round).
+	paired := func(t *target, f func(i int) float64) float64 {
+		var v []float64
+		for i := range t.latency {
+			v = append(v, f(i))
+		}
+		return bench.Median(v)
+	}
 	for _, q := range []struct {
 		name string
 		p    float64
-		goal time.Duration
-	}{{"p50", 0.50, goalP50}, {"p99", 0.99, goalP99}} {
-		var added []float64
-		for _, t := range []*target{direct, gw} {
+	}{{"p50", 0.50}, {"p99", 0.99}} {
+		added := func(t *target) float64 {
+			return paired(t, func(i int) float64 { return float64(t.latency[i].Percentile(q.p) - direct.latency[i].Percentile(q.p)) })
+		}
+		for _, t := range targets {
 			var per []string
 			var vals []float64
-			for i, l := range t.latency {
-				v := l.Percentile(q.p)
-				per = append(per, us(v))
-				vals = append(vals, float64(v))
-				if t == gw {
-					added = append(added, float64(v-direct.latency[i].Percentile(q.p)))
-				}
+			for _, l := range t.latency {
+				per = append(per, us(float64(l.Percentile(q.p))))
+				vals = append(vals, float64(l.Percentile(q.p)))
 			}
 			add, goal := "", ""
-			if t == gw {
-				a := time.Duration(bench.Median(added))
-				verdict := "met"
-				if a > q.goal {
-					verdict = "MISSED"
-				}
-				add, goal = fmt.Sprintf("%+.0fµs", float64(a)/float64(time.Microsecond)), fmt.Sprintf("<= +%s %s", us(q.goal), verdict)
+			if t != direct {
+				add = fmt.Sprintf("%+.0fµs", added(t)/float64(time.Microsecond))
 			}
-			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(time.Duration(bench.Median(vals))), add, goal)
+			if t.name == "gateway" && peer != nil {
+				goal = fmt.Sprintf("<= %s's %+.0fµs %s", peer.name, added(peer)/float64(time.Microsecond), verdict(added(t) <= added(peer)))
+			}
+			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(bench.Median(vals)), add, goal)
 		}
 	}
-	var ratios []float64
-	for _, t := range []*target{direct, gw} {
+	for _, t := range targets {
 		var per []string
 		var rps, p50, p99 []float64
-		for i, r := range t.wrk {
+		for _, r := range t.wrk {
 			per = append(per, fmt.Sprintf("%.0f", r.RPS))
 			rps = append(rps, r.RPS)
 			p50 = append(p50, float64(r.P50))
 			p99 = append(p99, float64(r.P99))
-			if t == gw {
-				ratios = append(ratios, r.RPS/direct.wrk[i].RPS)
-			}
 		}
 		ratio, goal := "", ""
-		if t == gw {
-			m := bench.Median(ratios)
-			verdict := "met"
-			if m < goalRatio {
-				verdict = "MISSED"
-			}
-			ratio, goal = fmt.Sprintf("%.2fx throughput", m), fmt.Sprintf(">= %.1fx %s", goalRatio, verdict)
+		if t != direct {
+			ratio = fmt.Sprintf("%.2fx", bench.Median(ratios(t, direct)))
+		}
+		if t.name == "gateway" && peer != nil {
+			m := bench.Median(ratios(t, peer))
+			goal = fmt.Sprintf("%.2fx of %s's, >= 1.0x %s", m, peer.name, verdict(m >= 1))
 		}
 		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), bench.Median(rps),
 			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), ratio, goal)
 	}
-	// Where the CPU goes at saturation: what a request costs the function, and the gateway.
+	// Where the CPU goes at saturation: what a request costs the function, and each proxy.
 	cpu := func(name string, ds []time.Duration) {
 		var per []string
 		var vals []float64
 		for _, d := range ds {
-			per = append(per, us(d))
+			per = append(per, us(float64(d)))
 			vals = append(vals, float64(d))
 		}
-		fmt.Fprintf(w, "CPU per request at saturation\t%s\t%s\t%s\t\t\n", name, strings.Join(per, " "), us(time.Duration(bench.Median(vals))))
+		fmt.Fprintf(w, "CPU per request at saturation\t%s\t%s\t%s\t\t\n", name, strings.Join(per, " "), us(bench.Median(vals)))
 	}
-	cpu("function, direct", direct.fnCPU)
-	cpu("function, via gateway", gw.fnCPU)
-	cpu("gateway", gw.gwCPU)
+	for _, t := range targets {
+		cpu("function, "+t.name, t.fnCPU)
+	}
+	for _, t := range targets[1:] {
+		cpu(t.name, t.gwCPU)
+	}
 	w.Flush()
 	return b.String()
+}
+
+// ratios are t's throughputs over base's, round by round.
+func ratios(t, base *target) []float64 {
+	var r []float64
+	for i := range t.wrk {
+		r = append(r, t.wrk[i].RPS/base.wrk[i].RPS)
+	}
+	return r
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }
 
 // selfCPU is the CPU time this process has used: the gateway's, while only it runs here.
@@ -300,22 +338,6 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// processCPU is the CPU time process pid has used, from /proc (in clock ticks of 10ms).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // loadAverage is the machine's 1-minute load average.
