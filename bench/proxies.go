@@ -133,7 +133,7 @@ func StartProxy(ctx context.Context, name, upstream, dir string) (*Proxy, error)
 		return nil, err
 	}
 	params := struct {
-		Workers                int
+		Workers               int
 		Dir, Listen, Upstream string
 	}{Workers: runtime.NumCPU(), Dir: dir, Listen: listen, Upstream: upstream}
 	conf := filepath.Join(dir, name+".conf")

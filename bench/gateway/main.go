@@ -73,8 +73,8 @@ type target struct {
 	name    string
 	url     string
 	cpu     func() time.Duration // the CPU time its proxy has used (nil: direct)
-	latency []bench.Latencies // open-loop rounds
-	wrk     []bench.Result    // saturation rounds
+	latency []bench.Latencies    // open-loop rounds
+	wrk     []bench.Result       // saturation rounds
 	// CPU time per request at saturation, of the function's process and of this process (the
 	// gateway's, while wrk loads it): figures that other load on the machine disturbs less.
 	fnCPU, gwCPU []time.Duration
