@@ -102,7 +102,7 @@ http {
 var haproxyConf = template.Must(template.New("haproxy").Parse(`global
   nbthread {{.Workers}}
   log stdout format raw local0 info
-  maxconn 10000
+  maxconn 4096
 defaults
   mode http
   log global

@@ -46,25 +46,13 @@ func main() {
 	wrkDur := flag.Duration("wrk-duration", 5*time.Second, "duration of each wrk run")
 	conns := flag.Int("connections", 50, "wrk connections")
 	results := flag.String("results", "bench/results/gateway.md", "file to record the results in (empty: none)")
-	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway's process to this file")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the gateway under wrk (its first saturation round) to this file")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gateway.GCPercent) // the gateway runs in this process: as fn-gateway runs
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			os.Exit(1)
-		}
-		defer pprof.StopCPUProfile()
-	}
-	if err := run(*rounds, *rate, *rateDur, *wrkDur, *conns, *results); err != nil {
+	if err := run(*rounds, *rate, *rateDur, *wrkDur, *conns, *results, *cpuprofile); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -80,7 +68,7 @@ type target struct {
 	fnCPU, gwCPU []time.Duration
 }
 
-func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile string) error {
+func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile, cpuprofile string) error {
 	wrk, err := bench.EnsureWrk()
 	if err != nil {
 		return err
@@ -198,7 +186,20 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 			if t.cpu != nil {
 				px0 = t.cpu()
 			}
+			profiling := cpuprofile != "" && t.name == "gateway" && r == 0
+			if profiling {
+				f, err := os.Create(cpuprofile)
+				if err == nil {
+					err = pprof.StartCPUProfile(f)
+				}
+				if err != nil {
+					return err
+				}
+			}
 			res, err := bench.Wrk(ctx, wrk, t.url, conns, wrkDur, "")
+			if profiling {
+				pprof.StopCPUProfile()
+			}
 			if err != nil {
 				return err
 			}

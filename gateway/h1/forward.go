@@ -76,8 +76,13 @@ func (f *forwarding) run() bool {
 	// A request goes to at most 1+dialRetries endpoints, each at most twice: first on a kept-alive
 	// connection, then, when that one turns out closed, on a new one.
 	switches, fresh := 0, false
+	// A request that can go again on a new connection takes a kept-alive one unchecked: if the
+	// function closed it meanwhile, the answer's read says so and the request goes again. That
+	// saves a system call per request. One that cannot go again (a body, not idempotent) takes
+	// only a connection seen open.
+	retriable := bodyless && idempotent(r.Method)
 	for {
-		bc, reused, err = f.c.s.backends.get(f.f.Addr, fresh)
+		bc, reused, err = f.c.s.backends.get(f.f.Addr, fresh, !retriable)
 		if err != nil {
 			// Nothing was sent: any request may go to another ready endpoint.
 			if Refused(err) && switches < dialRetries && f.switchEndpoint() {
@@ -118,7 +123,7 @@ func (f *forwarding) run() bool {
 		// or the pod going away): an idempotent request without a body goes again, on a new
 		// connection, since the endpoint's other idle ones may be as stale. A pod that is gone
 		// refuses that one, and the request moves to another endpoint.
-		if reused && bodyless && idempotent(r.Method) && !isTimeout(err) {
+		if reused && retriable && !isTimeout(err) {
 			fresh = true
 			continue
 		}
@@ -132,7 +137,11 @@ func (f *forwarding) run() bool {
 	keepBackend, keepClient := f.copyResponse(resp, bc, clientClose)
 	if keepBackend && !resp.Close && werr == nil {
 		resp.Body.Close()
-		f.c.s.backends.put(bc)
+		if bc.br.Buffered() == 0 {
+			f.c.s.backends.put(bc)
+		} else {
+			bc.close() // bytes past the answer (its framing was wrong): not the next one's
+		}
 	} else {
 		// Closed first: closing a response's body reads it to its end, which for a client
 		// gone from a function still writing (or never done, as an event stream) is forever.
@@ -474,9 +483,9 @@ func newBackendPool() *backendPool {
 	}
 }
 
-// get returns an idle connection to addr that is still open, or dials one (always when fresh);
-// reused says which.
-func (p *backendPool) get(addr string, fresh bool) (bc *backendConn, reused bool, err error) {
+// get returns an idle connection to addr, or dials one (always when fresh); reused says which.
+// With check, an idle one is taken only if it is still open (the others are closed).
+func (p *backendPool) get(addr string, fresh, check bool) (bc *backendConn, reused bool, err error) {
 	for !fresh {
 		p.mu.Lock()
 		list := p.idle[addr]
@@ -489,7 +498,7 @@ func (p *backendPool) get(addr string, fresh bool) (bc *backendConn, reused bool
 		list[n-1] = nil
 		p.idle[addr] = list[:n-1]
 		p.mu.Unlock()
-		if bc.alive() {
+		if !check || bc.alive() {
 			return bc, true, nil
 		}
 		bc.close()
