@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -210,13 +211,10 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	rw := newResponseWriter(w, true)
-	// A timer of its own rather than context.AfterFunc(ctx): the same moment, one allocation
-	// instead of a registration in ctx's children.
-	timer := time.AfterFunc(s.cfg.Timeout, func() {
-		if r.Context().Err() == nil {
-			rw.expire(s.timeoutMessage())
-		}
-	})
+	// A timer of its own rather than context.AfterFunc(ctx): the same moment, without a
+	// registration in ctx's children; pooled, with what it acts on, so that a request makes
+	// neither a timer nor a closure.
+	timer := s.expiry(rw, r)
 	res := s.call(ctx, rw, r)
 	if ctx.Err() != nil && r.Context().Err() == nil {
 		if wrote, _ := rw.written(); !wrote {
@@ -225,7 +223,7 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 			rw.expire(s.timeoutMessage())
 		}
 	}
-	if timer.Stop() {
+	if timer.stop() {
 		// The callback never ran and never will: rw is ours alone again.
 		defer rw.release()
 	}
@@ -234,6 +232,47 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 		return http.StatusGatewayTimeout, !answered
 	}
 	return s.finish(rw, r, res)
+}
+
+// expiryTimer answers 504 through a request's guarded writer at its deadline; one is reused
+// for request after request.
+type expiryTimer struct {
+	t  *time.Timer
+	s  *Server
+	rw *responseWriter
+	r  *http.Request
+}
+
+var expiryTimers sync.Pool
+
+// expiry arms an expiry timer for rw and r, s.cfg.Timeout from now.
+func (s *Server) expiry(rw *responseWriter, r *http.Request) *expiryTimer {
+	e, _ := expiryTimers.Get().(*expiryTimer)
+	if e == nil {
+		e = &expiryTimer{}
+		e.t = time.AfterFunc(time.Hour, e.fire)
+		e.t.Stop()
+	}
+	e.s, e.rw, e.r = s, rw, r
+	e.t.Reset(s.cfg.Timeout)
+	return e
+}
+
+func (e *expiryTimer) fire() {
+	if e.r.Context().Err() == nil {
+		e.rw.expire(e.s.timeoutMessage())
+	}
+}
+
+// stop stops the timer and reports whether it had not fired: only then is the timer, and what it
+// acts on, the caller's alone again (the timer goes back to the pool).
+func (e *expiryTimer) stop() bool {
+	if !e.t.Stop() {
+		return false // fire ran or runs: it keeps e
+	}
+	e.s, e.rw, e.r = nil, nil, nil
+	expiryTimers.Put(e)
+	return true
 }
 
 func (s *Server) timeoutMessage() string {
