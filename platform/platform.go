@@ -248,15 +248,18 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 	comps := &components{exe: exe, home: cfg.Home, notify: board.update, step: step}
 	defer comps.stop()
-	launch := func(name string, c Component, addr, url string) error {
+	launch := func(name string, c Component, addr, url string) (func() error, error) {
 		return comps.launch(ctx, compCtx, name, c, addr, url)
 	}
 
+	// The components start together (none needs another to start) and are waited for together.
 	regAddr := fmt.Sprintf("127.0.0.1:%d", cfg.RegistryPort)
 	step("starting the registry on %s", regAddr)
-	if err := launch("registry", &RegistrySpec{Dir: filepath.Join(cfg.Home, "registry"), Addr: regAddr, ListenFD: 3}, regAddr, "http://"+regAddr+"/v2/"); err != nil {
+	registryServes, err := launch("registry", &RegistrySpec{Dir: filepath.Join(cfg.Home, "registry"), Addr: regAddr, ListenFD: 3}, regAddr, "http://"+regAddr+"/v2/")
+	if err != nil {
 		return err
 	}
+	serving := []func() error{registryServes}
 
 	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
 	step("installing fn's CRDs")
@@ -272,25 +275,35 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	if !cfg.Install {
 		autoscalerAddr := fmt.Sprintf("127.0.0.1:%d", cfg.AutoscalerPort)
 		step("starting the fn controller (the autoscaler on %s)", autoscalerAddr)
-		if err := launch("controller", &ControllerSpec{Kubeconfig: cp.KubeconfigPath(), AutoscalerAddr: autoscalerAddr,
-			Domain: cfg.Domain, GatewayURL: gatewayURL, Identity: "fn-up-" + NodeName}, "", "http://"+autoscalerAddr+"/"); err != nil {
+		controllerServes, err := launch("controller", &ControllerSpec{Kubeconfig: cp.KubeconfigPath(), AutoscalerAddr: autoscalerAddr,
+			Domain: cfg.Domain, GatewayURL: gatewayURL, Identity: "fn-up-" + NodeName}, "", "http://"+autoscalerAddr+"/")
+		if err != nil {
 			return err
 		}
 		step("starting the gateway on %s", gatewayURL)
 		internal := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort)
 		gatewayAddr := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort)
-		if err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: gatewayAddr, InternalAddr: internal, Domain: cfg.Domain,
-			AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up", ListenFD: 3}, gatewayAddr, "http://"+internal+"/_gw/health"); err != nil {
+		gatewayServes, err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: gatewayAddr, InternalAddr: internal, Domain: cfg.Domain,
+			AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up", ListenFD: 3}, gatewayAddr, "http://"+internal+"/_gw/health")
+		if err != nil {
 			return err
 		}
+		serving = append(serving, controllerServes, gatewayServes)
 		step("starting the builder on %s (git remote %s/git/NAMESPACE/NAME.git, webhooks %s/hooks/)", builderURL, builderURL, builderURL)
 		builderAddr := fmt.Sprintf("127.0.0.1:%d", cfg.BuilderPort)
-		if err := launch("builder", &BuilderSpec{Kubeconfig: cp.KubeconfigPath(), Addr: builderAddr, Dir: filepath.Join(cfg.Home, "builder"),
-			Registry: regAddr + "/fns", URL: builderURL, ListenFD: 3}, builderAddr, builderURL+"/"); err != nil {
-			// The rest of the platform serves without it (git is what it usually lacks).
-			step("the builder is not running, so git push builds do not work: %v", err)
-			builderURL = ""
+		builderServes, err := launch("builder", &BuilderSpec{Kubeconfig: cp.KubeconfigPath(), Addr: builderAddr, Dir: filepath.Join(cfg.Home, "builder"),
+			Registry: regAddr + "/fns", URL: builderURL, ListenFD: 3}, builderAddr, builderURL+"/")
+		if err != nil {
+			return err
 		}
+		serving = append(serving, func() error {
+			if err := builderServes(); err != nil {
+				// The rest of the platform serves without it (git is what it usually lacks).
+				step("the builder is not running, so git push builds do not work: %v", err)
+				builderURL = ""
+			}
+			return nil
+		})
 	}
 
 	nodes := NodeNames(max(cfg.Nodes, 1))
@@ -317,6 +330,11 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 			return fmt.Errorf("starting the agent of node %s: %w", name, err)
 		}
 		agents, agentLogs = append(agents, p), append(agentLogs, a.Log)
+	}
+	for _, serves := range serving {
+		if err := serves(); err != nil {
+			return err
+		}
 	}
 	if err := removeOtherNodes(ctx, kube, nodes); err != nil {
 		return err

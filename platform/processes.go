@@ -57,28 +57,31 @@ func (cs *components) start(name string, c Component, log string, files ...*os.F
 }
 
 // launch starts component c as name, its log Home/logs/NAME.log, on a socket of addr that the
-// platform holds (its descriptor 3) when addr is not "", waits until it serves url, then has it
-// started again whenever it exits, and said loudly if it is given up (until running is done).
-func (cs *components) launch(ctx, running context.Context, name string, c Component, addr, url string) error {
+// platform holds (its descriptor 3) when addr is not "". Its wait, called once the platform has
+// started what can start meanwhile, waits until it serves url, then has it started again
+// whenever it exits, and said loudly if it is given up (until running is done).
+func (cs *components) launch(ctx, running context.Context, name string, c Component, addr, url string) (wait func() error, err error) {
 	log := ComponentLogPath(cs.home, name)
 	var files []*os.File
 	if addr != "" {
 		f, err := heldSocket(addr)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		cs.sockets, files = append(cs.sockets, f), []*os.File{f}
 	}
 	p, err := cs.start(name, c, log, files...)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := waitServing(ctx, p, url, log); err != nil {
-		return err
-	}
-	p.Supervise()
-	watchGivenUp(running, p, "it stays down until the next fn up", log, cs.step)
-	return nil
+	return func() error {
+		if err := waitServing(ctx, p, url, log); err != nil {
+			return err
+		}
+		p.Supervise()
+		watchGivenUp(running, p, "it stays down until the next fn up", log, cs.step)
+		return nil
+	}, nil
 }
 
 // stop stops every process, the last started first (Serve stops the agents before, all at
