@@ -123,3 +123,12 @@ func Machine() string {
 	}
 	return fmt.Sprintf("%s, %d cores%s", model, numCPU(), mem)
 }
+
+// LoadAverage is the machine's 1-minute load average, as /proc/loadavg says.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
+}

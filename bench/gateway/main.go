@@ -154,7 +154,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		defer p.Stop()
 		targets = append(targets, &target{name: name, url: p.URL, cpu: p.CPU})
 	}
-	loadBefore := loadAverage()
+	loadBefore := bench.LoadAverage()
 	client := bench.NewClient()
 	fmt.Fprintln(os.Stderr, "warming up...")
 	for _, t := range targets {
@@ -226,7 +226,7 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 			"through nginx (Debian's, a worker per core, an upstream pool of 128 kept-alive connections, access log to a file) and through HAProxy (Debian's, a thread per core, http-reuse always, httplog to a file); "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
 			"Load generators, gateway and function share the machine; its load average was %s before and %s after.",
-		rounds, rate, rateDur, conns, wrkDur, loadBefore, loadAverage()), report)
+		rounds, rate, rateDur, conns, wrkDur, loadBefore, bench.LoadAverage()), report)
 }
 
 // table renders per round and median figures of every target: latencies at the fixed rate and
@@ -339,13 +339,4 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// loadAverage is the machine's 1-minute load average.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	return strings.Fields(string(b))[0]
 }
