@@ -34,6 +34,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
+
+	"fnkit.dev/fn/internal/diskspace"
 )
 
 // Run registers the node and runs the pods scheduled to it until ctx is done; then it stops
@@ -185,7 +187,9 @@ func Run(ctx context.Context, o Options) error {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	nodeObj := nodeObject(o.NodeName, o.PodCIDR, stateDir, int32(port))
-	nc, err := node.NewNodeController(node.NaiveNodeProvider{}, nodeObj, kube.CoreV1().Nodes(),
+	disk := &diskPressureNode{template: nodeObj.DeepCopy(), dir: stateDir, every: diskCheckInterval}
+	disk.reserve.Store(diskspace.Reserve)
+	nc, err := node.NewNodeController(disk, nodeObj, kube.CoreV1().Nodes(),
 		node.WithNodeEnableLeaseV1(kube.CoordinationV1().Leases(corev1.NamespaceNodeLease), cmp.Or(o.LeaseSeconds, node.DefaultLeaseDuration)),
 		node.WithNodeStatusUpdateErrorHandler(func(ctx context.Context, err error) error {
 			if !apierrors.IsNotFound(err) {
