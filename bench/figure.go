@@ -25,10 +25,7 @@ func FigureTable(figs ...*Figure) string {
 		m := Median(f.Runs)
 		goal := "-"
 		if f.Goal > 0 {
-			goal = fmt.Sprintf("<= %s met", f.Goal)
-			if m > f.Goal {
-				goal = fmt.Sprintf("<= %s MISSED", f.Goal)
-			}
+			goal = fmt.Sprintf("<= %s %s", f.Goal, Verdict(m <= f.Goal))
 		}
 		base, bm, ratio := "-", "-", "-"
 		if len(f.Baseline) > 0 {
@@ -39,4 +36,12 @@ func FigureTable(figs ...*Figure) string {
 	}
 	w.Flush()
 	return b.String()
+}
+
+// Verdict is how a goal's line ends: met, or MISSED.
+func Verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "MISSED"
 }

@@ -89,33 +89,19 @@ func FuzzFunctionResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	answer := make(chan []byte, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				select {
-				case a := <-answer:
-					_, _ = c.Write(a)
-				default:
-					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
-				}
-			}()
+	url := rawFunction(f, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
-	}()
-	fx := newFixture(f, Options{}, function("odd", "ns", withTimeout(2*time.Second)), slice("odd-1", "ns", "odd", withEndpoint("http://"+ln.Addr().String(), true)))
+		select {
+		case a := <-answer:
+			_, _ = c.Write(a)
+		default:
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+		}
+	})
+	fx := newFixture(f, Options{}, function("odd", "ns", withTimeout(2*time.Second)), slice("odd-1", "ns", "odd", withEndpoint(url, true)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		answer <- data
 		client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}

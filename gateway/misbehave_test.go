@@ -154,16 +154,15 @@ func newBackendRaw(t *testing.T, h http.HandlerFunc) *httptest.Server {
 	return srv
 }
 
-// TestBytesPastTheAnswer: a function that writes more than its Content-Length leaves bytes on
-// its connection; the gateway does not keep that connection, so the next request is not
-// answered with them (a POST, which is not sent again on a new connection).
-func TestBytesPastTheAnswer(t *testing.T) {
-	t.Parallel()
+// rawFunction is a function on loopback that writes its answers byte by byte: serve gets each
+// connection, on a goroutine of its own, and it is closed after. It returns the function's URL.
+func rawFunction(t testing.TB, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -172,22 +171,33 @@ func TestBytesPastTheAnswer(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					_, _ = io.Copy(io.Discard, req.Body)
-					// 5 bytes announced, 9 sent, in one write: the extra 4 arrive with the answer.
-					if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHelloXXXX"); err != nil {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	f := newFixture(t, Options{}, function("sloppy", "ns"), slice("sloppy-1", "ns", "sloppy", withEndpoint("http://"+ln.Addr().String(), true)))
+	return "http://" + ln.Addr().String()
+}
+
+// TestBytesPastTheAnswer: a function that writes more than its Content-Length leaves bytes on
+// its connection; the gateway does not keep that connection, so the next request is not
+// answered with them (a POST, which is not sent again on a new connection).
+func TestBytesPastTheAnswer(t *testing.T) {
+	t.Parallel()
+	url := rawFunction(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			// 5 bytes announced, 9 sent, in one write: the extra 4 arrive with the answer.
+			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nHelloXXXX"); err != nil {
+				return
+			}
+		}
+	})
+	f := newFixture(t, Options{}, function("sloppy", "ns"), slice("sloppy-1", "ns", "sloppy", withEndpoint(url, true)))
 	for i := range 3 {
 		resp, err := f.srv.Client().Post(f.srv.URL+"/f/ns/sloppy/", "text/plain", strings.NewReader("x"))
 		if err != nil {

@@ -130,7 +130,7 @@ func waitServing(ctx context.Context, p *supervise.Process, url, log string) err
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-p.Done():
-			return fmt.Errorf("%v: %s (its log: %s)", p.Err(), lastLine(log), log)
+			return fmt.Errorf("%v: %s (its log: %s)", p.Err(), LastLine(log), log)
 		case <-deadline:
 			return fmt.Errorf("%s did not serve %s within %s (its log: %s)", p.Status().Name, url, serveWait, log)
 		case <-tick.C:
@@ -152,8 +152,8 @@ func watchGivenUp(ctx context.Context, p *supervise.Process, then, log string, s
 	}()
 }
 
-// lastLine is the last non-empty line of the file at path, or "" if there is none.
-func lastLine(path string) string {
+// LastLine is the last non-empty line of the file at path (a log), or "" if there is none.
+func LastLine(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""

@@ -150,21 +150,14 @@ func run(n int, steady time.Duration, resultsFile string) error {
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "figure\tvalue\tbaseline\tratio\tgoal")
 	fmt.Fprintf(w, "%d Functions created, until all have Deployment + Service\t%s\t%s (direct creates of the same %d objects)\t%.2fx\t<= 60 s %s\n",
-		n, settled.Round(10*time.Millisecond), baseline.Round(10*time.Millisecond), 2*n, float64(settled)/float64(baseline), verdict(settled <= time.Minute))
+		n, settled.Round(10*time.Millisecond), baseline.Round(10*time.Millisecond), 2*n, float64(settled)/float64(baseline), bench.Verdict(settled <= time.Minute))
 	fmt.Fprintf(w, "  of which creating the Functions\t%s\t\t\t\n", created.Round(10*time.Millisecond))
 	fmt.Fprintf(w, "controller RSS: idle / peak / steady\t%d / %d / %d MB\t\t\t\n", rssIdle>>20, peak.Load()>>20, rssSteady>>20)
-	fmt.Fprintf(w, "writes to Functions and children in %s of steady state\t%d\t\t\t0 %s\n", steady, writes, verdict(writes == 0))
+	fmt.Fprintf(w, "writes to Functions and children in %s of steady state\t%d\t\t\t0 %s\n", steady, writes, bench.Verdict(writes == 0))
 	w.Flush()
 	fmt.Print(b.String())
 	return bench.Record(resultsFile, "Controller benchmark",
 		"Command: `make bench` (bench/controller). Real etcd + kube-apiserver (v1.37.2) + controller-manager (garbage collector, namespace) on loopback; fn-controller as its own process; benchmark client at 500 QPS.", b.String())
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }
 
 func function(ns string, i int) *v1alpha1.Function {

@@ -271,7 +271,7 @@ func table(targets []*target, rate, conns int) string {
 				add = fmt.Sprintf("%+.0fµs", added(t)/float64(time.Microsecond))
 			}
 			if t.name == "gateway" && peer != nil {
-				goal = fmt.Sprintf("<= %s's %+.0fµs %s", peer.name, added(peer)/float64(time.Microsecond), verdict(added(t) <= added(peer)))
+				goal = fmt.Sprintf("<= %s's %+.0fµs %s", peer.name, added(peer)/float64(time.Microsecond), bench.Verdict(added(t) <= added(peer)))
 			}
 			fmt.Fprintf(w, "%d req/s %s\t%s\t%s\t%s\t%s\t%s\n", rate, q.name, t.name, strings.Join(per, " "), us(bench.Median(vals)), add, goal)
 		}
@@ -291,7 +291,7 @@ func table(targets []*target, rate, conns int) string {
 		}
 		if t.name == "gateway" && peer != nil {
 			m := bench.Median(ratios(t, peer))
-			goal = fmt.Sprintf("%.2fx of %s's, >= 1.0x %s", m, peer.name, verdict(m >= 1))
+			goal = fmt.Sprintf("%.2fx of %s's, >= 1.0x %s", m, peer.name, bench.Verdict(m >= 1))
 		}
 		fmt.Fprintf(w, "saturation, wrk -c%d\t%s\t%s req/s\t%.0f req/s (p50 %s, p99 %s)\t%s\t%s\n", conns, t.name, strings.Join(per, " "), bench.Median(rps),
 			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), ratio, goal)
@@ -323,13 +323,6 @@ func ratios(t, base *target) []float64 {
 		r = append(r, t.wrk[i].RPS/base.wrk[i].RPS)
 	}
 	return r
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }
 
 // selfCPU is the CPU time this process has used: the gateway's, while only it runs here.

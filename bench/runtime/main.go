@@ -214,7 +214,7 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 				want = timedGoal
 			}
 			if !t.peer {
-				goal = fmt.Sprintf(">= %.2fx %s", want, verdict(m >= want))
+				goal = fmt.Sprintf(">= %.2fx %s", want, bench.Verdict(m >= want))
 			}
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n", t.scenario, t.name, strings.Join(per, " "), bench.Median(rps), ratio,
@@ -238,18 +238,11 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 				ratios = append(ratios, t.results[i].RPS/p.results[i].RPS)
 			}
 			m := bench.Median(ratios)
-			fmt.Fprintf(w, "%s\t%s\t%s\t%.2fx\t>= 1.00x %s\n", t.scenario, t.name, p.name, m, verdict(m >= 1))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%.2fx\t>= 1.00x %s\n", t.scenario, t.name, p.name, m, bench.Verdict(m >= 1))
 		}
 	}
 	w.Flush()
 	return b.String()
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }
 
 func buildExample(ctx context.Context, dir, tmp string) (string, error) {

@@ -263,8 +263,8 @@ func run(d time.Duration, rate int, resultsFile string) (bool, error) {
 	w.Flush()
 	first, last := pct(minutes[0].lat, 0.99), pct(minutes[len(minutes)-1].lat, 0.99)
 	ratio := float64(last) / float64(max(first, 1))
-	fmt.Fprintf(&b, "\np99 of the last minute / the first: %s / %s = %.2f (goal <= 1.20: %s)\n", last, first, ratio, verdict(ratio <= 1.2))
-	fmt.Fprintf(&b, "failed requests: %d (goal 0: %s)\n", failed, verdict(failed == 0))
+	fmt.Fprintf(&b, "\np99 of the last minute / the first: %s / %s = %.2f (goal <= 1.20: %s)\n", last, first, ratio, bench.Verdict(ratio <= 1.2))
+	fmt.Fprintf(&b, "failed requests: %d (goal 0: %s)\n", failed, bench.Verdict(failed == 0))
 	for _, m := range minutes {
 		if m.firstError != "" || m.coldErr != "" {
 			fmt.Fprintf(&b, "  first error of a minute: %s\n", cmpOr(m.firstError, m.coldErr))
@@ -410,11 +410,4 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-func verdict(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "MISSED"
 }

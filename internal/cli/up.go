@@ -195,12 +195,10 @@ func tail(ctx context.Context, path string, w io.Writer) {
 // lastLine returns the last non-empty line of the file at path: the error a platform that
 // stopped while starting printed.
 func lastLine(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return "no log"
 	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimPrefix(strings.TrimSpace(lines[len(lines)-1]), "fn: ")
+	return strings.TrimPrefix(strings.TrimSpace(platform.LastLine(path)), "fn: ")
 }
 
 func readPID(path string) int {
