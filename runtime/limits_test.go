@@ -333,3 +333,26 @@ func TestBodyLimit(t *testing.T) {
 		})
 	}
 }
+
+// At FN_TIMEOUT a handler waiting on its context sees it end with DeadlineExceeded, and
+// context.Cause agrees; the client has its 504.
+func TestTimeoutContextErr(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Timeout = 50 * time.Millisecond
+	got := make(chan error, 2)
+	f := runtime.HTTP(func(ctx context.Context, _ http.ResponseWriter, _ *http.Request) error {
+		<-ctx.Done()
+		got <- ctx.Err()
+		got <- context.Cause(ctx)
+		return ctx.Err()
+	})
+	rs := start(t, f, cfg, true)
+	if r := rs.get(t, "/"); r.Code != http.StatusGatewayTimeout {
+		t.Fatalf("status %d %q, want 504", r.Code, r.Body)
+	}
+	for range 2 {
+		if err := <-got; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("the handler saw %v, want context.DeadlineExceeded", err)
+		}
+	}
+}

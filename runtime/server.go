@@ -99,7 +99,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	n := s.inflight.Add(1)
-	code, abort := s.serveFunction(w, r, n)
+	code, abort := s.serveFunction(w, r, start, n)
 	s.inflight.Add(-1)
 	d := time.Since(start)
 	s.metrics.observe(code, d)
@@ -179,7 +179,7 @@ func (s *Server) Run(ctx context.Context) error {
 // serveFunction applies admission (readiness, concurrency, body size), calls the function with
 // the per-request deadline, and returns the status code answered and whether the connection must
 // be aborted.
-func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight int64) (int, bool) {
+func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, start time.Time, inflight int64) (int, bool) {
 	if !s.started.Load() {
 		w.Header().Set("Retry-After", "1")
 		writePlain(w, http.StatusServiceUnavailable, "function is starting")
@@ -208,13 +208,12 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 	// The handler runs on this goroutine (no goroutine per request: that costs a quarter of the
 	// throughput); at the deadline a callback answers 504 through the guarded writer while the
 	// handler, whose context is now done, finishes.
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
-	defer cancel()
+	ctx := newDeadlineContext(r.Context(), start.Add(s.cfg.Timeout))
+	defer ctx.end(context.Canceled)
 	rw := newResponseWriter(w, true)
-	// A timer of its own rather than context.AfterFunc(ctx): the same moment, without a
-	// registration in ctx's children; pooled, with what it acts on, so that a request makes
-	// neither a timer nor a closure.
-	timer := s.expiry(rw, r)
+	// One timer ends both the context and the writer at the deadline; pooled, with what it acts
+	// on, so that a request makes neither a timer nor a closure.
+	timer := s.expiry(ctx, rw, r)
 	res := s.call(ctx, rw, r)
 	if ctx.Err() != nil && r.Context().Err() == nil {
 		if wrote, _ := rw.written(); !wrote {
@@ -237,28 +236,37 @@ func (s *Server) serveFunction(w http.ResponseWriter, r *http.Request, inflight 
 // expiryTimer answers 504 through a request's guarded writer at its deadline; one is reused
 // for request after request.
 type expiryTimer struct {
-	t  *time.Timer
-	s  *Server
-	rw *responseWriter
-	r  *http.Request
+	t   *time.Timer
+	s   *Server
+	ctx *deadlineContext
+	rw  *responseWriter
+	r   *http.Request
 }
 
 var expiryTimers sync.Pool
 
-// expiry arms an expiry timer for rw and r, s.cfg.Timeout from now.
-func (s *Server) expiry(rw *responseWriter, r *http.Request) *expiryTimer {
+// expiry arms an expiry timer for ctx, rw and r, at ctx's deadline.
+func (s *Server) expiry(ctx *deadlineContext, rw *responseWriter, r *http.Request) *expiryTimer {
 	e, _ := expiryTimers.Get().(*expiryTimer)
 	if e == nil {
 		e = &expiryTimer{}
 		e.t = time.AfterFunc(time.Hour, e.fire)
 		e.t.Stop()
 	}
-	e.s, e.rw, e.r = s, rw, r
-	e.t.Reset(s.cfg.Timeout)
+	e.s, e.ctx, e.rw, e.r = s, ctx, rw, r
+	d := s.cfg.Timeout // from the request's start, a few microseconds ago: the timer fires that late
+	if ctx.sooner {
+		d = time.Until(ctx.deadline)
+	}
+	e.t.Reset(d)
 	return e
 }
 
+// fire ends the context first: once the 504 is out the client may close the connection, which
+// cancels the request's context, and the handler must see DeadlineExceeded, not Canceled. A
+// handler that returns before the 504 is written is answered by serveFunction.
 func (e *expiryTimer) fire() {
+	e.ctx.end(context.DeadlineExceeded)
 	if e.r.Context().Err() == nil {
 		e.rw.expire(e.s.timeoutMessage())
 	}
@@ -270,7 +278,7 @@ func (e *expiryTimer) stop() bool {
 	if !e.t.Stop() {
 		return false // fire ran or runs: it keeps e
 	}
-	e.s, e.rw, e.r = nil, nil, nil
+	e.s, e.ctx, e.rw, e.r = nil, nil, nil, nil
 	expiryTimers.Put(e)
 	return true
 }
