@@ -25,13 +25,22 @@ import (
 	"fnkit.dev/fn/controller/reconciler/function/resources"
 )
 
+// The controller's defaults, on a cluster and on the local platform. A reconcile waits on its
+// API writes, so the workers are many; the client's rate limit is above what one API server
+// takes, so the server, not the client, paces a burst (bench/controller).
+const (
+	DefaultWorkers = 16
+	DefaultQPS     = 500
+	DefaultBurst   = 1000
+)
+
 // Options configure an in-process controller.
 type Options struct {
 	// Config shapes the Functions' children; zero fields take resources.DefaultConfig's.
 	Config resources.Config
 	// Logger receives the controller's logs (default: none).
 	Logger *zap.SugaredLogger
-	// Workers is the number of concurrent reconciles (default 8).
+	// Workers is the number of concurrent reconciles (default DefaultWorkers).
 	Workers int
 	// Autoscaler configures the concurrency and rps autoscaler that runs beside the reconciler.
 	Autoscaler autoscaler.StartOptions
@@ -51,7 +60,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) 
 		o.Logger = zap.NewNop().Sugar()
 	}
 	if o.Workers == 0 {
-		o.Workers = 8
+		o.Workers = DefaultWorkers
 	}
 	c := resources.DefaultConfig
 	if o.Config.Port != 0 {

@@ -253,9 +253,9 @@ func restConfig(kubeconfig, agent string) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A Function costs three to four API writes; client-go's default of 5 per second would
-	// take minutes to settle many.
-	rc.QPS, rc.Burst = 100, 200
+	// As on a cluster (cmd/fn-controller): client-go's default of 5 per second would take
+	// minutes to settle many Functions.
+	rc.QPS, rc.Burst = fncontroller.DefaultQPS, fncontroller.DefaultBurst
 	rc.UserAgent = agent
 	return rc, nil
 }

@@ -22,6 +22,7 @@ import (
 	"knative.dev/pkg/injection/sharedmain"
 	"knative.dev/pkg/signals"
 
+	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function"
 )
@@ -29,16 +30,19 @@ import (
 func main() {
 	addr := flag.String("autoscaler-addr", ":8081", "address the autoscaler takes the gateways' reports on")
 	cfg := injection.ParseAndGetRESTConfigOrDie()
-	// A Function costs three to four API writes; client-go's default of 5 per second would take
-	// minutes to settle a thousand. --kube-api-qps and --kube-api-burst still override this.
+	// A new Function costs five API writes (its Deployment, Service and status; the autoscaler's
+	// reason and the status that reflects it). At client-go's default of 5 per second a thousand
+	// take many minutes; at 100 (and 4 workers) 26 s, bound by the client. The API server's
+	// priority and fairness keeps a busy controller from starving others.
+	// --kube-api-qps and --kube-api-burst still override this.
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 100, 200
+		cfg.QPS, cfg.Burst = fncontroller.DefaultQPS, fncontroller.DefaultBurst
 	}
 	ctx := signals.NewContext()
 	if err := startAutoscaler(ctx, cfg, *addr); err != nil {
 		log.Fatalf("fn-controller: %v", err)
 	}
-	controller.DefaultThreadsPerController = 4
+	controller.DefaultThreadsPerController = fncontroller.DefaultWorkers
 	sharedmain.MainWithConfig(ctx, "fn-controller", cfg, function.NewController)
 }
 
