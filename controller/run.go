@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -104,7 +105,7 @@ func InstallCRD(ctx context.Context, cfg *rest.Config) error {
 		return err
 	}
 	crds := client.ApiextensionsV1().CustomResourceDefinitions()
-	var names []string
+	var names, paths []string
 	for _, path := range config.CRDs {
 		data, err := config.Manifests.ReadFile(path)
 		if err != nil {
@@ -126,8 +127,13 @@ func InstallCRD(ctx context.Context, cfg *rest.Config) error {
 			return fmt.Errorf("installing the CRD %s: %w", crd.Name, err)
 		}
 		names = append(names, crd.Name)
+		for _, v := range crd.Spec.Versions {
+			if v.Served {
+				paths = append(paths, "/apis/"+crd.Spec.Group+"/"+v.Name+"/"+crd.Spec.Names.Plural)
+			}
+		}
 	}
-	return wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		for _, name := range names {
 			got, err := crds.Get(ctx, name, metav1.GetOptions{})
 			if err != nil || !established(got) {
@@ -135,7 +141,27 @@ func InstallCRD(ctx context.Context, cfg *rest.Config) error {
 			}
 		}
 		return true, nil
-	})
+	}); err != nil {
+		return err
+	}
+	// Established is not yet served: the API server makes a custom resource's storage and watch
+	// cache on its first request. A controller's informers whose first list comes first fail it
+	// and back off for about a second (that was most of fn up's wait for its controller); one
+	// plain list each here makes them and proves the resources served.
+	rc := client.ApiextensionsV1().RESTClient()
+	var last error
+	if err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		for _, path := range paths {
+			if last = rc.Get().AbsPath(path).Param("limit", "1").Do(ctx).Error(); last != nil {
+				last = fmt.Errorf("listing %s: %w", path, last)
+				return false, nil
+			}
+		}
+		return true, nil
+	}); err != nil {
+		return fmt.Errorf("fn's CRDs are established but not served: %w", errors.Join(err, last))
+	}
+	return nil
 }
 
 func established(crd *apiextensionsv1.CustomResourceDefinition) bool {
