@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"text/template"
 	"time"
 )
@@ -34,41 +33,11 @@ func (p *Proxy) CPU() time.Duration {
 	total := ProcessCPU(pid)
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		if child, err := strconv.Atoi(e.Name()); err == nil && parentOf(child) == pid {
+		if child, err := strconv.Atoi(e.Name()); err == nil && ParentOf(child) == pid {
 			total += ProcessCPU(child)
 		}
 	}
 	return total
-}
-
-// ProcessCPU is the CPU time process pid has used, from /proc (in clock ticks of 10 ms).
-func ProcessCPU(pid int) time.Duration {
-	f := statFields(pid)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-func parentOf(pid int) int {
-	f := statFields(pid)
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
-// statFields are the fields of /proc/PID/stat after the command name (in parentheses, which
-// may hold spaces): state, ppid, ...
-func statFields(pid int) []string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 }
 
 var nginxConf = template.Must(template.New("nginx").Parse(`daemon off;

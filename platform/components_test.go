@@ -42,3 +42,24 @@ func TestComponentArgs(t *testing.T) {
 		}
 	}
 }
+
+// The local platform's processes run with LocalGOGC unless GOGC is set; the gateway with its own.
+func TestComponentGOGC(t *testing.T) {
+	t.Setenv("GOGC", "")
+	if got, want := gogc(&ControllerSpec{}), "GOGC=50"; got != want {
+		t.Errorf("controller: %q, want %q", got, want)
+	}
+	if got, want := gogc(&GatewaySpec{}), "GOGC=400"; got != want {
+		t.Errorf("gateway: %q, want %q", got, want)
+	}
+	if got := controlPlaneGOGC(); got != LocalGOGC {
+		t.Errorf("control plane: %d, want %d", got, LocalGOGC)
+	}
+	t.Setenv("GOGC", "200")
+	if got := gogc(&GatewaySpec{}); got != "" {
+		t.Errorf("with GOGC set, the gateway's entry is %q, want none (inherited)", got)
+	}
+	if got := controlPlaneGOGC(); got != 0 {
+		t.Errorf("with GOGC set, the control plane's is %d, want 0 (inherited)", got)
+	}
+}

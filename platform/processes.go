@@ -42,6 +42,9 @@ func (cs *components) start(name string, c Component, log string, files ...*os.F
 	command := func() *exec.Cmd {
 		cmd := exec.Command(cs.exe[0], args...)
 		cmd.Env = os.Environ()
+		if env := gogc(c); env != "" {
+			cmd.Env = append(cmd.Env, env)
+		}
 		cmd.ExtraFiles = files
 		if f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 			cmd.Stdout, cmd.Stderr = f, f // closed by supervise once the process has exited

@@ -11,6 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"fnkit.dev/fn/bench"
@@ -155,8 +159,105 @@ func run(rounds int, resultsFile string) error {
 		}
 	}
 
-	table := bench.FigureTable(up, up3, deploy, edit)
+	mem, err := idleMemory(fn, home, tmp)
+	if err != nil {
+		return err
+	}
+	table := bench.FigureTable(up, up3, deploy, edit) + "\n" + mem
 	fmt.Print(table)
 	return bench.Record(resultsFile, "Local platform benchmark",
-		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it.", rounds), table)
+		fmt.Sprintf("Command: `make bench` (bench/platform), %d rounds, the fn binary as a user runs it. Memory: every process of the platform (fn up's process and its descendants), %s after four functions answered.", rounds, idleWait), table)
+}
+
+// idleWait is how long the platform idles before its memory is read.
+const idleWait = 30 * time.Second
+
+// idleMemory brings the platform up with four function pods (hello, hello-2, echo-event,
+// typed), lets it idle, and tables the memory of each of its processes, summed per component.
+func idleMemory(fn func(args ...string) (string, error), home, tmp string) (string, error) {
+	fmt.Fprintln(os.Stderr, "memory: fn up with four functions...")
+	if _, err := fn("up", "--nodes", "1"); err != nil { // not as many as the last up
+		return "", err
+	}
+	defer func() { _, _ = fn("down") }()
+	hello2 := filepath.Join(tmp, "src", "hello-2")
+	if err := bench.CopyHello(hello2); err != nil {
+		return "", err
+	}
+	for _, dir := range []string{filepath.Join(tmp, "src", "hello"), hello2, "examples/echo-event", "examples/typed"} {
+		if _, err := fn("deploy", dir); err != nil {
+			return "", err
+		}
+	}
+	for _, name := range []string{"hello", "hello-2"} {
+		if _, err := fn("invoke", name); err != nil {
+			return "", err
+		}
+	}
+	time.Sleep(idleWait)
+	b, err := os.ReadFile(filepath.Join(home, "platform.pid"))
+	if err != nil {
+		return "", err
+	}
+	root, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", err
+	}
+	sums := map[string]*bench.Memory{}
+	var order []string
+	add := func(name string, m bench.Memory) {
+		if sums[name] == nil {
+			sums[name] = &bench.Memory{}
+			order = append(order, name)
+		}
+		sums[name].RSS += m.RSS
+		sums[name].PSS += m.PSS
+	}
+	add("fn up (the platform's supervisor)", bench.ProcessMemory(root))
+	procs := bench.Descendants(root)
+	agents := map[int]bool{}
+	for _, pid := range procs {
+		if args := bench.CommandLine(pid); len(args) >= 3 && args[0] == "fn" && args[2] == "agent" {
+			agents[pid] = true
+		}
+	}
+	for _, pid := range procs {
+		args := bench.CommandLine(pid)
+		name := "function pods (4)"
+		switch {
+		case len(args) == 0:
+			continue
+		case len(args) >= 3 && args[0] == "fn" && args[1] == "internal":
+			name = "fn " + args[2]
+		case strings.HasPrefix(args[0], "etcd") || strings.HasPrefix(args[0], "kube-") || args[0] == "metrics-server":
+			name = args[0]
+		case !underAgent(pid, agents):
+			name = "other: " + args[0]
+		}
+		add(name, bench.ProcessMemory(pid))
+	}
+	sort.SliceStable(order, func(i, j int) bool { return sums[order[i]].PSS > sums[order[j]].PSS })
+	var total bench.Memory
+	var out strings.Builder
+	w := tabwriter.NewWriter(&out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "memory at idle, four function pods\tPSS\tRSS")
+	for _, name := range order {
+		m := sums[name]
+		total.PSS += m.PSS
+		total.RSS += m.RSS
+		fmt.Fprintf(w, "  %s\t%.0f MB\t%.0f MB\n", name, float64(m.PSS)/1e6, float64(m.RSS)/1e6)
+	}
+	fmt.Fprintf(w, "the local platform in all\t%.0f MB\t%.0f MB\tgoal <= 500 MB (PSS) %s\n", float64(total.PSS)/1e6, float64(total.RSS)/1e6, bench.Verdict(total.PSS <= 500e6))
+	w.Flush()
+	return out.String(), nil
+}
+
+// underAgent reports whether pid descends from one of agents.
+func underAgent(pid int, agents map[int]bool) bool {
+	for p := bench.ParentOf(pid); p > 1; p = bench.ParentOf(p) {
+		if agents[p] {
+			return true
+		}
+	}
+	return false
 }

@@ -44,6 +44,8 @@ type Options struct {
 	// tolerate a NotReady or unreachable node before they are evicted (kube-apiserver's
 	// default toleration seconds); upstream's defaults are 50 s and 300 s.
 	NodeLossGrace time.Duration
+	// GOGC, when not 0, is the GOGC of its processes (Go's default is 100).
+	GOGC int
 	// Progress receives one line per step (default: discarded).
 	Progress io.Writer
 	// Notify, if set, is told of every change of a component's status once the control plane
@@ -248,6 +250,9 @@ func (cp *ControlPlane) start(name string, args ...string) error {
 	logPath := filepath.Join(cp.opts.Dir, "logs", name+".log")
 	command := func() *exec.Cmd {
 		cmd := exec.Command(filepath.Join(cp.opts.BinDir, name), args...)
+		if cp.opts.GOGC != 0 {
+			cmd.Env = append(os.Environ(), "GOGC="+strconv.Itoa(cp.opts.GOGC))
+		}
 		if logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 			cmd.Stdout, cmd.Stderr = logf, logf // closed by the supervisor once it exits
 		}
