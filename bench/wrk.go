@@ -14,6 +14,7 @@ import (
 // Result is one load run's figures.
 type Result struct {
 	RPS      float64
+	Requests int // answered in the run
 	P50, P99 time.Duration
 	Errors   int
 }
@@ -67,6 +68,7 @@ func Wrk(ctx context.Context, wrk, url string, conns int, d time.Duration, scrip
 
 var (
 	rpsRE    = regexp.MustCompile(`Requests/sec:\s+([\d.]+)`)
+	countRE  = regexp.MustCompile(`(\d+) requests in `)
 	pctRE    = regexp.MustCompile(`(?m)^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\b`)
 	non2xxRE = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	sockRE   = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
@@ -79,6 +81,9 @@ func parseWrk(out string) (Result, error) {
 		return r, fmt.Errorf("no Requests/sec in wrk output:\n%s", out)
 	}
 	r.RPS, _ = strconv.ParseFloat(m[1], 64)
+	if m := countRE.FindStringSubmatch(out); m != nil {
+		r.Requests, _ = strconv.Atoi(m[1])
+	}
 	for _, m := range pctRE.FindAllStringSubmatch(out, -1) {
 		v, _ := strconv.ParseFloat(m[2], 64)
 		unit := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second}[m[3]]

@@ -26,7 +26,7 @@ Transfer/sec:      9.26MB
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Result{RPS: 75840.25, P50: 469 * time.Microsecond, P99: 5310 * time.Microsecond, Errors: 7}
+	want := Result{RPS: 75840.25, Requests: 379366, P50: 469 * time.Microsecond, P99: 5310 * time.Microsecond, Errors: 7}
 	if r != want {
 		t.Errorf("parseWrk = %+v, want %+v", r, want)
 	}

@@ -46,8 +46,10 @@ type target struct {
 	baseline bool
 	peer     bool // another framework serving the same function
 	url      string
+	pid      int
 	script   string
 	results  []bench.Result
+	cpu      []float64 // the server's CPU per request in each round, in µs
 }
 
 func run(rounds int, dur time.Duration, conns int, resultsFile string) error {
@@ -88,6 +90,7 @@ func run(rounds int, dur time.Duration, conns int, resultsFile string) error {
 			_, _ = p.Process.Wait()
 		}
 	}()
+	pids := map[string]int{}
 	start := func(bin string, env ...string) (string, error) {
 		port, err := bench.FreePort()
 		if err != nil {
@@ -100,6 +103,7 @@ func run(rounds int, dur time.Duration, conns int, resultsFile string) error {
 		}
 		procs = append(procs, cmd)
 		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+		pids[url] = cmd.Process.Pid
 		return url, bench.WaitUp(url)
 	}
 	bareURL, err := start(self, "FN_BENCH_BARE=1")
@@ -163,6 +167,7 @@ wrk.headers["ce-source"] = "fn/bench"
 		for i := range targets {
 			t := targets[(i+r)%len(targets)] // rotate the order so no target always runs first
 			fmt.Fprintf(os.Stderr, "round %d/%d: %s...\n", r+1, rounds, t.name)
+			cpu0 := bench.ProcessCPU(pids[t.url])
 			res, err := bench.Wrk(ctx, wrk, t.url, conns, dur, t.script)
 			if err != nil {
 				return err
@@ -171,12 +176,15 @@ wrk.headers["ce-source"] = "fn/bench"
 				return fmt.Errorf("%s: %d errors under load", t.name, res.Errors)
 			}
 			t.results = append(t.results, res)
+			if res.Requests > 0 {
+				t.cpu = append(t.cpu, float64(bench.ProcessCPU(pids[t.url])-cpu0)/float64(time.Microsecond)/float64(res.Requests))
+			}
 		}
 	}
 	report := table(targets, rounds, dur, conns)
 	fmt.Print(report)
 	return bench.Record(resultsFile, "Runtime benchmark",
-		fmt.Sprintf("Command: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine; its load average was %s before and %s after.",
+		fmt.Sprintf("Command: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine, so throughput moves with the load generator's share of it; CPU/req, the server process's user and system time per answered request, does not. The load average was %s before and %s after.",
 			conns, rounds, dur, loadBefore, bench.LoadAverage()), report)
 }
 
@@ -185,7 +193,7 @@ wrk.headers["ce-source"] = "fn/bench"
 func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "scenario\ttarget\treq/s per round\tmedian req/s\tvs baseline\tp50\tp99\tgoal")
+	fmt.Fprintln(w, "scenario\ttarget\treq/s per round\tmedian req/s\tvs baseline\tp50\tp99\tCPU/req\tgoal")
 	base := map[string]*target{}
 	for _, t := range targets {
 		if t.baseline {
@@ -217,14 +225,14 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 				goal = fmt.Sprintf(">= %.2fx %s", want, bench.Verdict(m >= want))
 			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\n", t.scenario, t.name, strings.Join(per, " "), bench.Median(rps), ratio,
-			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), goal)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%.1f µs\t%s\n", t.scenario, t.name, strings.Join(per, " "), bench.Median(rps), ratio,
+			time.Duration(bench.Median(p50)).Round(time.Microsecond), time.Duration(bench.Median(p99)).Round(time.Microsecond), bench.Median(t.cpu), goal)
 	}
 	w.Flush()
 	// fn's runtime against each peer serving the same function in the same scenario.
 	fmt.Fprintln(&b)
 	w = tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "scenario\tfn runtime\tagainst\tthroughput ratio\tgoal")
+	fmt.Fprintln(w, "scenario\tfn runtime\tagainst\tthroughput ratio\tgoal\tCPU per request, fn / the peer")
 	for _, p := range targets {
 		if !p.peer {
 			continue
@@ -238,7 +246,7 @@ func table(targets []*target, rounds int, dur time.Duration, conns int) string {
 				ratios = append(ratios, t.results[i].RPS/p.results[i].RPS)
 			}
 			m := bench.Median(ratios)
-			fmt.Fprintf(w, "%s\t%s\t%s\t%.2fx\t>= 1.00x %s\n", t.scenario, t.name, p.name, m, bench.Verdict(m >= 1))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%.2fx\t>= 1.00x %s\t%.2fx\n", t.scenario, t.name, p.name, m, bench.Verdict(m >= 1), bench.Median(t.cpu)/bench.Median(p.cpu))
 		}
 	}
 	w.Flush()
