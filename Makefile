@@ -48,8 +48,8 @@ test: lint
 ## fuzz: each fuzz target for FUZZTIME (3s; make fuzz FUZZTIME=10m for a long run). New
 ## failing inputs land in the package's testdata/fuzz, to be committed with their fix.
 fuzz:
-	for t in $(FUZZ_MAIN); do $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; done
-	for t in $(FUZZ_RUNTIME); do (cd runtime && $(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}") || exit 1; done
+	for t in $(FUZZ_MAIN); do GO=$(GO) hack/fuzz.sh . "$${t%%:*}" "$${t#*:}" $(FUZZTIME) || exit 1; done
+	for t in $(FUZZ_RUNTIME); do GO=$(GO) hack/fuzz.sh runtime "$${t%%:*}" "$${t#*:}" $(FUZZTIME) || exit 1; done
 
 ## test-short: the fast unit tests only.
 test-short:
