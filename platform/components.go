@@ -41,8 +41,8 @@ type Component interface {
 
 // LocalGOGC is the GOGC of the local platform's processes, Kubernetes' and fn's, unless GOGC is
 // set or a component says its own (gcTuned). Go's default of 100 lets a heap grow to twice what
-// it holds between collections; at 50, the platform at idle takes about 65 MB less (a tenth),
-// for more collections under load (bench/platform).
+// it holds between collections; at 50, the platform at idle takes 40 to 65 MB less, for more
+// collections under load (bench/platform).
 const LocalGOGC = 50
 
 // gcTuned is a Component that runs with a GOGC of its own.
