@@ -154,7 +154,6 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		defer p.Stop()
 		targets = append(targets, &target{name: name, url: p.URL, cpu: p.CPU})
 	}
-	loadBefore := bench.LoadAverage()
 	client := bench.NewClient()
 	fmt.Fprintln(os.Stderr, "warming up...")
 	for _, t := range targets {
@@ -225,8 +224,8 @@ func run(rounds, rate int, rateDur, wrkDur time.Duration, conns int, resultsFile
 		"Command: `go run ./bench/gateway`. examples/hello built by fn, called directly, through the gateway (in the benchmark's process, fake clientsets, access log through a LogBuffer to a file, GOGC=400 as fn-gateway sets it), "+
 			"through nginx (Debian's, a worker per core, an upstream pool of 128 kept-alive connections, access log to a file) and through HAProxy (Debian's, a thread per core, http-reuse always, httplog to a file); "+
 			"%d interleaved rounds per target: open loop at %d req/s for %s (Go client, latency from send to last byte), then wrk -t2 -c%d for %s. "+
-			"Load generators, gateway and function share the machine; its load average was %s before and %s after.",
-		rounds, rate, rateDur, conns, wrkDur, loadBefore, bench.LoadAverage()), report)
+			"Load generators, gateway and function share the machine.",
+		rounds, rate, rateDur, conns, wrkDur), report)
 }
 
 // table renders per round and median figures of every target: latencies at the fixed rate and

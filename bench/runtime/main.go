@@ -156,7 +156,6 @@ wrk.headers["ce-source"] = "fn/bench"
 		{name: "sdk-go client.StartReceiver, echo-event", scenario: "cloudevents", url: sdkCE, script: ceScript, peer: true},
 		{name: "functions-framework-go, echo-event (no reply: it has none)", scenario: "cloudevents", url: ffCE, script: ceScript, peer: true},
 	}
-	loadBefore := bench.LoadAverage()
 	// Warm up every server (JIT-free, but connection pools, page cache and CPU frequency).
 	for _, t := range targets {
 		if _, err := bench.Wrk(ctx, wrk, t.url, conns, time.Second, t.script); err != nil {
@@ -184,8 +183,8 @@ wrk.headers["ce-source"] = "fn/bench"
 	report := table(targets, rounds, dur, conns)
 	fmt.Print(report)
 	return bench.Record(resultsFile, "Runtime benchmark",
-		fmt.Sprintf("Command: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine, so throughput moves with the load generator's share of it; CPU/req, the server process's user and system time per answered request, does not. The load average was %s before and %s after.",
-			conns, rounds, dur, loadBefore, bench.LoadAverage()), report)
+		fmt.Sprintf("Command: `make bench` (bench/runtime). wrk -t2 -c%d, %d interleaved rounds of %s per target; load generator, servers and functions share the machine, so throughput moves with the load generator's share of it; CPU/req, the server process's user and system time per answered request, does not.",
+			conns, rounds, dur), report)
 }
 
 // table renders the figures: per target every round's throughput, the median, the ratio of
