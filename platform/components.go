@@ -51,15 +51,24 @@ type gcTuned interface{ GCPercent() int }
 // GCPercent: the gateway trades a few megabytes for CPU per request (as fn-gateway runs).
 func (s *GatewaySpec) GCPercent() int { return gateway.GCPercent }
 
+// localGOGC is LocalGOGC, or 0 (processes inherit GOGC) when GOGC is set.
+func localGOGC() int {
+	if os.Getenv("GOGC") != "" {
+		return 0
+	}
+	return LocalGOGC
+}
+
 // gogc is the GOGC environment entry of c's process, or "" to inherit GOGC as it is set.
 func gogc(c Component) string {
-	if os.Getenv("GOGC") != "" {
+	gc := localGOGC()
+	if gc == 0 {
 		return ""
 	}
 	if t, ok := c.(gcTuned); ok {
-		return "GOGC=" + strconv.Itoa(t.GCPercent())
+		gc = t.GCPercent()
 	}
-	return "GOGC=" + strconv.Itoa(LocalGOGC)
+	return "GOGC=" + strconv.Itoa(gc)
 }
 
 // ComponentArgs is the command line (after the executable) that runs c as it is specified.

@@ -52,14 +52,14 @@ func TestComponentGOGC(t *testing.T) {
 	if got, want := gogc(&GatewaySpec{}), "GOGC=400"; got != want {
 		t.Errorf("gateway: %q, want %q", got, want)
 	}
-	if got := controlPlaneGOGC(); got != LocalGOGC {
+	if got := localGOGC(); got != LocalGOGC {
 		t.Errorf("control plane: %d, want %d", got, LocalGOGC)
 	}
 	t.Setenv("GOGC", "200")
 	if got := gogc(&GatewaySpec{}); got != "" {
 		t.Errorf("with GOGC set, the gateway's entry is %q, want none (inherited)", got)
 	}
-	if got := controlPlaneGOGC(); got != 0 {
+	if got := localGOGC(); got != 0 {
 		t.Errorf("with GOGC set, the control plane's is %d, want 0 (inherited)", got)
 	}
 }

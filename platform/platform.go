@@ -191,7 +191,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		Dir: filepath.Join(cfg.Home, "cluster"), BinDir: cfg.BinDir, Controllers: []string{"*"}, Scheduler: true,
 		APIServerPort: cfg.APIServerPort, EtcdPort: cfg.EtcdPort, EtcdPeerPort: cfg.EtcdPeerPort,
-		NodeLossGrace: NodeLossGrace, GOGC: controlPlaneGOGC(), Notify: board.update,
+		NodeLossGrace: NodeLossGrace, GOGC: localGOGC(), Notify: board.update,
 	})
 	if err != nil {
 		return err
@@ -568,12 +568,4 @@ func CheckDiskSpace(home string) error {
 	dirs := []string{filepath.Join(home, "cluster"), filepath.Join(home, "registry")}
 	agents, _ := filepath.Glob(filepath.Join(home, "agent*"))
 	return diskspace.Check(diskspace.Reserve, append(append(dirs, agents...), home)...)
-}
-
-// controlPlaneGOGC is LocalGOGC, or 0 (the processes inherit GOGC) when GOGC is set.
-func controlPlaneGOGC() int {
-	if os.Getenv("GOGC") != "" {
-		return 0
-	}
-	return LocalGOGC
 }
