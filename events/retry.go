@@ -1,6 +1,3 @@
-// Package events holds what fn's asynchronous delivery decides: when a call is tried again, and
-// when it is given up to the dead letters. It decides from its inputs and the time it is given,
-// and does no I/O.
 package events
 
 import (

@@ -1,0 +1,180 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"fnkit.dev/fn/events"
+	"fnkit.dev/fn/events/engine"
+)
+
+// startEngine runs a real engine (an embedded NATS server with JetStream) on a free port of
+// loopback, its store in a test directory, and returns a Queue connected to it.
+func startEngine(t *testing.T) (*events.Queue, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s, err := engine.Start(engine.Options{Dir: t.TempDir(), Addr: addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	q, err := events.Connect(ctx, events.Options{URL: "nats://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	select {
+	case <-q.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queue was not set up in 10s")
+	}
+	return q, addr
+}
+
+func waitRecord(t *testing.T, q *events.Queue, ns, name, id string, want events.State) events.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := q.Call(context.Background(), ns, name, id)
+		if err == nil && r.State == want {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call %s: %+v, %v; want state %s", id, r, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDelivery: calls are delivered with their request, tried again on 5xx with the policy's
+// backoff, given up on other 4xx to the dead letters with the answer, and a repeated key is
+// not accepted twice.
+func TestDelivery(t *testing.T) {
+	q, _ := startEngine(t)
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	seen := map[string][]time.Time{} // by call id: when each attempt came
+	bodies := map[string]string{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		id := r.Header.Get(events.CallIDHeader)
+		mu.Lock()
+		seen[id] = append(seen[id], time.Now())
+		n := len(seen[id])
+		bodies[id] = r.Method + " " + r.URL.String() + " " + r.Header.Get("X-Test") + " " + string(b)
+		mu.Unlock()
+		if r.Header.Get(events.AttemptHeader) != fmt.Sprint(n) {
+			http.Error(w, "attempt header "+r.Header.Get(events.AttemptHeader), http.StatusTeapot)
+			return
+		}
+		switch r.URL.Path {
+		case "/flaky":
+			if n < 3 {
+				http.Error(w, "not yet", http.StatusServiceUnavailable)
+				return
+			}
+		case "/bad":
+			w.Header().Set("Content-Type", "text/plain")
+			http.Error(w, "no such order", http.StatusBadRequest)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	d := events.NewDispatcher(dctx, q, h, nil)
+	policy := events.Policy{Attempts: 4, Backoff: 200 * time.Millisecond, MaxBackoff: time.Second, MaxAge: time.Hour}
+	d.Sync([]events.Function{{Namespace: "default", Name: "f", Policy: policy, DeadLetters: true}})
+
+	call := func(path, key string) events.Accepted {
+		t.Helper()
+		a, err := q.Enqueue(ctx, events.Call{Namespace: "default", Name: "f", Method: http.MethodPut, Path: path,
+			Header: http.Header{"X-Test": {"yes"}, "Nats-Msg-Id": {"forged"}, "Authorization": {"Bearer secret"}}, Body: []byte("body"), Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	ok := call("/ok?x=1", "k1")
+	again := call("/ok?x=1", "k1")
+	if !again.Duplicate || again.ID != ok.ID {
+		t.Errorf("repeated key: %+v, want a duplicate of %s", again, ok.ID)
+	}
+	flaky := call("/flaky", "")
+	bad := call("/bad", "")
+
+	r := waitRecord(t, q, "default", "f", ok.ID, events.StateDone)
+	if r.Attempts != 1 || r.Status != 200 {
+		t.Errorf("ok: %+v", r)
+	}
+	mu.Lock()
+	if got := bodies[ok.ID]; got != "PUT /ok?x=1 yes body" {
+		t.Errorf("the function got %q", got)
+	}
+	mu.Unlock()
+	r = waitRecord(t, q, "default", "f", flaky.ID, events.StateDone)
+	if r.Attempts != 3 {
+		t.Errorf("flaky: %+v, want 3 attempts", r)
+	}
+	mu.Lock()
+	at := seen[flaky.ID]
+	mu.Unlock()
+	for i, want := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond} {
+		if gap := at[i+1].Sub(at[i]); gap < want*8/10 || gap > want*12/10+100*time.Millisecond {
+			t.Errorf("flaky: wait before attempt %d was %s, want %s within 20%%", i+2, gap, want)
+		}
+	}
+	r = waitRecord(t, q, "default", "f", bad.ID, events.StateDead)
+	if r.Attempts != 1 || r.Status != 400 || r.Reason == "" {
+		t.Errorf("bad: %+v", r)
+	}
+	dead, err := q.DeadLetters(ctx, "default", "f")
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters: %v, %v; want 1", dead, err)
+	}
+	dl := dead[0]
+	if dl.Record.ID != bad.ID || dl.Answer.Status != 400 || string(dl.Answer.Body) != "no such order\n" || dl.Request.Path != "/bad" {
+		t.Errorf("dead letter: %+v", dl)
+	}
+	if dl.Request.Header.Get("Authorization") != "" || dl.Request.Header.Get("Nats-Msg-Id") != "" {
+		t.Errorf("the call kept headers it must not: %v", dl.Request.Header)
+	}
+
+	// Sent again: a new call, the dead letter gone, the old record pointing at the new.
+	re, err := q.Resend(ctx, "default", "f", bad.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRecord(t, q, "default", "f", re.ID, events.StateDead)
+	if r := waitRecord(t, q, "default", "f", bad.ID, events.StateResent); r.ResentAs != re.ID {
+		t.Errorf("resent: %+v", r)
+	}
+	if n, err := q.PurgeDead(ctx, "default", "f"); err != nil || n != 1 {
+		t.Errorf("purged %d, %v; want the resent one", n, err)
+	}
+	list, err := q.Calls(ctx, "default", "")
+	if err != nil || len(list) != 4 {
+		t.Errorf("calls: %+v, %v; want 4", list, err)
+	}
+	if _, err := q.Call(ctx, "default", "f", "999"); !errors.Is(err, events.ErrNoCall) {
+		t.Errorf("unknown call: %v", err)
+	}
+	if _, err := q.Call(ctx, "default", "other", ok.ID); !errors.Is(err, events.ErrNoCall) {
+		t.Errorf("another function's call: %v", err)
+	}
+}
