@@ -51,7 +51,7 @@ type Stats struct {
 }
 
 // A Dispatcher delivers functions' calls from the engine through an http.Handler (the
-// gateway's routing, so that a call wakes a function at zero and is spread over its replicas
+// gateway's routing, by path /f/NAMESPACE/NAME/..., so that a call wakes a function at zero and is spread over its replicas
 // like any request). Dispatchers of several gateways share the work: each function's calls are
 // one durable consumer's.
 type Dispatcher struct {
@@ -256,7 +256,7 @@ func (d *Dispatcher) deliver(ctx context.Context, c *consumer, m jetstream.Msg) 
 		}
 	}()
 	d.Stats.Attempts.Add(1)
-	req := request(ctx, m, id, attempt)
+	req := request(ctx, f.Namespace, f.Name, m, id, attempt)
 	rw := &recorder{header: http.Header{}}
 	d.h.ServeHTTP(rw, req)
 	alive.Stop()
@@ -315,8 +315,9 @@ func (d *Dispatcher) deliver(ctx context.Context, c *consumer, m jetstream.Msg) 
 	}
 }
 
-// request is call m as the function gets it, with its id and attempt.
-func request(ctx context.Context, m jetstream.Msg, id string, attempt int) *http.Request {
+// request is call m of function ns/name, with its id and attempt, as the gateway routes it:
+// to path /f/NS/NAME followed by the call's own.
+func request(ctx context.Context, ns, name string, m jetstream.Msg, id string, attempt int) *http.Request {
 	rq := requestOf(m)
 	if rq.Method == "" {
 		rq.Method = http.MethodPost
@@ -324,9 +325,11 @@ func request(ctx context.Context, m jetstream.Msg, id string, attempt int) *http
 	if rq.Path == "" || rq.Path[0] != '/' {
 		rq.Path = "/" + rq.Path
 	}
-	r, err := http.NewRequestWithContext(ctx, rq.Method, rq.Path, bytes.NewReader(rq.Body))
+	// As the gateway routes it by path.
+	prefix := "/f/" + ns + "/" + name
+	r, err := http.NewRequestWithContext(ctx, rq.Method, prefix+rq.Path, bytes.NewReader(rq.Body))
 	if err != nil { // a path that is no URL path: delivered to the root, the function answers
-		r, _ = http.NewRequestWithContext(ctx, rq.Method, "/", bytes.NewReader(rq.Body))
+		r, _ = http.NewRequestWithContext(ctx, rq.Method, prefix+"/", bytes.NewReader(rq.Body))
 	}
 	r.Header = rq.Header
 	if r.Header == nil {
@@ -342,7 +345,7 @@ func request(ctx context.Context, m jetstream.Msg, id string, attempt int) *http
 	r.Header.Set(CallIDHeader, id)
 	r.Header.Set(AttemptHeader, strconv.Itoa(attempt))
 	r.ContentLength = int64(len(rq.Body))
-	r.RequestURI = rq.Path
+	r.RequestURI = r.URL.RequestURI()
 	return r
 }
 

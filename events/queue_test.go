@@ -97,7 +97,7 @@ func TestDelivery(t *testing.T) {
 	})
 	dctx, stop := context.WithCancel(ctx)
 	defer stop()
-	d := events.NewDispatcher(dctx, q, h, nil)
+	d := events.NewDispatcher(dctx, q, http.StripPrefix("/f/default/f", h), nil) // as the gateway routes
 	policy := events.Policy{Attempts: 4, Backoff: 200 * time.Millisecond, MaxBackoff: time.Second, MaxAge: time.Hour}
 	d.Sync([]events.Function{{Namespace: "default", Name: "f", Policy: policy, DeadLetters: true}})
 

@@ -146,7 +146,12 @@ type refusal struct {
 // r: a request refused on the connection loop's path is admitted again by ServeHTTP, token
 // and all; the caller removes a private function's token from a request admitted.
 func (g *Gateway) admit(rt *route, r *http.Request, now time.Time) refusal {
-	if rt.private {
+	return g.admitAs(rt, r, now, rt.private, rt.limit.rps > 0)
+}
+
+// admitAs is admit, checking the token (of a private function) and the rate limit as told.
+func (g *Gateway) admitAs(rt *route, r *http.Request, now time.Time, token, limited bool) refusal {
+	if token {
 		tok, ok := bearer(r.Header)
 		switch {
 		case !ok:
@@ -155,7 +160,7 @@ func (g *Gateway) admit(rt *route, r *http.Request, now time.Time) refusal {
 			return refusal{status: http.StatusForbidden, text: fmt.Sprintf("function %q in namespace %q is private, and the token sent is not one of the namespace's Secret %s", rt.name, rt.ns, v1alpha1.AccessSecretName)}
 		}
 	}
-	if rt.limit.rps > 0 {
+	if limited {
 		rate, burst := rt.limit.share(g.peers())
 		if ok, wait := rt.stats.limiter.take(now, rate, burst); !ok {
 			return refusal{status: http.StatusTooManyRequests, retryAfter: wait,
@@ -167,15 +172,25 @@ func (g *Gateway) admit(rt *route, r *http.Request, now time.Time) refusal {
 
 // admitted is admit for a request about to be forwarded: when it is let through, a private
 // function's token is removed from it (the function never sees it).
+// An asynchronous call is checked twice: its token when it is accepted (it is not stored),
+// the rate limit when it is delivered (a 429 is tried again later).
 func (g *Gateway) admitted(rt *route, r *http.Request, now time.Time) refusal {
 	if !rt.private && rt.limit.rps == 0 {
 		return refusal{}
 	}
-	f := g.admit(rt, r, now)
+	f := g.admitAs(rt, r, now, rt.private && !delivered(r), rt.limit.rps > 0)
 	if f.status == 0 && rt.private {
 		r.Header.Del("Authorization")
 	}
 	return f
+}
+
+// accepted is admitted for an asynchronous call being accepted: its token only.
+func (g *Gateway) accepted(rt *route, r *http.Request, now time.Time) refusal {
+	if !rt.private {
+		return refusal{}
+	}
+	return g.admitAs(rt, r, now, true, false)
 }
 
 // retryAfterSeconds is wait as a Retry-After: whole seconds, at least 1.

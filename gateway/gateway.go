@@ -31,6 +31,7 @@ import (
 	"fnkit.dev/fn/controller/client/clientset/versioned"
 	fninformers "fnkit.dev/fn/controller/client/informers/externalversions"
 	fnlisters "fnkit.dev/fn/controller/client/listers/fn/v1alpha1"
+	"fnkit.dev/fn/events"
 	"fnkit.dev/fn/gateway/h1"
 )
 
@@ -78,6 +79,10 @@ type Options struct {
 	// directly, so it takes requests as soon as it answers, before its EndpointSlice lists it
 	// ready (default: on when requests are held).
 	ProbePods *bool
+
+	// Events, when set, is the event engine's queue: the gateway accepts asynchronous calls
+	// into it and delivers them (package events); without, they are answered 503.
+	Events *events.Queue
 }
 
 // Reporter takes a gateway's reports of load; the autoscaler implements it.
@@ -106,6 +111,7 @@ type Gateway struct {
 	tokens    accessTokens // of private functions, by namespace
 	peerCount atomic.Int32 // ready endpoints of Options.PeerService
 
+	async   *async        // nil without Options.Events
 	reports *reporter     // nil without an autoscaler
 	prober  *prober       // nil unless ProbePods
 	pods    cache.Indexer // nil unless ProbePods
@@ -244,6 +250,9 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	if err != nil {
 		return nil, err
 	}
+	if o.Events != nil {
+		g.async = &async{q: o.Events, d: events.NewDispatcher(ctx, o.Events, g.deliveries(), o.Logger)}
+	}
 	keys := make(map[key]struct{}, len(all))
 	for _, f := range all {
 		keys[key{f.Namespace, f.Name}] = struct{}{}
@@ -372,6 +381,17 @@ func (c *call) Value(k any) any {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	t, ok := g.match(r)
+	if !ok && strings.HasPrefix(r.URL.Path, asyncPrefix+"/") {
+		g.serveAsync(w, r, start)
+		return
+	}
+	g.serveRouted(w, r, t, start, ok && preferAsync(r.Header) && !delivered(r))
+}
+
+// serveRouted serves a request for function t (none when t is zero): forwarded, or accepted
+// as an asynchronous call.
+func (g *Gateway) serveRouted(w http.ResponseWriter, r *http.Request, t target, start time.Time, async bool) {
+	ok := t.name != ""
 	if ok && internalPath(t.functionPath(r)) {
 		g.unrouted.Add(1)
 		http.Error(w, "/_fn/ is a function's internal endpoints (probes, metrics): they are not served through the gateway", http.StatusNotFound)
@@ -393,6 +413,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st := rt.stats
+	if async {
+		if f := g.accepted(rt, r, start); f.status != 0 {
+			refuse(w, f)
+			g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, f.status, time.Since(start), "", nil)
+			return
+		}
+		status := g.accept(w, r, t, rt)
+		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, status, time.Since(start), "", nil)
+		return
+	}
 	if f := g.admitted(rt, r, start); f.status != 0 {
 		refuse(w, f)
 		d := time.Since(start)
@@ -471,6 +501,7 @@ func (g *Gateway) InternalHandler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /_gw/metrics", func(w http.ResponseWriter, _ *http.Request) { g.serveMetrics(w) })
+	g.asyncHandlers(mux)
 	return mux
 }
 

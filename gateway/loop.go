@@ -19,8 +19,8 @@ var _ h1.Router = loopRouter{}
 // Route picks the endpoint of a request's function and counts the request in flight.
 func (g loopRouter) Route(r *http.Request, f *h1.Forward) bool {
 	t, ok := g.match(r)
-	if !ok || internalPath(t.functionPath(r)) {
-		return false
+	if !ok || internalPath(t.functionPath(r)) || preferAsync(r.Header) {
+		return false // Gateway.ServeHTTP answers, or accepts an asynchronous call
 	}
 	rt := g.table.Load().routes[t.key]
 	if rt == nil {

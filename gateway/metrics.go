@@ -24,6 +24,9 @@ type stats struct {
 	// the function to get a ready endpoint; arrivals every request routed to the function.
 	inflight, held atomic.Int64
 	arrivals       atomic.Uint64
+	// accepted counts asynchronous calls accepted; duplicates the repeats of an
+	// Idempotency-Key among them, which accepted nothing new.
+	accepted, duplicates atomic.Uint64
 
 	// codes is copied on write: requests find their code's counter without a lock.
 	codes atomic.Pointer[[]codeCount]
@@ -204,6 +207,42 @@ func (g *Gateway) metrics() []byte {
 		b = append(b, "} "...)
 		b = strconv.AppendInt(b, rt.stats.inflight.Load(), 10)
 		b = append(b, '\n')
+	}
+	if g.async != nil {
+		b = append(b, "# HELP fn_gateway_async_accepted_total Asynchronous calls accepted, repeats of an Idempotency-Key included.\n"+
+			"# TYPE fn_gateway_async_accepted_total counter\n"...)
+		for _, rt := range rts {
+			b = appendLabels(append(b, "fn_gateway_async_accepted_total"...), rt.key)
+			b = append(b, "} "...)
+			b = strconv.AppendUint(b, rt.stats.accepted.Load(), 10)
+			b = append(b, '\n')
+		}
+		b = append(b, "# HELP fn_gateway_async_duplicates_total Repeats of an Idempotency-Key within its window, which accepted nothing new.\n"+
+			"# TYPE fn_gateway_async_duplicates_total counter\n"...)
+		for _, rt := range rts {
+			b = appendLabels(append(b, "fn_gateway_async_duplicates_total"...), rt.key)
+			b = append(b, "} "...)
+			b = strconv.AppendUint(b, rt.stats.duplicates.Load(), 10)
+			b = append(b, '\n')
+		}
+		s := &g.async.d.Stats
+		for _, c := range []struct {
+			name, help string
+			n          uint64
+		}{
+			{"attempts", "Deliveries of asynchronous calls tried.", s.Attempts.Load()},
+			{"done", "Asynchronous calls the function answered.", s.Done.Load()},
+			{"retried", "Attempts of asynchronous calls that failed and are tried again.", s.Retried.Load()},
+			{"dead", "Asynchronous calls given up.", s.Dead.Load()},
+			{"redelivered", "Attempts whose outcome a gateway lost (it stopped mid-delivery): possible duplicates at the function.", s.Redelivered.Load()},
+			{"settled", "Calls delivered again though already settled (their acknowledgement was lost), acknowledged without delivering.", s.Settled.Load()},
+			{"callbacks_failed", "Outcomes a call's callback URL did not take.", s.CallbacksFailed.Load()},
+		} {
+			name := "fn_gateway_async_" + c.name + "_total"
+			b = append(b, "# HELP "+name+" "+c.help+"\n# TYPE "+name+" counter\n"+name+" "...)
+			b = strconv.AppendUint(b, c.n, 10)
+			b = append(b, '\n')
+		}
 	}
 	b = append(b, "# HELP fn_gateway_unrouted_requests_total Requests that named no known function.\n"+
 		"# TYPE fn_gateway_unrouted_requests_total counter\n"+

@@ -17,6 +17,7 @@ import (
 
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
+	"fnkit.dev/fn/events"
 )
 
 // key names a function.
@@ -51,6 +52,8 @@ type route struct {
 	private bool
 	// limit is the function's rate limit (rps 0: none).
 	limit limit
+	// delivery is how its asynchronous calls are delivered.
+	delivery events.Function
 }
 
 // endpoint is one ready pod of a function. It outlives routes while the pod stays in the
@@ -271,7 +274,9 @@ func (g *Gateway) update(keys map[key]struct{}) {
 			close(prev.ready) // held requests look again
 		}
 	}
-	g.table.Store(&table{routes: next})
+	t := &table{routes: next}
+	g.table.Store(t)
+	g.syncDeliveries(t)
 }
 
 // build makes the route of function k from the caches, reusing prev's endpoints and stats; nil
@@ -289,6 +294,7 @@ func (g *Gateway) build(k key, prev *route) *route {
 	rt.desired = f.Status.DesiredReplicas
 	rt.private = f.Spec.Access == v1alpha1.AccessPrivate
 	rt.limit = limitOf(f.Spec.RateLimit)
+	rt.delivery = delivery(f)
 	if prev != nil {
 		rt.stats = prev.stats
 	} else {

@@ -55,6 +55,9 @@ type Manifest struct {
 	Access v1alpha1.Access `json:"access,omitempty"`
 	// RateLimit bounds the requests per second the gateway lets through.
 	RateLimit *v1alpha1.RateLimit `json:"rateLimit,omitempty"`
+	// Delivery is how asynchronous calls are delivered: attempts, backoff, maximum age, dead
+	// letters.
+	Delivery *v1alpha1.Delivery `json:"delivery,omitempty"`
 }
 
 // Error is what is wrong with a manifest: the file, the key path and what is accepted.
@@ -184,6 +187,7 @@ func (m *Manifest) Spec(image string) v1alpha1.FunctionSpec {
 		Scale:       m.Scale,
 		Access:      m.Access,
 		RateLimit:   m.RateLimit,
+		Delivery:    m.Delivery,
 	}
 	if m.Resources != nil {
 		s.Resources = *m.Resources
@@ -221,6 +225,7 @@ func (m *Manifest) DeepCopy() *Manifest {
 	out.Scale = m.Scale.DeepCopy()
 	out.Source = m.Source.DeepCopy()
 	out.RateLimit = m.RateLimit.DeepCopy()
+	out.Delivery = m.Delivery.DeepCopy()
 	return &out
 }
 
@@ -440,5 +445,11 @@ name: ` + name + `
 # rateLimit:          # requests per second the gateway lets through; over it, 429
 #   rps: 100
 #   burst: 200
+# delivery:           # asynchronous calls (fn invoke --async): tried again on 5xx, 408, 429
+#   attempts: 5
+#   backoff: 1s       # doubling up to maxBackoff
+#   maxBackoff: 5m
+#   maxAge: 24h
+#   deadLetters: true # keep the calls given up (fn calls --dead)
 `)
 }

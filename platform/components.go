@@ -20,6 +20,8 @@ import (
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
+	"fnkit.dev/fn/events"
+	"fnkit.dev/fn/events/engine"
 	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/gitbuild"
 	"fnkit.dev/fn/internal/diskspace"
@@ -86,7 +88,7 @@ func ComponentArgs(c Component) []string {
 
 // Components are the specs of every component, zero, for their commands' flags.
 func Components() []Component {
-	return []Component{&AgentSpec{}, &RegistrySpec{}, &ControllerSpec{}, &GatewaySpec{}, &BuilderSpec{}}
+	return []Component{&AgentSpec{}, &RegistrySpec{}, &ControllerSpec{}, &GatewaySpec{}, &BuilderSpec{}, &EventsSpec{}}
 }
 
 // RegistrySpec is the platform's OCI registry.
@@ -117,6 +119,28 @@ func (s *RegistrySpec) Run(ctx context.Context) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	return reg.Serve(ctx, ln)
+}
+
+// EventsSpec is the event engine: NATS with JetStream, its store in Dir.
+type EventsSpec struct {
+	Dir, Addr, MonitorAddr string
+}
+
+func (s *EventsSpec) Name() string { return "events" }
+
+func (s *EventsSpec) Bind(fs *pflag.FlagSet) {
+	fs.StringVar(&s.Dir, "dir", s.Dir, "JetStream's store: the calls, dead letters and records")
+	fs.StringVar(&s.Addr, "addr", s.Addr, "address NATS clients connect to")
+	fs.StringVar(&s.MonitorAddr, "monitor-addr", s.MonitorAddr, "address of NATS's monitoring endpoints (/healthz, /jsz)")
+}
+
+func (s *EventsSpec) Run(ctx context.Context) error {
+	if s.Dir == "" || s.Addr == "" {
+		return errors.New("events: --dir and --addr are required")
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	return engine.Run(ctx, engine.Options{Dir: s.Dir, Addr: s.Addr, MonitorAddr: s.MonitorAddr},
+		func(format string, args ...any) { log.Info(fmt.Sprintf(format, args...)) })
 }
 
 // ControllerSpec is fn's controller with the autoscaler, which takes the gateway's reports on
@@ -163,7 +187,9 @@ func (s *ControllerSpec) Run(ctx context.Context) error {
 // GatewaySpec is fn's gateway, reporting load to the autoscaler at AutoscalerURL.
 type GatewaySpec struct {
 	Kubeconfig, Addr, InternalAddr, Domain, AutoscalerURL, ID string
-	ListenFD                                                  int // of Addr
+	// Events is the event engine's URL, for asynchronous calls.
+	Events   string
+	ListenFD int // of Addr
 }
 
 func (s *GatewaySpec) Name() string { return "gateway" }
@@ -175,6 +201,7 @@ func (s *GatewaySpec) Bind(fs *pflag.FlagSet) {
 	fs.StringVar(&s.Domain, "domain", s.Domain, "domain of functions' host names")
 	fs.StringVar(&s.AutoscalerURL, "autoscaler-url", s.AutoscalerURL, "the autoscaler's base URL, which gets this gateway's load reports")
 	fs.StringVar(&s.ID, "id", s.ID, "this gateway's identity in its reports")
+	fs.StringVar(&s.Events, "events", s.Events, "the event engine's URL (nats://HOST:PORT), for asynchronous calls")
 	bindListenFD(fs, &s.ListenFD)
 }
 
@@ -192,6 +219,14 @@ func (s *GatewaySpec) Run(ctx context.Context) error {
 	o := gateway.Options{Domain: s.Domain, Logger: slog.New(slog.NewJSONHandler(logs, nil)), AccessLog: logs, ID: s.ID}
 	if s.AutoscalerURL != "" {
 		o.AutoscalerURLs = []string{s.AutoscalerURL}
+	}
+	if s.Events != "" {
+		q, err := events.Connect(ctx, events.Options{URL: s.Events, Name: "fn-gateway " + s.ID, Log: o.Logger})
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		defer q.Close()
+		o.Events = q
 	}
 	gw, err := gateway.New(ctx, rc, o)
 	if err != nil {

@@ -44,6 +44,8 @@ type Config struct {
 	// GatewayInternalPort serves the gateway's own health and metrics, apart from functions;
 	// AutoscalerPort takes the gateway's load reports.
 	GatewayInternalPort, AutoscalerPort int
+	// EventsPort is the event engine's (NATS clients'); EventsMonitorPort its monitoring's.
+	EventsPort, EventsMonitorPort int
 	// Domain is the domain of functions' host names at the gateway.
 	Domain string
 	// BinDir holds the Kubernetes binaries.
@@ -62,7 +64,7 @@ type Config struct {
 
 // DefaultConfig returns the configuration of a platform with its state in home.
 func DefaultConfig(home string) Config {
-	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, GatewayInternalPort: 18090, AutoscalerPort: 18091, Domain: "fn.local"}
+	return Config{Home: home, APIServerPort: 16443, EtcdPort: 12379, EtcdPeerPort: 12380, RegistryPort: 15000, GatewayPort: 18088, MetricsServerPort: 14443, BuilderPort: 18089, GatewayInternalPort: 18090, AutoscalerPort: 18091, EventsPort: 14222, EventsMonitorPort: 18092, Domain: "fn.local"}
 }
 
 // NodeName is the name of the first agent's Node.
@@ -102,11 +104,16 @@ type State struct {
 	Registry   string `json:"registry"`
 	Gateway    string `json:"gateway"`
 	// GatewayMetrics is the gateway process's metrics URL; empty when gateways run as pods.
-	GatewayMetrics string   `json:"gatewayMetrics,omitempty"`
-	Builder        string   `json:"builder"`
-	KubectlBin     string   `json:"kubectl"`
-	AgentDir       string   `json:"agentDir"`
-	Nodes          []string `json:"nodes"`
+	GatewayMetrics string `json:"gatewayMetrics,omitempty"`
+	// GatewayInternal is the gateway process's internal base URL (its /_gw/ endpoints);
+	// empty when gateways run as pods.
+	GatewayInternal string `json:"gatewayInternal,omitempty"`
+	// Events is the event engine's URL.
+	Events     string   `json:"events,omitempty"`
+	Builder    string   `json:"builder"`
+	KubectlBin string   `json:"kubectl"`
+	AgentDir   string   `json:"agentDir"`
+	Nodes      []string `json:"nodes"`
 	// Install is set when fn's components run as pods (fn up --install).
 	Install bool      `json:"install,omitempty"`
 	Started time.Time `json:"started"`
@@ -177,7 +184,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	defer os.Remove(PIDPath(cfg.Home))
 	defer os.Remove(StatePath(cfg.Home))
 
-	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort, cfg.GatewayInternalPort, cfg.AutoscalerPort}
+	ports := []int{cfg.APIServerPort, cfg.EtcdPort, cfg.EtcdPeerPort, cfg.RegistryPort, cfg.GatewayPort, cfg.BuilderPort, cfg.GatewayInternalPort, cfg.AutoscalerPort, cfg.EventsPort, cfg.EventsMonitorPort}
 	if cfg.MetricsServerPort != 0 {
 		ports = append(ports, cfg.MetricsServerPort)
 	}
@@ -260,6 +267,15 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		return err
 	}
 	serving := []func() error{registryServes}
+	eventsURL := fmt.Sprintf("nats://127.0.0.1:%d", cfg.EventsPort)
+	eventsMonitor := fmt.Sprintf("127.0.0.1:%d", cfg.EventsMonitorPort)
+	step("starting the event engine on %s", eventsURL)
+	eventsServes, err := launch("events", &EventsSpec{Dir: filepath.Join(cfg.Home, "events"), Addr: fmt.Sprintf("127.0.0.1:%d", cfg.EventsPort),
+		MonitorAddr: eventsMonitor}, "", "http://"+eventsMonitor+"/healthz")
+	if err != nil {
+		return err
+	}
+	serving = append(serving, eventsServes)
 
 	gatewayURL := fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayPort)
 	step("installing fn's CRDs")
@@ -284,7 +300,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		internal := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayInternalPort)
 		gatewayAddr := fmt.Sprintf("127.0.0.1:%d", cfg.GatewayPort)
 		gatewayServes, err := launch("gateway", &GatewaySpec{Kubeconfig: cp.KubeconfigPath(), Addr: gatewayAddr, InternalAddr: internal, Domain: cfg.Domain,
-			AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up", ListenFD: 3}, gatewayAddr, "http://"+internal+"/_gw/health")
+			AutoscalerURL: "http://" + autoscalerAddr, ID: "fn-up", Events: eventsURL, ListenFD: 3}, gatewayAddr, "http://"+internal+"/_gw/health")
 		if err != nil {
 			return err
 		}
@@ -378,9 +394,11 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 	}
 
 	st := State{PID: os.Getpid(), Kubeconfig: cp.KubeconfigPath(), Registry: regAddr, Gateway: gatewayURL, Builder: builderURL,
-		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now(), Install: cfg.Install}
+		KubectlBin: filepath.Join(cfg.BinDir, "kubectl"), AgentDir: agentDir, Nodes: nodes, Started: time.Now(), Install: cfg.Install,
+		Events: eventsURL}
 	if !cfg.Install {
 		st.GatewayMetrics = fmt.Sprintf("http://127.0.0.1:%d/_gw/metrics", cfg.GatewayInternalPort)
+		st.GatewayInternal = fmt.Sprintf("http://127.0.0.1:%d", cfg.GatewayInternalPort)
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(StatePath(cfg.Home), b, 0o644); err != nil {

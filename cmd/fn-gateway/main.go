@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"fnkit.dev/fn/events"
 	"fnkit.dev/fn/gateway"
 	"fnkit.dev/fn/internal/restconfig"
 )
@@ -28,6 +29,7 @@ func main() {
 	urls := flag.String("autoscaler-url", "", "comma-separated base URLs of autoscalers to report to (instead of, or beside, --autoscaler-service)")
 	flag.IntVar(&o.MaxHeld, "max-held", gateway.DefaultMaxHeld, "requests held per function while it starts; past it, 503")
 	flag.StringVar(&o.PeerService, "peer-service", "", "NAMESPACE/NAME of the gateways' own Service: each applies its share of a function's rate limit (the limit over its ready endpoints)")
+	eventsURL := flag.String("events", "", "URL of the NATS (JetStream) servers of asynchronous calls, nats://HOST:PORT[,...]; without, async calls are answered 503")
 	flag.Parse()
 	if *urls != "" {
 		o.AutoscalerURLs = strings.Split(*urls, ",")
@@ -42,6 +44,15 @@ func main() {
 	// One access log line per request: batched, so that it costs no write per request.
 	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
 	o.Domain, o.Logger, o.AccessLog = *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs
+	if *eventsURL != "" {
+		q, err := events.Connect(ctx, events.Options{URL: *eventsURL, Name: "fn-gateway " + o.ID, Log: o.Logger})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
+			os.Exit(2)
+		}
+		defer q.Close()
+		o.Events = q
+	}
 	err := run(ctx, *addr, *internal, *kubeconfig, o)
 	_ = logs.Close()
 	if err != nil {

@@ -18,6 +18,12 @@ const (
 	// MinWindow and MaxWindow bound spec.scale.window.
 	MinWindow = 2 * time.Second
 	MaxWindow = time.Hour
+	// Delivery of asynchronous calls.
+	DefaultAttempts   int32 = 5
+	DefaultBackoff          = time.Second
+	DefaultMaxBackoff       = 5 * time.Minute
+	DefaultMaxAge           = 24 * time.Hour
+	MaxAttempts       int32 = 100
 )
 
 // DefaultTarget is the default per-replica target of each metric.

@@ -98,6 +98,49 @@ type FunctionSpec struct {
 	// those over it are answered 429 with Retry-After.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+
+	// Delivery is how the function's asynchronous calls are delivered: tried again after
+	// network errors, 408, 429 and 5xx with exponential backoff, until the attempts or the
+	// maximum age run out, then kept as dead letters with their last answer.
+	// +optional
+	Delivery *Delivery `json:"delivery,omitempty"`
+}
+
+// Delivery is how a function's asynchronous calls are delivered.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.backoff) || !has(self.maxBackoff) || self.backoff <= self.maxBackoff",message="must be at most maxBackoff",fieldPath=".backoff"
+type Delivery struct {
+	// Attempts is how many times a call is tried in all, from 1 to 100 (default 5).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	Attempts *int32 `json:"attempts,omitempty"`
+	// Backoff is the wait before the second attempt; each later wait doubles, up to
+	// maxBackoff, spread by ±10% (default 1s). A Retry-After in the answer waits longer.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	Backoff *metav1.Duration `json:"backoff,omitempty"`
+	// MaxBackoff bounds each wait (default 5m).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	MaxBackoff *metav1.Duration `json:"maxBackoff,omitempty"`
+	// MaxAge is how long after it was accepted a call may still be tried (default 24h).
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:Pattern=`^([0-9]+([.][0-9]+)?(ns|us|µs|ms|s|m|h))+$`
+	// +kubebuilder:validation:MaxLength=32
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
+	// DeadLetters keeps the calls given up, with their last answer, for fn calls to show and
+	// send again (default true); false only records that they failed.
+	// +optional
+	DeadLetters *bool `json:"deadLetters,omitempty"`
 }
 
 // Access is who may invoke a function.

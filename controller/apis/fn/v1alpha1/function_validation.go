@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knative.dev/pkg/apis"
@@ -65,6 +66,9 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 			errs = errs.Also(apis.ErrInvalidValue(*r.Burst, "burst", "want 1 or more requests").ViaField("rateLimit"))
 		}
 	}
+	if s.Delivery != nil {
+		errs = errs.Also(s.Delivery.Validate().ViaField("delivery"))
+	}
 	if s.Source != nil && s.Source.Git != nil && s.Source.Git.URL == "" {
 		errs = errs.Also(apis.ErrMissingField("url").ViaField("source", "git"))
 	}
@@ -110,6 +114,26 @@ func (sc *Scale) Validate() *apis.FieldError {
 	}
 	if sc.ScaleDownDelay != nil && sc.ScaleDownDelay.Duration < 0 {
 		errs = errs.Also(apis.ErrInvalidValue(sc.ScaleDownDelay.Duration.String(), "scaleDownDelay", "want a duration >= 0"))
+	}
+	return errs
+}
+
+// Validate checks the delivery settings.
+func (d *Delivery) Validate() *apis.FieldError {
+	var errs *apis.FieldError
+	if d.Attempts != nil && (*d.Attempts < 1 || *d.Attempts > MaxAttempts) {
+		errs = errs.Also(apis.ErrInvalidValue(*d.Attempts, "attempts", fmt.Sprintf("want 1 to %d", MaxAttempts)))
+	}
+	for _, f := range []struct {
+		name string
+		d    *metav1.Duration
+	}{{"backoff", d.Backoff}, {"maxBackoff", d.MaxBackoff}, {"maxAge", d.MaxAge}} {
+		if f.d != nil && f.d.Duration <= 0 {
+			errs = errs.Also(apis.ErrInvalidValue(f.d.Duration.String(), f.name, "want a duration > 0, such as 1s"))
+		}
+	}
+	if d.Backoff != nil && d.MaxBackoff != nil && d.Backoff.Duration > d.MaxBackoff.Duration {
+		errs = errs.Also(apis.ErrInvalidValue(d.Backoff.Duration.String(), "backoff", "must be at most maxBackoff ("+d.MaxBackoff.Duration.String()+")"))
 	}
 	return errs
 }
