@@ -105,6 +105,20 @@ func TestConnectionLoop(t *testing.T) {
 		}
 	})
 
+	t.Run("the gateway's own answer leaves no body behind", func(t *testing.T) {
+		// A request with a body that the gateway answers itself, unread (404): the rest of
+		// the body is not taken for the next request.
+		c := dialRaw(t, f)
+		c.send("POST /f/ns/nosuch/ HTTP/1.1\r\nHost: gw\r\nContent-Length: 7\r\n\r\n{\"n\":1}" +
+			"POST /f/ns/nosuch/ HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+			"GET /f/ns/hello/after HTTP/1.1\r\nHost: gw\r\n\r\n")
+		for _, want := range []int{404, 404, 200} {
+			if resp, body := c.read("POST"); resp.StatusCode != want {
+				t.Errorf("got %d %q, want %d", resp.StatusCode, body, want)
+			}
+		}
+	})
+
 	t.Run("Connection: close is the client's, not the function's", func(t *testing.T) {
 		c := dialRaw(t, f)
 		c.send("GET /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")

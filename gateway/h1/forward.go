@@ -16,6 +16,22 @@ import (
 	"time"
 )
 
+// maxDrain bounds what is read of a request body the handler left unread, so that the
+// connection can serve the next request (net/http reads 256 KiB so): past it, the connection
+// is closed after the answer.
+const maxDrain = 256 << 10
+
+// drained reads what the handler left of r's body, and reports whether it all came: the next
+// request then starts where this one ends. Without, the loop would take the rest of the body
+// for the next request's head.
+func drained(r *http.Request) bool {
+	if r.Body == nil || r.Body == http.NoBody {
+		return true
+	}
+	n, err := io.CopyN(io.Discard, r.Body, maxDrain+1)
+	return err == io.EOF && n <= maxDrain
+}
+
 // serveRequest answers one request read by the connection loop and reports whether the
 // connection may serve another. A request the Router forwards goes on the loop's goroutine;
 // everything else goes through its ServeHTTP, answered through a connResponse, with the client
@@ -30,7 +46,7 @@ func (s *server) serveRequest(c *conn, r *http.Request) bool {
 		s.router.ServeHTTP(w, r.WithContext(ctx))
 		gone := c.watch.disarm()
 		cancel()
-		return !gone && w.finish() && !s.closing.Load()
+		return !gone && w.finish() && drained(r) && !s.closing.Load()
 	}
 	fw := forwarding{s: s, c: c, r: r, f: f}
 	keep := fw.run()
