@@ -264,7 +264,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // The internal endpoints of asynchronous calls, for fn calls (InternalHandler's port):
 //
-//	GET    /_gw/calls/NS[/NAME]               records, queued first
+//	GET    /_gw/calls/NS[/NAME]               records, oldest first
+//	GET    /_gw/calls/NS/NAME/ID              one record
 //	GET    /_gw/dead/NS[/NAME]                dead letters
 //	POST   /_gw/dead/NS/NAME/ID/resend        send a dead letter again
 //	DELETE /_gw/dead/NS[/NAME]                remove dead letters
@@ -303,9 +304,25 @@ func (g *Gateway) asyncHandlers(mux *http.ServeMux) {
 			fail(w, err)
 			return
 		}
+		if recs == nil {
+			recs = []events.Record{}
+		}
 		slices.SortStableFunc(recs, func(a, b events.Record) int { return a.Accepted.Compare(b.Accepted) })
 		writeJSON(w, recs)
 	}
+	mux.HandleFunc("GET /_gw/calls/{ns}/{name}/{id}", func(w http.ResponseWriter, r *http.Request) {
+		q := queue(w)
+		ns, name, ok := names(w, r)
+		if q == nil || !ok {
+			return
+		}
+		rec, err := q.Call(r.Context(), ns, name, r.PathValue("id"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		writeJSON(w, rec)
+	})
 	mux.HandleFunc("GET /_gw/calls/{ns}", list)
 	mux.HandleFunc("GET /_gw/calls/{ns}/{name}", list)
 	dead := func(w http.ResponseWriter, r *http.Request) {

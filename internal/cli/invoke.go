@@ -32,6 +32,9 @@ type invokeOptions struct {
 	contentType string
 	timeout     time.Duration
 	token       string
+	async       bool
+	key         string
+	callback    string
 
 	cloudevent bool
 	ceType     string
@@ -55,6 +58,7 @@ func newInvokeCommand(fa *Factory) *cobra.Command {
 		Long: `Call a function and print its answer: the response body, or the reply event as JSON for a
 CloudEvent. Exits non-zero when the function answers with an error status.`,
 		Example: `  fn invoke hello
+  fn invoke hello --async --key order-17 -d '{"order":17}'
   fn invoke --url http://localhost:8080 --cloudevent --type com.example.ping --source me --data '{}'
   fn invoke --url http://localhost:8080 --cloudevent --mode structured --file event-data.json -o json`,
 		Args: cobra.MaximumNArgs(1),
@@ -75,6 +79,9 @@ CloudEvent. Exits non-zero when the function answers with an error status.`,
 	f.StringVar(&o.contentType, "content-type", "", "content type of the data (default: application/json when it is JSON, else text/plain)")
 	f.DurationVar(&o.timeout, "timeout", 60*time.Second, "give up after this long")
 	f.StringVar(&o.token, "token", "", "access token of a private function (default with NAME: the namespace's, as fn token prints it)")
+	f.BoolVar(&o.async, "async", false, "call asynchronously: the gateway answers 202 with the call's id at once and delivers it later, trying again on failure (fn calls shows it)")
+	f.StringVar(&o.key, "key", "", "with --async, an Idempotency-Key: the same key again within the window accepts nothing new")
+	f.StringVar(&o.callback, "callback", "", "with --async, a URL that gets the call's outcome (POST)")
 	f.BoolVar(&o.cloudevent, "cloudevent", false, "send the data as a CloudEvent")
 	f.StringVar(&o.ceType, "type", "dev.fnkit.invoke", "CloudEvent type")
 	f.StringVar(&o.ceSource, "source", "fn/invoke", "CloudEvent source")
@@ -105,6 +112,9 @@ func (o *invokeOptions) validate(args []string) error {
 	}
 	if o.data != "" && o.file != "" {
 		return &UsageError{fmt.Errorf("--data and --file both give the body: use one")}
+	}
+	if (o.key != "" || o.callback != "") && !o.async {
+		return &UsageError{fmt.Errorf("--key and --callback are for asynchronous calls: add --async")}
 	}
 	if o.mode != "binary" && o.mode != "structured" {
 		return &UsageError{fmt.Errorf("--mode %q: use binary or structured", o.mode)}
@@ -201,6 +211,12 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 	}
 
 	failed := resp.StatusCode >= 400
+	if o.async && resp.StatusCode == http.StatusAccepted && resp.Header.Get("Preference-Applied") == "respond-async" {
+		return o.accepted(s, resp, respBody)
+	}
+	if o.async && !failed {
+		return fmt.Errorf("%s answered %s, not an accepted asynchronous call: is it fn's gateway?", o.url, resp.Status)
+	}
 	if o.out.json() {
 		inv := invocation{Status: resp.StatusCode, Headers: map[string]string{}, Event: reply}
 		for k := range resp.Header {
@@ -238,6 +254,26 @@ func (o *invokeOptions) run(ctx context.Context, s IOStreams) error {
 	return nil
 }
 
+// accepted prints an asynchronous call's id (the gateway's JSON with -o json).
+func (o *invokeOptions) accepted(s IOStreams, resp *http.Response, body []byte) error {
+	id := resp.Header.Get("Fn-Call-Id")
+	if o.out.json() {
+		_, err := s.Out.Write(body)
+		return err
+	}
+	fmt.Fprintln(s.Out, id)
+	name := o.name
+	if name == "" {
+		name = "NAME"
+	}
+	if resp.Header.Get("Fn-Call-Duplicate") != "" {
+		fmt.Fprintf(s.ErrOut, "a call with key %q was accepted already, as call %s: nothing new was accepted\n", o.key, id)
+	} else {
+		fmt.Fprintf(s.ErrOut, "accepted as call %s: fn calls %s %s shows what becomes of it\n", id, name, id)
+	}
+	return nil
+}
+
 func (o *invokeOptions) request(ctx context.Context, data []byte) (*http.Request, error) {
 	method := o.method
 	if method == "" {
@@ -266,6 +302,15 @@ func (o *invokeOptions) request(ctx context.Context, data []byte) (*http.Request
 	for _, h := range o.headers {
 		k, v, _ := strings.Cut(h, ":")
 		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	if o.async {
+		req.Header.Set("Prefer", "respond-async")
+		if o.key != "" {
+			req.Header.Set("Idempotency-Key", o.key)
+		}
+		if o.callback != "" {
+			req.Header.Set("Fn-Callback", o.callback)
+		}
 	}
 	if !o.cloudevent {
 		if len(data) > 0 {

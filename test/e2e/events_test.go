@@ -1,0 +1,337 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"fnkit.dev/fn/events"
+)
+
+// collector takes the reports of test/functions/recorder: every call it got, when.
+type collector struct {
+	url string // as pods reach it
+	mu  sync.Mutex
+	got []receipt
+}
+
+type receipt struct {
+	ID      string `json:"id"`
+	Attempt int    `json:"attempt"`
+	Path    string `json:"path"`
+	Status  int    `json:"status"`
+	CEType  string `json:"ceType"`
+	CEID    string `json:"ceId"`
+	at      time.Time
+}
+
+// startCollector serves a collector on the host. Pods reach the host at the kubernetes
+// Service's ClusterIP, which the agents hold on its loopback (10.96.0.1).
+func startCollector(t *testing.T) *collector {
+	t.Helper()
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{url: fmt.Sprintf("http://10.96.0.1:%d/", ln.Addr().(*net.TCPAddr).Port)}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rc receipt
+		if err := json.NewDecoder(r.Body).Decode(&rc); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		rc.at = time.Now()
+		c.mu.Lock()
+		c.got = append(c.got, rc)
+		c.mu.Unlock()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return c
+}
+
+// byID is what the function got, by call id, in order.
+func (c *collector) byID() map[string][]receipt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := map[string][]receipt{}
+	for _, r := range c.got {
+		m[r.ID] = append(m[r.ID], r)
+	}
+	return m
+}
+
+// writeRecorder writes function name from test/functions/recorder, reporting to col, with
+// fn.yaml's extra lines.
+func writeRecorder(t *testing.T, name string, col *collector, manifest string) string {
+	t.Helper()
+	dir := copyFunction(t, "recorder", name)
+	y := "name: " + name + "\nenv:\n  - name: COLLECT\n    value: " + col.url + "\n" + manifest
+	if err := os.WriteFile(filepath.Join(dir, "fn.yaml"), []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+type asyncAnswer struct {
+	status    int
+	id        string
+	duplicate bool
+	location  string
+}
+
+func asyncCall(t *testing.T, base, fn, path, key string) asyncAnswer {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/async/f/default/"+fn+path, strings.NewReader(`{"n":1}`))
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("async call %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return asyncAnswer{resp.StatusCode, resp.Header.Get(events.CallIDHeader), resp.Header.Get("Fn-Call-Duplicate") == "true", resp.Header.Get("Location")}
+}
+
+// calls is fn calls NAME -o json.
+func calls(t *testing.T, name string) map[string]events.Record {
+	t.Helper()
+	var recs []events.Record
+	if err := json.Unmarshal([]byte(mustFn(t, "calls", name, "-o", "json")), &recs); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]events.Record{}
+	for _, r := range recs {
+		m[r.ID] = r
+	}
+	return m
+}
+
+func settled(r events.Record) bool {
+	return r.State == events.StateDone || r.State == events.StateDead || r.State == events.StateFailed
+}
+
+// TestAsyncCallsSurviveKills: 200 asynchronous calls, 20 of them repeating an
+// Idempotency-Key and 5 that the function answers 400, while the function's process is
+// SIGKILLed and the gateway is SIGKILLed mid-delivery. Every distinct call is delivered at least
+// once, the repeats accept nothing new, the dead letters hold exactly the 5, every attempt the
+// function saw more than the platform decided on is counted as redelivered, and the retries of
+// calls answered 503 are spaced as the backoff says, within 20%.
+func TestAsyncCallsSurviveKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	col := startCollector(t)
+	dir := writeRecorder(t, "orders", col, `scale:
+  min: 1
+  max: 3
+delivery:
+  attempts: 4
+  backoff: 500ms
+  maxBackoff: 4s
+`)
+	mustFn(t, "deploy", dir)
+	base := gatewayURL(t)
+
+	// 160 calls that take 300 ms (so that deliveries are in flight when the kills come), 15
+	// that fail twice with 503 before they succeed, 5 the function refuses, then 20 repeats.
+	type sent struct{ path, key, id string }
+	var distinct []sent
+	for i := range 180 {
+		path := "/ok?ms=300"
+		switch {
+		case i%36 == 7:
+			path = "/bad"
+		case i%12 == 3:
+			path = "/flaky"
+		}
+		distinct = append(distinct, sent{path: path, key: fmt.Sprintf("order-%d", i)})
+	}
+	var repeats []sent
+	for i := range 20 {
+		repeats = append(repeats, distinct[i*9])
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	send := func(list []sent, dup bool) {
+		for i := range list {
+			wg.Go(func() {
+				a := asyncCall(t, base, "orders", list[i].path, list[i].key)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case a.status != http.StatusAccepted || a.id == "":
+					failures = append(failures, fmt.Sprintf("%s (key %s): %d", list[i].path, list[i].key, a.status))
+				case dup && (!a.duplicate || a.id != list[i].id):
+					failures = append(failures, fmt.Sprintf("repeat of key %s: id %s duplicate %v, want id %s, a duplicate", list[i].key, a.id, a.duplicate, list[i].id))
+				case !dup && a.duplicate:
+					failures = append(failures, fmt.Sprintf("first call with key %s taken for a repeat", list[i].key))
+				case a.location != "/async/calls/default/orders/"+a.id:
+					failures = append(failures, fmt.Sprintf("Location %q", a.location))
+				}
+				list[i].id = a.id
+			})
+		}
+		wg.Wait()
+	}
+	send(distinct, false)
+	send(repeats, true)
+	for _, f := range failures {
+		t.Error(f)
+	}
+
+	// Mid-delivery: the function's process, then the gateway.
+	waitFor(t, 30*time.Second, "deliveries under way", func() bool { return len(col.byID()) >= 20 })
+	pids := functionProcesses("orders")
+	if len(pids) == 0 {
+		t.Fatal("no process of function orders")
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	time.Sleep(500 * time.Millisecond)
+	killComponent(t, "gateway")
+
+	// Everything settles: the gateway that took over waits out the engine's AckWait for the
+	// deliveries the killed one had in flight.
+	var recs map[string]events.Record
+	waitFor(t, 3*time.Minute, "every call settled", func() bool {
+		recs = calls(t, "orders")
+		for _, s := range distinct {
+			if r, ok := recs[s.id]; !ok || !settled(r) {
+				return false
+			}
+		}
+		return true
+	})
+	if len(recs) != len(distinct) {
+		t.Errorf("fn calls lists %d calls, want the %d distinct ones", len(recs), len(distinct))
+	}
+
+	got := col.byID()
+	var wantDead []string
+	atFunction, reported := 0, 0
+	for _, s := range distinct {
+		r, rcpts := recs[s.id], got[s.id]
+		if len(rcpts) == 0 {
+			t.Errorf("call %s (%s) was never delivered: %+v", s.id, s.path, r)
+			continue
+		}
+		if s.path == "/bad" {
+			wantDead = append(wantDead, s.id)
+			if r.State != events.StateDead || r.Status != 400 {
+				t.Errorf("call %s to /bad: %+v, want dead with 400", s.id, r)
+			}
+		} else if r.State != events.StateDone {
+			t.Errorf("call %s to %s: %+v, want done", s.id, s.path, r)
+		}
+		if len(rcpts) > r.Attempts {
+			t.Errorf("call %s: the function got it %d times, more than the %d attempts recorded", s.id, len(rcpts), r.Attempts)
+		}
+		// Attempts with an outcome are the retries the platform decided on; the function's
+		// receipts beyond them are duplicates, which the record must count.
+		if extra := len(rcpts) - (r.Attempts - r.Redelivered); extra > 0 {
+			atFunction += extra
+		}
+		reported += r.Redelivered
+		if s.path == "/flaky" && r.Redelivered == 0 && len(rcpts) == 3 {
+			for i, want := range []time.Duration{500 * time.Millisecond, time.Second} {
+				gap := rcpts[i+1].at.Sub(rcpts[i].at)
+				if gap < want*8/10 || gap > want*12/10 {
+					t.Errorf("call %s: attempt %d came %s after the one before, want %s within 20%%", s.id, i+2, gap, want)
+				}
+			}
+		}
+	}
+	if atFunction > reported {
+		t.Errorf("the function got %d deliveries more than the attempts decided on, but the records count %d redelivered", atFunction, reported)
+	}
+	t.Logf("%d distinct calls; duplicates at the function %d, reported as redelivered %d", len(distinct), atFunction, reported)
+
+	var dead []events.DeadLetter
+	if err := json.Unmarshal([]byte(mustFn(t, "calls", "orders", "--dead", "-o", "json")), &dead); err != nil {
+		t.Fatal(err)
+	}
+	var deadIDs []string
+	for _, d := range dead {
+		deadIDs = append(deadIDs, d.Record.ID)
+		if d.Answer.Status != 400 || d.Request.Path != "/bad" {
+			t.Errorf("dead letter %s: answer %d, request %s %s", d.Record.ID, d.Answer.Status, d.Request.Method, d.Request.Path)
+		}
+	}
+	if fmt.Sprint(sortedIDs(deadIDs)) != fmt.Sprint(sortedIDs(wantDead)) {
+		t.Errorf("dead letters %v, want exactly the calls to /bad %v", deadIDs, wantDead)
+	}
+	// The summary says it too.
+	_, errOut, err := fn(t, "calls", "orders")
+	if err != nil || !strings.Contains(errOut, "180 calls: 175 done, 5 dead") {
+		t.Errorf("fn calls orders: %v; summary %q", err, errOut)
+	}
+}
+
+func sortedIDs(s []string) []string {
+	out := append([]string(nil), s...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if len(out[j]) < len(out[i]) || (len(out[j]) == len(out[i]) && out[j] < out[i]) {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}
+
+// TestAsyncWakesFromZero: a call queued for a function at zero wakes it; the function answers
+// and fn calls shows the call done. Bad input: an unknown function 404, a body over the cap
+// 413, neither accepted.
+func TestAsyncWakesFromZero(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	col := startCollector(t)
+	dir := writeRecorder(t, "dozy", col, "scale:\n  initial: 0\n")
+	mustFn(t, "deploy", dir)
+	waitZero(t, "dozy", time.Minute)
+
+	out, errOut, err := fn(t, "invoke", "dozy", "--async", "-d", `{"wake":true}`)
+	if err != nil {
+		t.Fatalf("fn invoke --async: %v\n%s", err, errOut)
+	}
+	id := strings.TrimSpace(out)
+	waitFor(t, time.Minute, "the call done", func() bool {
+		var r events.Record
+		return json.Unmarshal([]byte(mustFn(t, "calls", "dozy", id, "-o", "json")), &r) == nil && r.State == events.StateDone
+	})
+	if got := col.byID()[id]; len(got) != 1 || got[0].Status != 200 {
+		t.Errorf("the function got call %s: %+v, want once", id, got)
+	}
+
+	base := gatewayURL(t)
+	if a := asyncCall(t, base, "nosuch", "/", ""); a.status != http.StatusNotFound {
+		t.Errorf("async call to an unknown function: %d, want 404", a.status)
+	}
+	big := strings.NewReader(strings.Repeat("x", 5<<20))
+	resp, err := http.Post(base+"/async/f/default/dozy/", "text/plain", big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 5 MiB async call: %d, want 413", resp.StatusCode)
+	}
+	if n := len(calls(t, "dozy")); n != 1 {
+		t.Errorf("fn calls dozy lists %d calls, want the one accepted", n)
+	}
+}
