@@ -119,6 +119,21 @@ func TestConnectionLoop(t *testing.T) {
 		}
 	})
 
+	t.Run("an answer before a large body is read reaches the client", func(t *testing.T) {
+		// Past what the loop reads of a body left unread, it closes the connection, after
+		// the answer, without resetting it under the client still sending.
+		for range 3 {
+			resp, err := http.Post(f.srv.URL+"/f/ns/nosuch/", "text/plain", strings.NewReader(strings.Repeat("x", 8<<20)))
+			if err != nil {
+				t.Fatalf("posting 8 MiB to an unknown function: %v, want its 404", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || !resp.Close {
+				t.Errorf("got %d (close %v), want 404 and the connection closed", resp.StatusCode, resp.Close)
+			}
+		}
+	})
+
 	t.Run("Connection: close is the client's, not the function's", func(t *testing.T) {
 		c := dialRaw(t, f)
 		c.send("GET /f/ns/hello/ HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")

@@ -18,7 +18,7 @@ import (
 
 // maxDrain bounds what is read of a request body the handler left unread, so that the
 // connection can serve the next request (net/http reads 256 KiB so): past it, the connection
-// is closed after the answer.
+// is closed after the answer (lingerClose).
 const maxDrain = 256 << 10
 
 // drained reads what the handler left of r's body, and reports whether it all came: the next
@@ -46,7 +46,11 @@ func (s *server) serveRequest(c *conn, r *http.Request) bool {
 		s.router.ServeHTTP(w, r.WithContext(ctx))
 		gone := c.watch.disarm()
 		cancel()
-		return !gone && w.finish() && drained(r) && !s.closing.Load()
+		if !drained(r) {
+			w.header.Set("Connection", "close")
+			c.linger = true
+		}
+		return !gone && w.finish() && !c.linger && !s.closing.Load()
 	}
 	fw := forwarding{s: s, c: c, r: r, f: f}
 	keep := fw.run()

@@ -186,6 +186,9 @@ type conn struct {
 	watch     clientWatch
 	dl        deadlines
 	fwd       Forward // the request being forwarded
+	// linger is set when the connection closes with a request body left unread: it is
+	// closed as net/http closes it then (lingerClose).
+	linger bool
 }
 
 // connReader reads a client connection, first giving back a byte read ahead (by a cold
@@ -308,7 +311,11 @@ func (w *clientWatch) disarm() bool {
 func (c *conn) serve() {
 	handedOff := false
 	defer func() {
-		if !handedOff {
+		switch {
+		case handedOff:
+		case c.linger:
+			lingerClose(c.nc)
+		default:
 			c.nc.Close()
 		}
 		c.release()
@@ -371,6 +378,22 @@ func (c *conn) serve() {
 			}
 		}
 	}
+}
+
+// lingerWait is how long a connection closed with a body left unread waits for its client.
+const lingerWait = 500 * time.Millisecond
+
+// lingerClose closes a connection whose client may still be sending a request body (the
+// answer came first, a 413): it ends the writing side, then reads and drops what comes for a
+// while before it closes. A close with data unread would reset the connection, and the client,
+// still writing, would see the reset instead of the answer.
+func lingerClose(nc net.Conn) {
+	if tc, ok := nc.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = nc.SetReadDeadline(time.Now().Add(lingerWait))
+		_, _ = io.Copy(io.Discard, nc)
+	}
+	_ = nc.Close()
 }
 
 // errHandOff marks a request the fast path leaves to net/http.
