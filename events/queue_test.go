@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -176,5 +177,79 @@ func TestDelivery(t *testing.T) {
 	}
 	if _, err := q.Call(ctx, "default", "other", ok.ID); !errors.Is(err, events.ErrNoCall) {
 		t.Errorf("another function's call: %v", err)
+	}
+}
+
+// TestSchedules: a function's schedule fires as calls of CloudEvents, each with an id of its
+// own; changing it replaces it, and a schedule of no function is removed.
+func TestSchedules(t *testing.T) {
+	q, _ := startEngine(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var mu sync.Mutex
+	var got []*http.Request
+	var bodies []string
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, bodies = append(got, r), append(bodies, string(b))
+		mu.Unlock()
+	})
+	d := events.NewDispatcher(ctx, q, h, nil)
+	d.Sync([]events.Function{{Namespace: "default", Name: "f", Policy: events.DefaultPolicy}})
+	s := events.NewScheduler(ctx, q, nil)
+	tick := events.Schedule{Namespace: "default", Function: "f", Name: "tick", Cron: "@every 1s", Type: "dev.fnkit.schedule", Data: []byte(`{"n":1}`)}
+	s.Sync([]events.Schedule{tick})
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(got) }
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(got) < 2 {
+		t.Fatalf("%d ticks in 10s", len(got))
+	}
+	r := got[0]
+	if r.Method != http.MethodPost || r.URL.Path != "/f/default/f/" || r.Header.Get("Ce-Type") != "dev.fnkit.schedule" ||
+		r.Header.Get("Ce-Source") != "/fn/schedules/default/f/tick" || r.Header.Get("Ce-Specversion") != "1.0" ||
+		r.Header.Get("Content-Type") != "application/json" || bodies[0] != `{"n":1}` || r.Header.Get("Ce-Time") == "" {
+		t.Errorf("a tick: %s %s %v %q", r.Method, r.URL, r.Header, bodies[0])
+	}
+	if a, b := got[0].Header.Get("Ce-Id"), got[1].Header.Get("Ce-Id"); a == "" || a == b || a != got[0].Header.Get(events.CallIDHeader) {
+		t.Errorf("tick ids %q and %q: want each its own, the call's id", a, b)
+	}
+	for k := range r.Header {
+		if strings.HasPrefix(k, "Nats-") {
+			t.Errorf("a tick carries the engine's header %s", k)
+		}
+	}
+	mu.Unlock()
+
+	// Changed: the new data from the next tick on.
+	tick.Data = []byte(`{"n":2}`)
+	s.Sync([]events.Schedule{tick})
+	deadline = time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		last := bodies[len(bodies)-1]
+		mu.Unlock()
+		if last == `{"n":2}` {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	if last := bodies[len(bodies)-1]; last != `{"n":2}` {
+		t.Errorf("after the change, ticks carry %s", last)
+	}
+	mu.Unlock()
+
+	// Removed: no tick after it.
+	s.Sync(nil)
+	time.Sleep(300 * time.Millisecond) // the removal is written
+	n := count()
+	time.Sleep(2500 * time.Millisecond)
+	if m := count(); m > n+1 { // one may have been on its way
+		t.Errorf("%d ticks after the schedule was removed", m-n)
 	}
 }

@@ -35,6 +35,7 @@ const (
 type async struct {
 	q *events.Queue
 	d *events.Dispatcher
+	s *events.Scheduler
 }
 
 // deliveryKey marks a request's context as a delivery of the dispatcher's: a call admitted
@@ -109,10 +110,33 @@ func (g *Gateway) syncDeliveries(t *table) {
 		return
 	}
 	fns := make([]events.Function, 0, len(t.routes))
+	var scheds []events.Schedule
 	for _, rt := range t.routes {
 		fns = append(fns, rt.delivery)
+		scheds = append(scheds, rt.schedules...)
 	}
 	g.async.d.Sync(fns)
+	g.async.s.Sync(scheds)
+}
+
+// schedules is function f's schedules as the engine keeps them.
+func schedules(f *v1alpha1.Function) []events.Schedule {
+	var out []events.Schedule
+	for _, sc := range f.Spec.Schedules {
+		if sc.Validate() != nil {
+			continue // refused by the API's validation; one stored otherwise is not set
+		}
+		es := events.Schedule{Namespace: f.Namespace, Function: f.Name, Name: sc.Name, Cron: v1alpha1.EngineCron(sc.Cron),
+			TimeZone: sc.TimeZone, Type: sc.Type}
+		if es.Type == "" {
+			es.Type = v1alpha1.DefaultScheduleType
+		}
+		if sc.Data != nil {
+			es.Data = sc.Data.Raw
+		}
+		out = append(out, es)
+	}
+	return out
 }
 
 // serveAsync serves the gateway's asynchronous paths: /async/f/NS/NAME/... accepts a call,

@@ -251,7 +251,8 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 		return nil, err
 	}
 	if o.Events != nil {
-		g.async = &async{q: o.Events, d: events.NewDispatcher(ctx, o.Events, g.deliveries(), o.Logger)}
+		g.async = &async{q: o.Events, d: events.NewDispatcher(ctx, o.Events, g.deliveries(), o.Logger),
+			s: events.NewScheduler(ctx, o.Events, o.Logger)}
 	}
 	keys := make(map[key]struct{}, len(all))
 	for _, f := range all {

@@ -52,8 +52,9 @@ type route struct {
 	private bool
 	// limit is the function's rate limit (rps 0: none).
 	limit limit
-	// delivery is how its asynchronous calls are delivered.
-	delivery events.Function
+	// delivery is how its asynchronous calls are delivered; schedules its schedules.
+	delivery  events.Function
+	schedules []events.Schedule
 }
 
 // endpoint is one ready pod of a function. It outlives routes while the pod stays in the
@@ -295,6 +296,7 @@ func (g *Gateway) build(k key, prev *route) *route {
 	rt.private = f.Spec.Access == v1alpha1.AccessPrivate
 	rt.limit = limitOf(f.Spec.RateLimit)
 	rt.delivery = delivery(f)
+	rt.schedules = schedules(f)
 	if prev != nil {
 		rt.stats = prev.stats
 	} else {

@@ -58,6 +58,8 @@ type Manifest struct {
 	// Delivery is how asynchronous calls are delivered: attempts, backoff, maximum age, dead
 	// letters.
 	Delivery *v1alpha1.Delivery `json:"delivery,omitempty"`
+	// Schedules deliver a CloudEvent at each tick of a cron expression.
+	Schedules []v1alpha1.Schedule `json:"schedules,omitempty"`
 }
 
 // Error is what is wrong with a manifest: the file, the key path and what is accepted.
@@ -188,6 +190,7 @@ func (m *Manifest) Spec(image string) v1alpha1.FunctionSpec {
 		Access:      m.Access,
 		RateLimit:   m.RateLimit,
 		Delivery:    m.Delivery,
+		Schedules:   m.Schedules,
 	}
 	if m.Resources != nil {
 		s.Resources = *m.Resources
@@ -226,6 +229,12 @@ func (m *Manifest) DeepCopy() *Manifest {
 	out.Source = m.Source.DeepCopy()
 	out.RateLimit = m.RateLimit.DeepCopy()
 	out.Delivery = m.Delivery.DeepCopy()
+	if m.Schedules != nil {
+		out.Schedules = make([]v1alpha1.Schedule, len(m.Schedules))
+		for i := range m.Schedules {
+			m.Schedules[i].DeepCopyInto(&out.Schedules[i])
+		}
+	}
 	return &out
 }
 
@@ -451,5 +460,10 @@ name: ` + name + `
 #   maxBackoff: 5m
 #   maxAge: 24h
 #   deadLetters: true # keep the calls given up (fn calls --dead)
+# schedules:          # a CloudEvent (type dev.fnkit.schedule) at each tick, delivered as above
+#   - name: nightly
+#     cron: "0 3 * * *" # or six fields with seconds first, or "@every 30s"
+#     timeZone: Europe/Paris
+#     data: {report: daily}
 `)
 }

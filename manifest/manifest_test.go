@@ -87,7 +87,7 @@ func TestParseFull(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ name, in, want string }{
-		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: access, concurrency, delivery, env, envFrom, name, namespace, rateLimit, resources, scale, source, timeout`},
+		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: access, concurrency, delivery, env, envFrom, name, namespace, rateLimit, resources, scale, schedules, source, timeout`},
 		{"unknown nested", "scale:\n  mni: 1\n", `fn.yaml: scale.mni: unknown key; accepted here: initial, max, metric, min, scaleDownDelay, target, window`},
 		{"unknown in list", "env:\n  - name: A\n    vaule: x\n", `fn.yaml: env[0].vaule: unknown key; accepted here:`},
 		{"image is built", "image: r.test/x:1\n", `fn.yaml: image: unknown key`},
@@ -98,6 +98,9 @@ func TestParseErrors(t *testing.T) {
 		{"inlined keys", "env:\n  - name: A\n    valueFrom: {secretKeyRef: {nme: x}}\n", `env[0].valueFrom.secretKeyRef.nme: unknown key; accepted here: key, name, optional`},
 		{"negative concurrency", "concurrency: -5\n", `fn.yaml: concurrency: invalid value: -5: want 0 (unlimited) or more`},
 		{"negative timeout", "timeout: -1s\n", `fn.yaml: timeout: invalid value: -1s: want a duration > 0`},
+		{"bad cron", "schedules:\n  - name: tick\n    cron: \"61 * * * *\"\n", `fn.yaml: schedules[0].cron: invalid value: 61 * * * *: minute "61": "61" is not a minute from 0 to 59`},
+		{"backoff past its bound", "delivery: {backoff: 10s, maxBackoff: 1s}\n", `fn.yaml: delivery.backoff: invalid value: 10s: must be at most maxBackoff (1s)`},
+		{"schedule data any JSON", "schedules:\n  - name: tick\n    cron: \"@every 1s\"\n    data: [1, {a: b}]\n    tz: UTC\n", `fn.yaml: schedules[0].tz: unknown key; accepted here: cron, data, name, timeZone, type`},
 		{"reserved env", "env:\n  - name: PORT\n    value: \"9090\"\n", `fn.yaml: env[0].name: invalid value: PORT: PORT and names beginning with FN_ are set by fn`},
 		{"min above max", "scale: {min: 5, max: 2}\n", `fn.yaml: scale.min: invalid value: 5: want at most max (2)`},
 		{"bad metric", "scale: {metric: memory}\n", `fn.yaml: scale.metric: invalid value: memory: want concurrency, rps or cpu`},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +32,7 @@ type receipt struct {
 	Status  int    `json:"status"`
 	CEType  string `json:"ceType"`
 	CEID    string `json:"ceId"`
+	CETime  string `json:"ceTime"`
 	at      time.Time
 }
 
@@ -370,4 +372,82 @@ func TestAsyncWakesFromZero(t *testing.T) {
 	if n := len(calls(t, "dozy")); n != 1 {
 		t.Errorf("fn calls dozy lists %d calls, want the one accepted", n)
 	}
+}
+
+// TestScheduleFiresOnceForMissedTicks: a schedule of every second fires 10 ± 1 times in 10 s,
+// each tick a CloudEvent of its own; after a minute with the platform down, it fires once for
+// the ticks missed, not sixty times.
+func TestScheduleFiresOnceForMissedTicks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	col := startCollector(t)
+	dir := writeRecorder(t, "ticker", col, `scale:
+  min: 1
+schedules:
+  - name: every-second
+    cron: "* * * * * *"
+    data: {report: daily}
+`)
+	mustFn(t, "deploy", dir)
+	ticks := func() []receipt {
+		var out []receipt
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		for _, r := range col.got {
+			if r.CEType == "dev.fnkit.schedule" {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "the first tick", func() bool { return len(ticks()) > 0 })
+	n0 := len(ticks())
+	time.Sleep(10 * time.Second)
+	if n := len(ticks()) - n0; n < 9 || n > 11 {
+		t.Errorf("%d ticks in 10 s, want 10 ± 1", n)
+	}
+	ids := map[string]bool{}
+	for _, r := range ticks() {
+		if r.CEID == "" || ids[r.CEID] || r.Path != "/" {
+			t.Errorf("tick %+v: want a CloudEvent id of its own, to /", r)
+		}
+		ids[r.CEID] = true
+	}
+
+	mustFn(t, "down")
+	down := time.Now()
+	time.Sleep(time.Minute)
+	if out, err := exec.Command(fnBin, "up").CombinedOutput(); err != nil {
+		t.Fatalf("fn up: %v\n%s", err, out)
+	}
+	up := time.Now()
+	waitFor(t, time.Minute, "a tick after fn up", func() bool {
+		last := ticks()
+		return len(last) > 0 && tickTime(t, last[len(last)-1]).After(down)
+	})
+	time.Sleep(5 * time.Second)
+	// Ticks the engine made after the platform came back, by their CloudEvent time: one a
+	// second since, and one for all those missed.
+	var after int
+	for _, r := range ticks() {
+		if tickTime(t, r).After(down) {
+			after++
+		}
+	}
+	elapsed := time.Since(up).Seconds()
+	t.Logf("%d ticks in the %.1f s since fn up (down %.0f s)", after, elapsed, up.Sub(down).Seconds())
+	if float64(after) > elapsed+3 {
+		t.Errorf("%d ticks in the %.1f s since fn up: the ticks missed while down fired in a burst", after, elapsed)
+	}
+	mustFn(t, "delete", "ticker")
+}
+
+func tickTime(t *testing.T, r receipt) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, r.CETime)
+	if err != nil {
+		t.Fatalf("tick %+v: Ce-Time: %v", r, err)
+	}
+	return ts
 }

@@ -31,7 +31,7 @@ func Handle(w http.ResponseWriter, r *http.Request) {
 	}
 	if url := os.Getenv("COLLECT"); url != "" {
 		b, _ := json.Marshal(map[string]any{"id": r.Header.Get("Fn-Call-Id"), "attempt": attempt, "path": r.URL.Path,
-			"status": status, "ceType": r.Header.Get("Ce-Type"), "ceId": r.Header.Get("Ce-Id")})
+			"status": status, "ceType": r.Header.Get("Ce-Type"), "ceId": r.Header.Get("Ce-Id"), "ceTime": r.Header.Get("Ce-Time")})
 		resp, err := client.Post(url, "application/json", bytes.NewReader(b))
 		if err != nil {
 			http.Error(w, "reporting the call: "+err.Error(), http.StatusInternalServerError)

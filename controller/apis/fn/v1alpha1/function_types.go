@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"knative.dev/pkg/apis"
@@ -104,7 +105,45 @@ type FunctionSpec struct {
 	// maximum age run out, then kept as dead letters with their last answer.
 	// +optional
 	Delivery *Delivery `json:"delivery,omitempty"`
+
+	// Schedules deliver a CloudEvent to the function at each tick of a cron expression, as
+	// asynchronous calls (with Delivery's retries). A tick missed while the event engine was
+	// down fires once when it is back, not once per tick missed.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=32
+	Schedules []Schedule `json:"schedules,omitempty"`
 }
+
+// Schedule is a CloudEvent delivered at each tick of a cron expression.
+type Schedule struct {
+	// Name names the schedule among the function's: a DNS label.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// Cron is when it fires: five fields (minute hour day-of-month month day-of-week), or six
+	// with seconds first; or @every DURATION (1s or more), @hourly, @daily, @weekly, @monthly,
+	// @yearly.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	Cron string `json:"cron"`
+	// TimeZone is the IANA time zone the expression is read in, such as Europe/Paris (default
+	// UTC; not with @every).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	TimeZone string `json:"timeZone,omitempty"`
+	// Type is the CloudEvent's type (default dev.fnkit.schedule).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Type string `json:"type,omitempty"`
+	// Data is the CloudEvent's data, any JSON value (default: none).
+	// +optional
+	Data *apiextensionsv1.JSON `json:"data,omitempty"`
+}
+
+// DefaultScheduleType is the CloudEvent type of a schedule's ticks.
+const DefaultScheduleType = "dev.fnkit.schedule"
 
 // Delivery is how a function's asynchronous calls are delivered.
 //

@@ -69,6 +69,15 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 	if s.Delivery != nil {
 		errs = errs.Also(s.Delivery.Validate().ViaField("delivery"))
 	}
+	names := map[string]bool{}
+	for i := range s.Schedules {
+		sc := &s.Schedules[i]
+		errs = errs.Also(sc.Validate().ViaFieldIndex("schedules", i))
+		if names[sc.Name] {
+			errs = errs.Also(apis.ErrInvalidValue(sc.Name, "name", "another schedule has this name").ViaFieldIndex("schedules", i))
+		}
+		names[sc.Name] = true
+	}
 	if s.Source != nil && s.Source.Git != nil && s.Source.Git.URL == "" {
 		errs = errs.Also(apis.ErrMissingField("url").ViaField("source", "git"))
 	}
