@@ -12,5 +12,6 @@ var Manifests embed.FS
 // FunctionCRD is the path of the Function CRD in Manifests.
 const FunctionCRD = "crd/fnkit.dev_functions.yaml"
 
-// CRDs are the paths in Manifests of every CRD of fn: Function, and FunctionBuild (git builds).
-var CRDs = []string{FunctionCRD, "crd/fnkit.dev_functionbuilds.yaml"}
+// CRDs are the paths in Manifests of every CRD of fn: Function, FunctionBuild (git builds) and
+// Trigger (events).
+var CRDs = []string{FunctionCRD, "crd/fnkit.dev_functionbuilds.yaml", "crd/fnkit.dev_triggers.yaml"}

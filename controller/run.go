@@ -24,6 +24,7 @@ import (
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function"
 	"fnkit.dev/fn/controller/reconciler/function/resources"
+	"fnkit.dev/fn/controller/reconciler/trigger"
 )
 
 // The controller's defaults, on a cluster and on the local platform. A reconcile waits on its
@@ -75,12 +76,18 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) 
 	ctx = logging.WithLogger(ctx, o.Logger)
 	ctx, informers := injection.Default.SetupInformers(ctx, cfg)
 	impl := function.NewControllerWithConfig(ctx, configmap.NewStaticWatcher(), c)
+	triggers := trigger.NewController(ctx, configmap.NewStaticWatcher())
 	if err := controller.StartInformers(ctx.Done(), informers...); err != nil {
 		return nil, fmt.Errorf("starting informers: %w", err)
 	}
 	go func() {
 		if err := impl.RunContext(ctx, o.Workers); err != nil {
 			o.Logger.Errorw("function controller stopped", zap.Error(err))
+		}
+	}()
+	go func() {
+		if err := triggers.RunContext(ctx, 2); err != nil {
+			o.Logger.Errorw("trigger controller stopped", zap.Error(err))
 		}
 	}()
 	ao := o.Autoscaler

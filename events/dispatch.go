@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -213,6 +214,14 @@ func (d *Dispatcher) deliver(ctx context.Context, c *consumer, m jetstream.Msg) 
 	c.inDelivery.Add(1)
 	defer c.inDelivery.Add(-1)
 	f := c.fn.Load()
+	if v := m.Headers().Get(hPolicy); v != "" { // the call's own delivery
+		var cp callPolicy
+		if json.Unmarshal([]byte(v), &cp) == nil && cp.Policy.Validate() == nil {
+			own := *f
+			own.Policy, own.DeadLetters = cp.Policy, cp.DeadLetters
+			f = &own
+		}
+	}
 	md, err := m.Metadata()
 	if err != nil {
 		_ = m.Term() // not a message of JetStream's: nothing to deliver
@@ -360,6 +369,7 @@ func requestOf(m jetstream.Msg) Request {
 			rq.Path = first(vs)
 		case k == hCallback:
 			rq.Callback = first(vs)
+		case k == hPolicy:
 		case strings.HasPrefix(k, "Nats-"):
 		default:
 			rq.Header[k] = append([]string(nil), vs...)

@@ -29,6 +29,8 @@ const (
 	hMethod   = "Fn-Call-Method"
 	hPath     = "Fn-Call-Path"
 	hCallback = "Fn-Call-Callback"
+	// hPolicy carries a call's own delivery (a Trigger's), JSON of callPolicy.
+	hPolicy = "Fn-Call-Policy"
 )
 
 // Headers the function gets with each delivery.
@@ -229,6 +231,16 @@ type Call struct {
 	// Callback, when set, is a URL that receives the outcome (POST: the function's last
 	// answer, with Fn-Call-Id, Fn-Call-State and Fn-Call-Status).
 	Callback string
+	// Policy and DeadLetters, when set, are how this call is delivered, instead of its
+	// function's way (a Trigger's delivery).
+	Policy      *Policy
+	DeadLetters *bool
+}
+
+// callPolicy is a call's own delivery, as its message carries it.
+type callPolicy struct {
+	Policy
+	DeadLetters bool `json:"deadLetters"`
 }
 
 // Accepted is a call the engine holds.
@@ -276,6 +288,11 @@ func callMsg(c Call) *nats.Msg {
 	m.Header.Set(hPath, c.Path)
 	if c.Callback != "" {
 		m.Header.Set(hCallback, c.Callback)
+	}
+	if c.Policy != nil {
+		cp := callPolicy{Policy: *c.Policy, DeadLetters: c.DeadLetters == nil || *c.DeadLetters}
+		b, _ := json.Marshal(cp)
+		m.Header.Set(hPolicy, string(b))
 	}
 	m.Data = c.Body
 	return m

@@ -66,11 +66,11 @@ func preferAsync(h http.Header) bool {
 	return false
 }
 
-// delivery is function f's delivery settings as the dispatcher takes them.
-func delivery(f *v1alpha1.Function) events.Function {
+// policyOf is delivery settings d as the dispatcher takes them.
+func policyOf(d *v1alpha1.Delivery) (events.Policy, bool) {
 	p := events.DefaultPolicy
 	dead := true
-	if d := f.Spec.Delivery; d != nil {
+	if d != nil {
 		if d.Attempts != nil {
 			p.Attempts = int(*d.Attempts)
 		}
@@ -91,6 +91,12 @@ func delivery(f *v1alpha1.Function) events.Function {
 	if p.Validate() != nil { // refused by the API's validation; a stored one the gateway mends
 		p = events.DefaultPolicy
 	}
+	return p, dead
+}
+
+// delivery is function f's delivery settings as the dispatcher takes them.
+func delivery(f *v1alpha1.Function) events.Function {
+	p, dead := policyOf(f.Spec.Delivery)
 	// Enough calls in delivery to keep every replica busy at the most it scales to.
 	n := events.DefaultConcurrency
 	if c := f.Spec.Concurrency; c != nil && *c > 0 {

@@ -97,6 +97,7 @@ type Gateway struct {
 	hostSuffix string // "." + Domain
 
 	fnLister fnlisters.FunctionLister
+	triggers fnlisters.TriggerLister // nil without Options.Events
 	slices   cache.Indexer
 
 	table atomic.Pointer[table]
@@ -210,6 +211,11 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 		return nil, err
 	}
 	synced := []cache.InformerSynced{sliceInformer.HasSynced, fnInformer.Informer().HasSynced, secretInformer.HasSynced}
+	if o.Events != nil { // the ingest routes events by the Triggers
+		triggers := fnInformers.Fnkit().V1alpha1().Triggers()
+		g.triggers = triggers.Lister()
+		synced = append(synced, triggers.Informer().HasSynced)
+	}
 	if o.Autoscaler != nil || len(o.AutoscalerURLs) > 0 || o.AutoscalerService != "" {
 		g.reports = newReporter(g, o)
 	}
@@ -384,6 +390,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, ok := g.match(r)
 	if !ok && strings.HasPrefix(r.URL.Path, asyncPrefix+"/") {
 		g.serveAsync(w, r, start)
+		return
+	}
+	if !ok && strings.HasPrefix(r.URL.Path, ingestPrefix) {
+		g.serveIngest(w, r, start)
 		return
 	}
 	g.serveRouted(w, r, t, start, ok && preferAsync(r.Header) && !delivered(r))

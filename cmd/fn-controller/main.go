@@ -25,6 +25,7 @@ import (
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/autoscaler"
 	"fnkit.dev/fn/controller/reconciler/function"
+	"fnkit.dev/fn/controller/reconciler/trigger"
 )
 
 func main() {
@@ -43,7 +44,7 @@ func main() {
 		log.Fatalf("fn-controller: %v", err)
 	}
 	controller.DefaultThreadsPerController = fncontroller.DefaultWorkers
-	sharedmain.MainWithConfig(ctx, "fn-controller", cfg, function.NewController)
+	sharedmain.MainWithConfig(ctx, "fn-controller", cfg, function.NewController, trigger.NewController)
 }
 
 // startAutoscaler starts the autoscaler and its report endpoint on addr.

@@ -318,6 +318,34 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 				}
 				fmt.Fprintf(w, "Rate limit:\t%d requests/s, burst %d\n", r.RPS, burst)
 			}
+			if d := f.Spec.Delivery; d != nil || len(f.Spec.Schedules) > 0 {
+				attempts, backoff, maxBackoff, maxAge, dead := v1alpha1.DefaultAttempts, v1alpha1.DefaultBackoff, v1alpha1.DefaultMaxBackoff, v1alpha1.DefaultMaxAge, true
+				if d != nil {
+					if d.Attempts != nil {
+						attempts = *d.Attempts
+					}
+					if d.Backoff != nil {
+						backoff = d.Backoff.Duration
+					}
+					if d.MaxBackoff != nil {
+						maxBackoff = d.MaxBackoff.Duration
+					}
+					if d.MaxAge != nil {
+						maxAge = d.MaxAge.Duration
+					}
+					if d.DeadLetters != nil {
+						dead = *d.DeadLetters
+					}
+				}
+				fmt.Fprintf(w, "Async delivery:\t%d attempts, backoff %s doubling to %s, max age %s, dead letters %v\n", attempts, backoff, maxBackoff, maxAge, dead)
+			}
+			for _, sch := range f.Spec.Schedules {
+				tz := sch.TimeZone
+				if tz == "" {
+					tz = "UTC"
+				}
+				fmt.Fprintf(w, "Schedule %s:\t%s (%s)\n", sch.Name, sch.Cron, tz)
+			}
 			sc := effectiveScale(f)
 			window := "the cluster's"
 			if sc.Window != nil {

@@ -451,3 +451,108 @@ func tickTime(t *testing.T, r receipt) time.Time {
 	}
 	return ts
 }
+
+// publish posts a CloudEvent to the ingest of namespace default, in binary mode, or
+// structured when structured is set.
+func publish(t *testing.T, base, id, ceType string, structured bool) (int, string) {
+	t.Helper()
+	var req *http.Request
+	if structured {
+		body := fmt.Sprintf(`{"specversion":"1.0","id":%q,"source":"shop","type":%q,"datacontenttype":"application/json","data":{"order":%q}}`, id, ceType, id)
+		req, _ = http.NewRequest(http.MethodPost, base+"/events/default", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+	} else {
+		req, _ = http.NewRequest(http.MethodPost, base+"/events/default", strings.NewReader(`{"order":"`+id+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Ce-Specversion", "1.0")
+		req.Header.Set("Ce-Id", id)
+		req.Header.Set("Ce-Source", "shop")
+		req.Header.Set("Ce-Type", ceType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("publishing %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTriggerRoutesMatchingEvents: a Trigger on type=order.created is not Ready while its
+// function is missing, says why, and once it is there delivers the matching events published
+// to the namespace's ingest (either mode) to the function, and no others; an event published
+// again (same source and id) is not delivered twice; what is no CloudEvent is refused.
+func TestTriggerRoutesMatchingEvents(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the local platform")
+	}
+	mustFn(t, "triggers", "create", "on-order", "--function", "shipper", "--type", "order.created")
+	defer mustFn(t, "triggers", "delete", "on-order")
+	triggerState := func() string {
+		return kubectl(t, "get", "trigger", "on-order", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].reason}`)
+	}
+	waitFor(t, 30*time.Second, "the Trigger not Ready for want of its function", func() bool { return triggerState() == "False FunctionNotFound" })
+	if out := mustFn(t, "triggers"); !strings.Contains(out, `no Function "shipper"`) || !strings.Contains(out, "type=order.created") {
+		t.Errorf("fn triggers does not say why on-order is not Ready:\n%s", out)
+	}
+
+	col := startCollector(t)
+	mustFn(t, "deploy", writeRecorder(t, "shipper", col, "scale:\n  min: 1\n"))
+	waitFor(t, 30*time.Second, "the Trigger Ready", func() bool { return triggerState() == "True " })
+	base := gatewayURL(t)
+	want := map[string]bool{}
+	for i, e := range []struct {
+		ceType     string
+		structured bool
+	}{{"order.created", false}, {"order.cancelled", false}, {"order.created", true}, {"order.created.v2", false}, {"order.created", false}, {"order.cancelled", true}} {
+		id := fmt.Sprintf("evt-%d", i)
+		code, body := publish(t, base, id, e.ceType, e.structured)
+		if code != http.StatusAccepted {
+			t.Fatalf("publishing %s: %d %s", id, code, body)
+		}
+		if e.ceType == "order.created" {
+			want[id] = true
+			if !strings.Contains(body, `"matched":1`) {
+				t.Errorf("event %s of type order.created: %s, want one call", id, body)
+			}
+		} else if !strings.Contains(body, `"matched":0`) {
+			t.Errorf("event %s of type %s: %s, want no call", id, e.ceType, body)
+		}
+	}
+	if code, body := publish(t, base, "evt-0", "order.created", false); code != http.StatusAccepted || !strings.Contains(body, `"duplicate":true`) {
+		t.Errorf("an event published again: %d %s, want it taken for the duplicate it is", code, body)
+	}
+	waitFor(t, 30*time.Second, "the matching events delivered", func() bool {
+		n := 0
+		for _, r := range col.byID() {
+			if len(r) > 0 && r[0].CEType == "order.created" {
+				n++
+			}
+		}
+		return n == len(want)
+	})
+	time.Sleep(time.Second) // what should not come would have by now
+	got := map[string]int{}
+	for _, rs := range col.byID() {
+		for _, r := range rs {
+			got[r.CEID]++
+			if r.CEType != "order.created" || !want[r.CEID] {
+				t.Errorf("the function got event %s of type %s", r.CEID, r.CEType)
+			}
+		}
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("event %s delivered %d times, want once", id, got[id])
+		}
+	}
+	resp, err := http.Post(base+"/events/default", "text/plain", strings.NewReader("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("publishing what is no CloudEvent: %d, want 400", resp.StatusCode)
+	}
+	mustFn(t, "delete", "shipper")
+}

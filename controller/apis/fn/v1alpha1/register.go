@@ -27,7 +27,7 @@ var (
 )
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &Function{}, &FunctionList{}, &FunctionBuild{}, &FunctionBuildList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &Function{}, &FunctionList{}, &FunctionBuild{}, &FunctionBuildList{}, &Trigger{}, &TriggerList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

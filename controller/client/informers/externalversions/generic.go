@@ -41,6 +41,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Fnkit().V1alpha1().Functions().Informer()}, nil
 	case v1alpha1.SchemeGroupVersion.WithResource("functionbuilds"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Fnkit().V1alpha1().FunctionBuilds().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("triggers"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Fnkit().V1alpha1().Triggers().Informer()}, nil
 
 	}
 

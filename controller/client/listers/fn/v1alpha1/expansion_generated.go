@@ -17,3 +17,11 @@ type FunctionBuildListerExpansion interface{}
 // FunctionBuildNamespaceListerExpansion allows custom methods to be added to
 // FunctionBuildNamespaceLister.
 type FunctionBuildNamespaceListerExpansion interface{}
+
+// TriggerListerExpansion allows custom methods to be added to
+// TriggerLister.
+type TriggerListerExpansion interface{}
+
+// TriggerNamespaceListerExpansion allows custom methods to be added to
+// TriggerNamespaceLister.
+type TriggerNamespaceListerExpansion interface{}

@@ -12,6 +12,8 @@ type Interface interface {
 	Functions() TypedFunctionInformer
 	// FunctionBuilds returns a FunctionBuildInformer.
 	FunctionBuilds() TypedFunctionBuildInformer
+	// Triggers returns a TriggerInformer.
+	Triggers() TypedTriggerInformer
 }
 
 type version struct {
@@ -33,4 +35,9 @@ func (v *version) Functions() TypedFunctionInformer {
 // FunctionBuilds returns a TypedFunctionBuildInformer.
 func (v *version) FunctionBuilds() TypedFunctionBuildInformer {
 	return &functionBuildInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// Triggers returns a TypedTriggerInformer.
+func (v *version) Triggers() TypedTriggerInformer {
+	return &triggerInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

@@ -14,6 +14,7 @@ type FnkitV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	FunctionsGetter
 	FunctionBuildsGetter
+	TriggersGetter
 }
 
 // FnkitV1alpha1Client is used to interact with features provided by the fnkit.dev group.
@@ -27,6 +28,10 @@ func (c *FnkitV1alpha1Client) Functions(namespace string) FunctionInterface {
 
 func (c *FnkitV1alpha1Client) FunctionBuilds(namespace string) FunctionBuildInterface {
 	return newFunctionBuilds(c, namespace)
+}
+
+func (c *FnkitV1alpha1Client) Triggers(namespace string) TriggerInterface {
+	return newTriggers(c, namespace)
 }
 
 // NewForConfig creates a new FnkitV1alpha1Client for the given config.

@@ -5,3 +5,5 @@ package v1alpha1
 type FunctionExpansion interface{}
 
 type FunctionBuildExpansion interface{}
+
+type TriggerExpansion interface{}

@@ -20,6 +20,10 @@ func (c *FakeFnkitV1alpha1) FunctionBuilds(namespace string) v1alpha1.FunctionBu
 	return newFakeFunctionBuilds(c, namespace)
 }
 
+func (c *FakeFnkitV1alpha1) Triggers(namespace string) v1alpha1.TriggerInterface {
+	return newFakeTriggers(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeFnkitV1alpha1) RESTClient() rest.Interface {
