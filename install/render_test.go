@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"fnkit.dev/fn/config"
 )
 
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -40,7 +42,8 @@ func TestManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CRDs first, then the namespace: what the rest needs exists before it.
+	// CRDs first (one per file of config/crd), then the namespace: what the rest needs exists
+	// before it.
 	var kinds []string
 	for _, u := range objs {
 		kinds = append(kinds, u.GetKind())
@@ -51,8 +54,9 @@ func TestManifests(t *testing.T) {
 			t.Errorf("%s is in namespace %s, not %s", describe(u), ns, Namespace)
 		}
 	}
-	if kinds[0] != "CustomResourceDefinition" || kinds[1] != "CustomResourceDefinition" || kinds[2] != "Namespace" {
-		t.Errorf("order of kinds %v: want the CRDs, then the namespace", kinds[:3])
+	n := len(config.CRDs)
+	if !slices.Equal(kinds[:n], slices.Repeat([]string{"CustomResourceDefinition"}, n)) || kinds[n] != "Namespace" {
+		t.Errorf("order of kinds %v: want the %d CRDs, then the namespace", kinds[:n+1], n)
 	}
 	var images []string
 	for _, u := range objs {

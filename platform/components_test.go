@@ -15,8 +15,9 @@ func TestComponentArgs(t *testing.T) {
 		&AgentSpec{Node: "n", Dir: "/h/agent", PodCIDR: "10.244.0.0/24", Kubeconfig: "/h/k", Registry: "127.0.0.1:1", Log: "/h/l", LeaseSeconds: 8},
 		&RegistrySpec{Dir: "/h/registry", Addr: "127.0.0.1:2", ListenFD: 3},
 		&ControllerSpec{Kubeconfig: "/h/k", AutoscalerAddr: "127.0.0.1:3", Domain: "fn.local", GatewayURL: "http://g", Identity: "id"},
-		&GatewaySpec{Kubeconfig: "/h/k", Addr: "127.0.0.1:4", InternalAddr: "127.0.0.1:5", Domain: "d", AutoscalerURL: "http://a", ID: "g", ListenFD: 3},
+		&GatewaySpec{Kubeconfig: "/h/k", Addr: "127.0.0.1:4", InternalAddr: "127.0.0.1:5", Domain: "d", AutoscalerURL: "http://a", ID: "g", Events: "nats://127.0.0.1:7", ListenFD: 3},
 		&BuilderSpec{Kubeconfig: "/h/k", Addr: "127.0.0.1:6", Dir: "/h/b", Registry: "r/fns", URL: "http://b", ListenFD: 4},
+		&EventsSpec{Dir: "/h/events", Addr: "127.0.0.1:8", MonitorAddr: "127.0.0.1:9"},
 	}
 	zero := map[string]Component{}
 	for _, c := range Components() {
