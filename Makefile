@@ -67,6 +67,7 @@ bench: build
 	$(GO) run ./bench/gateway
 	$(GO) run ./bench/platform
 	$(GO) run ./bench/autoscale
+	$(GO) run ./bench/events
 	$(GO) run ./bench/gitpush
 	$(GO) run ./bench/install
 
