@@ -186,7 +186,9 @@ func (d *Dispatcher) consumeOnce(ctx context.Context, c *consumer) error {
 		return err
 	}
 	lost := make(chan error, 1)
-	cc, err := cons.Consume(func(m jetstream.Msg) { go d.deliver(ctx, c, m) },
+	// Deliveries outlive the consumer's loop (restarted for a new bound, stopped for a
+	// function gone): one under way ends with its answer, not cut off.
+	cc, err := cons.Consume(func(m jetstream.Msg) { go d.deliver(d.ctx, c, m) },
 		jetstream.PullMaxMessages(f.Concurrency),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -69,6 +69,10 @@ type Options struct {
 	Domain string
 	// GatewayURL is where users reach the gateway, shown in Functions' status (optional).
 	GatewayURL string
+	// NATS is the URL of the cluster's NATS servers with JetStream (nats://HOST:PORT[,...]),
+	// for asynchronous calls, schedules and triggers; without, the gateways run without an
+	// event engine and answer those 503.
+	NATS string
 	// FunctionRepo is where fn-builder pushes functions' images (default Repo/fns).
 	FunctionRepo string
 	// BuilderURL is where clients reach fn-builder (default its Service's cluster address).
@@ -169,6 +173,9 @@ func customize(objs []*unstructured.Unstructured, o Options) error {
 			if err := editDeployment(u, func(d *appsv1.Deployment) error {
 				if o.Domain != "" {
 					setFlag(&d.Spec.Template.Spec.Containers[0], "--domain", o.Domain)
+				}
+				if o.NATS != "" {
+					setFlag(&d.Spec.Template.Spec.Containers[0], "--events", o.NATS)
 				}
 				return nil
 			}); err != nil {

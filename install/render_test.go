@@ -103,7 +103,7 @@ func TestManifests(t *testing.T) {
 
 func TestCustomize(t *testing.T) {
 	objs, err := Manifests(Options{GatewayService: corev1.ServiceTypeNodePort, Domain: "fn.example", GatewayURL: "https://fn.example",
-		Repo: "reg.example/fn", BuilderURL: "https://git.fn.example"})
+		Repo: "reg.example/fn", BuilderURL: "https://git.fn.example", NATS: "nats://nats.example:4222"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +113,9 @@ func TestCustomize(t *testing.T) {
 	gw := deployment(t, find(t, objs, "Deployment", "fn-gateway")).Spec.Template.Spec.Containers[0]
 	if !slices.Contains(gw.Args, "--domain=fn.example") || slices.Contains(gw.Args, "--domain=fn.local") {
 		t.Errorf("gateway args %v: want --domain=fn.example only", gw.Args)
+	}
+	if !slices.Contains(gw.Args, "--events=nats://nats.example:4222") {
+		t.Errorf("gateway args %v: want the NATS URL given (--events)", gw.Args)
 	}
 	env := func(c corev1.Container) map[string]string {
 		m := map[string]string{}

@@ -144,6 +144,7 @@ LoadBalancer by default, or NodePort or ClusterIP behind your own ingress).`,
 	f.StringVar(&gatewayService, "gateway-service", "LoadBalancer", "type of the gateway's Service: LoadBalancer, NodePort or ClusterIP")
 	f.StringVar(&o.Domain, "domain", "", "domain of functions' host names at the gateway (default fn.local)")
 	f.StringVar(&o.GatewayURL, "gateway-url", "", "where users reach the gateway, shown as functions' URLs")
+	f.StringVar(&o.NATS, "nats", "", "URL of the cluster's NATS with JetStream (nats://HOST:PORT[,...]) for asynchronous calls, schedules and triggers (default: none; they answer 503)")
 	f.StringSliceVar(&platforms, "platform", nil, "platforms to build for, e.g. linux/amd64,linux/arm64 (default: those of the cluster's nodes)")
 	f.BoolVar(&print, "print", false, "write the manifests to stdout as one YAML stream instead of applying them")
 	f.DurationVar(&timeout, "timeout", timeout, "how long to wait for the components to be available")
