@@ -141,7 +141,7 @@ func newTriggersCreateCommand(fa *Factory) *cobra.Command {
 				return &UsageError{fmt.Errorf("--function is required: the function that gets the events")}
 			}
 			if fe := t.Validate(ctxOf(c)); fe != nil {
-				return &UsageError{fmt.Errorf("trigger %s: %v", t.Name, fe)}
+				return &UsageError{fmt.Errorf("trigger %s: %s", t.Name, strings.ReplaceAll(fe.Error(), "\n", ": "))}
 			}
 			cl, err := fa.Connect(&cf)
 			if err != nil {
