@@ -38,10 +38,11 @@ check:
 	FN_K8S_BIN="$$(hack/k8s-binaries.sh)" FN_METRICS_SERVER="$$(hack/metrics-server.sh)" $(MAKE) verify test
 
 ## test: lint, then every module's tests, including the end-to-end ones that build and run
-## functions, then each fuzz target for FUZZTIME (its seeds run with the tests).
+## functions, then each fuzz target for FUZZTIME (its seeds run with the tests). The end-to-end
+## package runs on one platform for all its tests, past go test's default of 10 minutes.
 test: lint
 	cd runtime && $(GO) test -race -count=1 ./...
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 	for m in examples/*/; do (cd $$m && $(GO) test -count=1 ./...) || exit 1; done
 	$(MAKE) fuzz
 

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
+	"knative.dev/pkg/apis"
 
 	fncontroller "fnkit.dev/fn/controller"
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
@@ -279,6 +280,10 @@ func TestValidation(t *testing.T) {
 		{"negative concurrency", v1alpha1.FunctionSpec{Image: img, Concurrency: ptr.To(int32(-1))}, []string{"spec.concurrency"}},
 		{"initial above max", v1alpha1.FunctionSpec{Image: img, Scale: &v1alpha1.Scale{Initial: ptr.To(int32(5)), Max: ptr.To(int32(2))}}, []string{"spec.scale.initial", "must be at most max"}},
 		{"window too short", v1alpha1.FunctionSpec{Image: img, Scale: &v1alpha1.Scale{Window: &metav1.Duration{Duration: time.Second}}}, []string{"spec.scale.window", "must be a duration from 2s to 1h"}},
+		{"no attempt", v1alpha1.FunctionSpec{Image: img, Delivery: &v1alpha1.Delivery{Attempts: ptr.To(int32(0))}}, []string{"spec.delivery.attempts", "greater than or equal to 1"}},
+		{"backoff past its bound", v1alpha1.FunctionSpec{Image: img, Delivery: &v1alpha1.Delivery{Backoff: &metav1.Duration{Duration: time.Minute}, MaxBackoff: &metav1.Duration{Duration: time.Second}}},
+			[]string{"spec.delivery.backoff", "must be at most maxBackoff"}},
+		{"schedule without a name", v1alpha1.FunctionSpec{Image: img, Schedules: []v1alpha1.Schedule{{Cron: "@hourly"}}}, []string{"spec.schedules[0].name"}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -453,4 +458,45 @@ func TestAutoscaler(t *testing.T) {
 	if err != nil || l.Spec.HolderIdentity == nil || !strings.HasPrefix(*l.Spec.HolderIdentity, "fn-controller-") {
 		t.Errorf("autoscaler Lease: %v %v", l, err)
 	}
+}
+
+// TestTriggerReady: a Trigger naming a missing Function is not Ready, with the reason; it is
+// Ready once the Function is made, and not Ready again once it is deleted.
+func TestTriggerReady(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane")
+	}
+	ns := namespace(t)
+	ctx := context.Background()
+	tr := &v1alpha1.Trigger{ObjectMeta: metav1.ObjectMeta{Name: "on-order"}, Spec: v1alpha1.TriggerSpec{Function: "ship",
+		Filter: v1alpha1.TriggerFilter{Attributes: map[string]string{"type": "order.created"}}}}
+	if _, err := fns.FnkitV1alpha1().Triggers(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(status corev1.ConditionStatus, reason string) func() (bool, error) {
+		return func() (bool, error) {
+			got, err := fns.FnkitV1alpha1().Triggers(ns).Get(ctx, "on-order", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			c := got.Status.GetCondition(apis.ConditionReady)
+			if c == nil {
+				return false, fmt.Errorf("no Ready condition")
+			}
+			if c.Status != status || c.Reason != reason || got.Status.ObservedGeneration != got.Generation {
+				return false, fmt.Errorf("Ready %s %s: %s", c.Status, c.Reason, c.Message)
+			}
+			return true, nil
+		}
+	}
+	eventually(t, "the Trigger not Ready for want of its Function", state(corev1.ConditionFalse, v1alpha1.TriggerReasonFunctionNotFound))
+	f := &v1alpha1.Function{ObjectMeta: metav1.ObjectMeta{Name: "ship"}, Spec: v1alpha1.FunctionSpec{Image: "127.0.0.1:5000/fns/ship" + digest}}
+	if _, err := fns.FnkitV1alpha1().Functions(ns).Create(ctx, f, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Trigger Ready", state(corev1.ConditionTrue, ""))
+	if err := fns.FnkitV1alpha1().Functions(ns).Delete(ctx, "ship", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Trigger not Ready again", state(corev1.ConditionFalse, v1alpha1.TriggerReasonFunctionNotFound))
 }
