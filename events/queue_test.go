@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -251,5 +252,53 @@ func TestSchedules(t *testing.T) {
 	time.Sleep(2500 * time.Millisecond)
 	if m := count(); m > n+1 { // one may have been on its way
 		t.Errorf("%d ticks after the schedule was removed", m-n)
+	}
+}
+
+// TestCallback: a call's callback URL gets its outcome once it is settled: the function's last
+// answer, with the call's id, state and status.
+func TestCallback(t *testing.T) {
+	q, _ := startEngine(t)
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	got := make(chan *http.Request, 4)
+	bodies := make(chan string, 4)
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- r
+		bodies <- string(b)
+	}))
+	defer cb.Close()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/bad") {
+			http.Error(w, "refused", http.StatusUnprocessableEntity)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"shipped":true}`)
+	})
+	d := events.NewDispatcher(ctx, q, h, nil)
+	d.Sync([]events.Function{{Namespace: "default", Name: "f", Policy: events.DefaultPolicy, DeadLetters: true}})
+	for _, c := range []struct{ path, state, status, body string }{
+		{"/ok", "done", "200", `{"shipped":true}`},
+		{"/bad", "dead", "422", "refused\n"},
+	} {
+		acc, err := q.Enqueue(ctx, events.Call{Namespace: "default", Name: "f", Method: http.MethodPost, Path: c.path, Callback: cb.URL + "/outcome"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-got:
+			body := <-bodies
+			if r.URL.Path != "/outcome" || r.Header.Get(events.CallIDHeader) != acc.ID || r.Header.Get("Fn-Call-State") != c.state ||
+				r.Header.Get("Fn-Call-Status") != c.status || body != c.body {
+				t.Errorf("callback of %s: %s %v %q", c.path, r.URL, r.Header, body)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no callback for %s in 10s", c.path)
+		}
+	}
+	if n := d.Stats.CallbacksFailed.Load(); n != 0 {
+		t.Errorf("%d callbacks counted failed", n)
 	}
 }
