@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,38 +13,10 @@ import (
 	"time"
 
 	"fnkit.dev/fn/events"
-	"fnkit.dev/fn/events/engine"
 )
 
-// startEngine runs a real engine (an embedded NATS server with JetStream) on a free port of
-// loopback, its store in a test directory, and returns a Queue connected to it.
-func startEngine(t *testing.T) (*events.Queue, string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s, err := engine.Start(engine.Options{Dir: t.TempDir(), Addr: addr}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	q, err := events.Connect(ctx, events.Options{URL: "nats://" + addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(q.Close)
-	select {
-	case <-q.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("the queue was not set up in 10s")
-	}
-	return q, addr
-}
+// startEngine: a real engine and a Queue set up on it (events.StartTestEngine).
+func startEngine(t *testing.T) (*events.Queue, string) { return events.StartTestEngine(t) }
 
 func waitRecord(t *testing.T, q *events.Queue, ns, name, id string, want events.State) events.Record {
 	t.Helper()

@@ -2,7 +2,6 @@ package events
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -10,33 +9,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"fnkit.dev/fn/events/engine"
 )
 
 // TestSettledNotDeliveredAgain: a call delivered again whose outcome was recorded (a gateway
 // that stopped between recording it and acknowledging it) is acknowledged without reaching the
 // function again; one whose outcome was not recorded is delivered, and the attempt lost counted.
 func TestSettledNotDeliveredAgain(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	s, err := engine.Start(engine.Options{Dir: t.TempDir(), Addr: addr}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	q, _ := StartTestEngine(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	q, err := Connect(ctx, Options{URL: "nats://" + addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	<-q.Ready()
 
 	settled, _ := q.Enqueue(ctx, Call{Namespace: "default", Name: "f", Method: "POST", Path: "/settled"})
 	lost, _ := q.Enqueue(ctx, Call{Namespace: "default", Name: "f", Method: "POST", Path: "/lost"})

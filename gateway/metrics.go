@@ -209,21 +209,21 @@ func (g *Gateway) metrics() []byte {
 		b = append(b, '\n')
 	}
 	if g.async != nil {
-		b = append(b, "# HELP fn_gateway_async_accepted_total Asynchronous calls accepted, repeats of an Idempotency-Key included.\n"+
-			"# TYPE fn_gateway_async_accepted_total counter\n"...)
-		for _, rt := range rts {
-			b = appendLabels(append(b, "fn_gateway_async_accepted_total"...), rt.key)
-			b = append(b, "} "...)
-			b = strconv.AppendUint(b, rt.stats.accepted.Load(), 10)
-			b = append(b, '\n')
-		}
-		b = append(b, "# HELP fn_gateway_async_duplicates_total Repeats of an Idempotency-Key within its window, which accepted nothing new.\n"+
-			"# TYPE fn_gateway_async_duplicates_total counter\n"...)
-		for _, rt := range rts {
-			b = appendLabels(append(b, "fn_gateway_async_duplicates_total"...), rt.key)
-			b = append(b, "} "...)
-			b = strconv.AppendUint(b, rt.stats.duplicates.Load(), 10)
-			b = append(b, '\n')
+		for _, c := range []struct {
+			name, help string
+			n          func(*stats) uint64
+		}{
+			{"accepted", "Asynchronous calls accepted, repeats of an Idempotency-Key included.", func(s *stats) uint64 { return s.accepted.Load() }},
+			{"duplicates", "Repeats of an Idempotency-Key within its window, which accepted nothing new.", func(s *stats) uint64 { return s.duplicates.Load() }},
+		} {
+			name := "fn_gateway_async_" + c.name + "_total"
+			b = append(b, "# HELP "+name+" "+c.help+"\n# TYPE "+name+" counter\n"...)
+			for _, rt := range rts {
+				b = appendLabels(append(b, name...), rt.key)
+				b = append(b, "} "...)
+				b = strconv.AppendUint(b, c.n(rt.stats), 10)
+				b = append(b, '\n')
+			}
 		}
 		s := &g.async.d.Stats
 		for _, c := range []struct {
