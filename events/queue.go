@@ -62,6 +62,9 @@ type Options struct {
 	DeadRetain time.Duration
 	// Log receives the connection's changes and delivery failures (default: discarded).
 	Log *slog.Logger
+	// Dialer, when set, makes the connections to the engine instead of dialing URL's host
+	// (the gateway's dials a Service's endpoints, found by its EndpointSlices).
+	Dialer nats.CustomDialer
 }
 
 func (o *Options) defaults() {
@@ -113,7 +116,13 @@ func Connect(ctx context.Context, o Options) (*Queue, error) {
 				o.Log.Warn("disconnected from the event engine", "error", err.Error())
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { o.Log.Info("reconnected to the event engine") }))
+		nats.ReconnectHandler(func(*nats.Conn) { o.Log.Info("reconnected to the event engine") }),
+		func(no *nats.Options) error {
+			if o.Dialer != nil {
+				no.CustomDialer = o.Dialer
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, fmt.Errorf("the event engine at %s: %w", o.URL, err)
 	}
@@ -135,7 +144,8 @@ func (q *Queue) Ready() <-chan struct{} { return q.ready }
 // setUp makes the streams and the bucket (or updates them to this version's settings), trying
 // again until it succeeds or ctx ends.
 func (q *Queue) setUp(ctx context.Context) {
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	// At most a second apart: until it is set up, the gateway answers every async call 503.
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		err := q.ensure(ctx)
 		if err == nil {
 			close(q.ready)

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"fnkit.dev/fn/controller/apis/fn/v1alpha1"
@@ -421,4 +423,34 @@ type AsyncStats struct {
 	Redelivered     uint64 `json:"redelivered"`
 	Settled         uint64 `json:"settled"`
 	CallbacksFailed uint64 `json:"callbacksFailed"`
+}
+
+// ServiceDialer connects to a ready endpoint of a Service, found by the gateway's
+// EndpointSlices, as the gateway reaches functions: no cluster DNS or kube-proxy is needed. The
+// event engine's client takes it before the gateway exists (events.Options.Dialer); New makes
+// it dial (Options.EventsDialer), and until then it fails, and the client tries again.
+type ServiceDialer struct {
+	// Service is "NAMESPACE/NAME".
+	Service string
+	g       atomic.Pointer[Gateway]
+}
+
+// Dial connects to one of the Service's ready endpoints, whatever address it is given.
+func (d *ServiceDialer) Dial(network, _ string) (net.Conn, error) {
+	g := d.g.Load()
+	if g == nil {
+		return nil, errors.New("the gateway has not listed the endpoints of " + d.Service + " yet")
+	}
+	var errs []error
+	for addr := range g.readyAddrs(d.Service) {
+		c, err := net.DialTimeout(network, addr, 2*time.Second)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return nil, errors.New("service " + d.Service + " has no ready endpoint")
+	}
+	return nil, errors.Join(errs...)
 }

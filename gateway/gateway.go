@@ -83,6 +83,9 @@ type Options struct {
 	// Events, when set, is the event engine's queue: the gateway accepts asynchronous calls
 	// into it and delivers them (package events); without, they are answered 503.
 	Events *events.Queue
+	// EventsDialer, when set, is the dialer Events connects with: New makes it dial the
+	// endpoints of its Service.
+	EventsDialer *ServiceDialer
 }
 
 // Reporter takes a gateway's reports of load; the autoscaler implements it.
@@ -255,6 +258,9 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 	all, err := g.fnLister.List(labels.Everything())
 	if err != nil {
 		return nil, err
+	}
+	if o.EventsDialer != nil {
+		o.EventsDialer.g.Store(g)
 	}
 	if o.Events != nil {
 		g.async = &async{q: o.Events, d: events.NewDispatcher(ctx, o.Events, g.deliveries(), o.Logger),

@@ -103,6 +103,12 @@ func Apply(ctx context.Context, cfg *rest.Config, objs []*unstructured.Unstructu
 		if err != nil && !apierrs.IsNotFound(err) {
 			return r, fmt.Errorf("%s: %w", describe(u), err)
 		}
+		if existed && u.GetKind() == "PersistentVolumeClaim" {
+			// A claim is made once: its spec cannot change but to grow, and an apply of it as
+			// it is writes it again all the same (a new resourceVersion every time).
+			r.Unchanged++
+			continue
+		}
 		after, err := res.Patch(ctx, u.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: ptrTrue()})
 		if err != nil {
 			return r, fmt.Errorf("applying %s: %w", describe(u), err)

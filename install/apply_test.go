@@ -29,7 +29,7 @@ func TestApplyUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin, Controllers: []string{"namespace", "garbagecollector"}})
+	cp, err := controlplane.Start(ctx, controlplane.Options{Dir: t.TempDir(), BinDir: bin, Controllers: []string{"namespace", "garbagecollector", "persistentvolumeclaim-protection-controller"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,7 +147,24 @@ func Manifests(o Options) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, u)
 		}
 	}
-	return objs, customize(objs, o)
+	if err := customize(objs, o); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(objs, func(u *unstructured.Unstructured) bool { return left(u, o) }), nil
+}
+
+// left reports whether o leaves u out: fn's own event engine when the cluster's NATS is given,
+// and its claim of a volume on the local platform (whose agents have no provisioner: the
+// engine's store is the pod's own directory there).
+func left(u *unstructured.Unstructured, o Options) bool {
+	events := u.GetName() == "fn-events" || u.GetName() == "fn-events-data"
+	switch {
+	case o.NATS != "":
+		return events
+	case o.Local != nil:
+		return u.GetKind() == "PersistentVolumeClaim" && u.GetName() == "fn-events-data"
+	}
+	return false
 }
 
 // customize applies o's settings to the objects.
@@ -175,7 +192,20 @@ func customize(objs []*unstructured.Unstructured, o Options) error {
 					setFlag(&d.Spec.Template.Spec.Containers[0], "--domain", o.Domain)
 				}
 				if o.NATS != "" {
-					setFlag(&d.Spec.Template.Spec.Containers[0], "--events", o.NATS)
+					c := &d.Spec.Template.Spec.Containers[0]
+					c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--events-service=") })
+					setFlag(c, "--events", o.NATS)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		case u.GetKind() == "Deployment" && u.GetName() == "fn-events" && o.Local != nil:
+			if err := editDeployment(u, func(d *appsv1.Deployment) error {
+				for i := range d.Spec.Template.Spec.Volumes {
+					if v := &d.Spec.Template.Spec.Volumes[i]; v.Name == "data" {
+						v.VolumeSource = corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
+					}
 				}
 				return nil
 			}); err != nil {

@@ -63,12 +63,12 @@ func TestManifests(t *testing.T) {
 		walkImages(u.Object, func(m map[string]any) { images = append(images, m["image"].(string)) })
 	}
 	slices.Sort(images)
-	want := []string{"ko://fnkit.dev/fn/cmd/fn-builder", "ko://fnkit.dev/fn/cmd/fn-controller", "ko://fnkit.dev/fn/cmd/fn-gateway"}
+	want := []string{"ko://fnkit.dev/fn/cmd/fn-builder", "ko://fnkit.dev/fn/cmd/fn-controller", "ko://fnkit.dev/fn/cmd/fn-events", "ko://fnkit.dev/fn/cmd/fn-gateway"}
 	if !slices.Equal(images, want) {
 		t.Errorf("images %v, want %v", images, want)
 	}
 	// What an operator expects of each component.
-	for _, name := range []string{"fn-controller", "fn-gateway", "fn-builder"} {
+	for _, name := range []string{"fn-controller", "fn-gateway", "fn-builder", "fn-events"} {
 		d := deployment(t, find(t, objs, "Deployment", name))
 		c := d.Spec.Template.Spec.Containers[0]
 		if c.ReadinessProbe == nil || c.LivenessProbe == nil {
@@ -96,6 +96,16 @@ func TestManifests(t *testing.T) {
 	if v, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "minAvailable"); fmt.Sprint(v) != "1" {
 		t.Errorf("gateway PodDisruptionBudget minAvailable %v, want 1", v)
 	}
+	// fn's own event engine, on a volume of its own, which the gateways find by its Service.
+	ev := deployment(t, find(t, objs, "Deployment", "fn-events")).Spec.Template.Spec
+	find(t, objs, "PersistentVolumeClaim", "fn-events-data")
+	find(t, objs, "NetworkPolicy", "fn-events")
+	if len(ev.Volumes) != 1 || ev.Volumes[0].PersistentVolumeClaim == nil || ev.Volumes[0].PersistentVolumeClaim.ClaimName != "fn-events-data" {
+		t.Errorf("fn-events volumes %+v: want its claim", ev.Volumes)
+	}
+	if gw := deployment(t, find(t, objs, "Deployment", "fn-gateway")).Spec.Template.Spec.Containers[0]; !slices.Contains(gw.Args, "--events-service=fn-system/fn-events") {
+		t.Errorf("gateway args %v: want fn's engine (--events-service)", gw.Args)
+	}
 	if typ, _, _ := unstructured.NestedString(find(t, objs, "Service", "fn-gateway").Object, "spec", "type"); typ != "LoadBalancer" {
 		t.Errorf("gateway Service type %q by default, want LoadBalancer", typ)
 	}
@@ -114,8 +124,13 @@ func TestCustomize(t *testing.T) {
 	if !slices.Contains(gw.Args, "--domain=fn.example") || slices.Contains(gw.Args, "--domain=fn.local") {
 		t.Errorf("gateway args %v: want --domain=fn.example only", gw.Args)
 	}
-	if !slices.Contains(gw.Args, "--events=nats://nats.example:4222") {
-		t.Errorf("gateway args %v: want the NATS URL given (--events)", gw.Args)
+	if !slices.Contains(gw.Args, "--events=nats://nats.example:4222") || slices.ContainsFunc(gw.Args, func(a string) bool { return strings.HasPrefix(a, "--events-service") }) {
+		t.Errorf("gateway args %v: want the NATS URL given (--events), not fn's engine", gw.Args)
+	}
+	for _, u := range objs {
+		if strings.HasPrefix(u.GetName(), "fn-events") {
+			t.Errorf("%s rendered, though a NATS of the cluster's is given", describe(u))
+		}
 	}
 	env := func(c corev1.Container) map[string]string {
 		m := map[string]string{}
@@ -182,6 +197,16 @@ func TestLocalBuilder(t *testing.T) {
 	}
 	if _, ok := env["GOFLAGS"]; ok {
 		t.Error("an empty Go setting is passed on")
+	}
+	// The local platform's agents provision no volume: the engine keeps its store in the pod.
+	ev := deployment(t, find(t, objs, "Deployment", "fn-events")).Spec.Template.Spec
+	if len(ev.Volumes) != 1 || ev.Volumes[0].EmptyDir == nil {
+		t.Errorf("fn-events volumes on the local platform %+v: want an emptyDir", ev.Volumes)
+	}
+	for _, u := range objs {
+		if u.GetKind() == "PersistentVolumeClaim" {
+			t.Errorf("%s rendered for the local platform", describe(u))
+		}
 	}
 }
 

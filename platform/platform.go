@@ -365,7 +365,7 @@ func Serve(ctx context.Context, cfg Config, progress io.Writer) (err error) {
 		watchGivenUp(compCtx, p, fmt.Sprintf("node %s is lost until the next fn up", nodes[i]), agentLogs[i], step)
 	}
 	if cfg.Install {
-		step("installing fn's controller, gateway and builder as pods (fn install)")
+		step("installing fn's controller, gateway, builder and event engine as pods (fn install)")
 		if err := installComponents(ctx, compCtx, cfg, rc, kube, regAddr, gatewayURL, progress, run); err != nil {
 			return err
 		}

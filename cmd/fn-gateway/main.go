@@ -29,7 +29,8 @@ func main() {
 	urls := flag.String("autoscaler-url", "", "comma-separated base URLs of autoscalers to report to (instead of, or beside, --autoscaler-service)")
 	flag.IntVar(&o.MaxHeld, "max-held", gateway.DefaultMaxHeld, "requests held per function while it starts; past it, 503")
 	flag.StringVar(&o.PeerService, "peer-service", "", "NAMESPACE/NAME of the gateways' own Service: each applies its share of a function's rate limit (the limit over its ready endpoints)")
-	eventsURL := flag.String("events", "", "URL of the NATS (JetStream) servers of asynchronous calls, nats://HOST:PORT[,...]; without, async calls are answered 503")
+	eventsURL := flag.String("events", "", "URL of the NATS (JetStream) servers of asynchronous calls, nats://HOST:PORT[,...]; without (and without --events-service), async calls are answered 503")
+	eventsService := flag.String("events-service", "", "NAMESPACE/NAME of fn's event engine's Service, reached by its EndpointSlices (instead of --events)")
 	flag.Parse()
 	if *urls != "" {
 		o.AutoscalerURLs = strings.Split(*urls, ",")
@@ -44,8 +45,17 @@ func main() {
 	// One access log line per request: batched, so that it costs no write per request.
 	logs := gateway.NewLogBuffer(os.Stderr, 100*time.Millisecond)
 	o.Domain, o.Logger, o.AccessLog = *domain, slog.New(slog.NewJSONHandler(logs, nil)), logs
+	if *eventsURL == "" && *eventsService != "" {
+		o.EventsDialer = &gateway.ServiceDialer{Service: *eventsService}
+		_, name, _ := strings.Cut(*eventsService, "/")
+		*eventsURL = "nats://" + name + ":4222" // the dialer's to resolve
+	}
 	if *eventsURL != "" {
-		q, err := events.Connect(ctx, events.Options{URL: *eventsURL, Name: "fn-gateway " + o.ID, Log: o.Logger})
+		eo := events.Options{URL: *eventsURL, Name: "fn-gateway " + o.ID, Log: o.Logger}
+		if o.EventsDialer != nil {
+			eo.Dialer = o.EventsDialer
+		}
+		q, err := events.Connect(ctx, eo)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "fn-gateway: %v\n", err)
 			os.Exit(2)

@@ -67,8 +67,8 @@ func TestInstallMode(t *testing.T) {
 			}
 			nodes[f[0]][f[1]] = true
 		}
-		if count["fn-controller"] != 2 || count["fn-gateway"] != 2 || count["fn-builder"] != 1 {
-			t.Errorf("Ready pods per component %v, want 2 controllers, 2 gateways, 1 builder", count)
+		if count["fn-controller"] != 2 || count["fn-gateway"] != 2 || count["fn-builder"] != 1 || count["fn-events"] != 1 {
+			t.Errorf("Ready pods per component %v, want 2 controllers, 2 gateways, 1 builder, 1 event engine", count)
 		}
 		if len(nodes["fn-gateway"]) != 2 {
 			t.Errorf("gateways on nodes %v: want one on each", nodes["fn-gateway"])
@@ -98,6 +98,29 @@ func TestInstallMode(t *testing.T) {
 		if !strings.Contains(out, "through pods") {
 			t.Errorf("CloudEvent through the pods' gateway: %s", out)
 		}
+	})
+
+	t.Run("asynchronous call through fn's engine", func(t *testing.T) {
+		// The gateway pods reach the engine's pod by its EndpointSlices; fn calls reads the
+		// record through the API server's proxy to a gateway pod.
+		// The gateways connect once the engine's pod is ready, which may be after their own.
+		var out string
+		took := waitFor(t, 30*time.Second, "an asynchronous call accepted", func() bool {
+			o, _, err := fn(t, "invoke", "hello", "--async", "-d", "later")
+			out = o
+			return err == nil
+		})
+		t.Logf("accepted %s after the platform was up", took.Round(time.Millisecond))
+		id := strings.TrimSpace(out)
+		var state string
+		waitFor(t, time.Minute, "the call done", func() bool {
+			out, _, err := fn(t, "calls", "hello", id, "-o", "json")
+			var r struct{ State string }
+			if err == nil && json.Unmarshal([]byte(out), &r) == nil {
+				state = r.State
+			}
+			return state == "done"
+		})
 	})
 
 	t.Run("scale from zero", func(t *testing.T) {
