@@ -109,15 +109,30 @@ func asyncCall(t *testing.T, base, fn, path, key string) asyncAnswer {
 // calls is fn calls NAME -o json.
 func calls(t *testing.T, name string) map[string]events.Record {
 	t.Helper()
-	var recs []events.Record
-	if err := json.Unmarshal([]byte(mustFn(t, "calls", name, "-o", "json")), &recs); err != nil {
+	m, err := tryCalls(t, name)
+	if err != nil {
 		t.Fatal(err)
+	}
+	return m
+}
+
+// tryCalls is calls, its error returned: right after a gateway is started again, its internal
+// port (not held across restarts, as its public one is) may refuse for a moment.
+func tryCalls(t *testing.T, name string) (map[string]events.Record, error) {
+	t.Helper()
+	out, errOut, err := fn(t, "calls", name, "-o", "json")
+	if err != nil {
+		return nil, fmt.Errorf("fn calls %s: %v: %s", name, err, errOut)
+	}
+	var recs []events.Record
+	if err := json.Unmarshal([]byte(out), &recs); err != nil {
+		return nil, err
 	}
 	m := map[string]events.Record{}
 	for _, r := range recs {
 		m[r.ID] = r
 	}
-	return m
+	return m, nil
 }
 
 func settled(r events.Record) bool {
@@ -222,7 +237,10 @@ delivery:
 	// deliveries the killed one had in flight.
 	var recs map[string]events.Record
 	waitFor(t, 3*time.Minute, "every call settled", func() bool {
-		recs = calls(t, "orders")
+		var err error
+		if recs, err = tryCalls(t, "orders"); err != nil {
+			return false
+		}
 		for _, s := range distinct {
 			if r, ok := recs[s.id]; !ok || !settled(r) {
 				return false
