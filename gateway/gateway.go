@@ -106,6 +106,9 @@ type Gateway struct {
 	table atomic.Pointer[table]
 	mu    sync.Mutex
 	dirty map[key]struct{}
+	// revisions maps the key of a canary's route to its function's; only update's goroutine
+	// uses it.
+	revisions map[key]key
 	kick  chan struct{}
 
 	proxy     *httputil.ReverseProxy
@@ -156,6 +159,7 @@ func NewFromClients(ctx context.Context, kube kubernetes.Interface, fns versione
 		log:        o.Logger,
 		hostSuffix: "." + o.Domain,
 		dirty:      map[key]struct{}{},
+		revisions:  map[key]key{},
 		kick:       make(chan struct{}, 1),
 		transport:  newTransport(),
 	}
@@ -299,6 +303,9 @@ type target struct {
 	strip         bool
 	path, rawPath string
 	prefix        string
+	// revision is the revision asked for (path /f/NS/NAME@REVISION/ or header Fn-Revision):
+	// a number or a revision's name.
+	revision string
 }
 
 // match finds the function a request is for: by host NAME.NAMESPACE.DOMAIN, else by path
@@ -329,10 +336,17 @@ func (g *Gateway) match(r *http.Request) (target, bool) {
 	if j := strings.IndexByte(name, '/'); j >= 0 {
 		name = name[:j]
 	}
+	full, rev := name, ""
+	if at := strings.IndexByte(name, '@'); at >= 0 {
+		name, rev = name[:at], name[at+1:]
+		if !dnsLabel(rev) {
+			return target{}, false
+		}
+	}
 	if !dnsLabel(ns) || !dnsLabel(name) {
 		return target{}, false // "..", upper case, anything no namespace or function is named
 	}
-	t := target{key: key{ns, name}, strip: true, prefix: p[:len("/f/")+len(ns)+1+len(name)]}
+	t := target{key: key{ns, name}, strip: true, prefix: p[:len("/f/")+len(ns)+1+len(full)], revision: rev}
 	if raw := r.URL.RawPath; raw != "" && !(raw == t.prefix || strings.HasPrefix(raw, t.prefix+"/")) {
 		// The namespace or name was written with escapes ("ns%2Fname"): one function for the
 		// decoded path, another for whatever reads it raw. Neither.
@@ -421,12 +435,16 @@ func (g *Gateway) serveRouted(w http.ResponseWriter, r *http.Request, t target, 
 		g.logRequest(r.Context(), key{}, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
 		return
 	}
-	rt := g.table.Load().routes[t.key]
+	tbl := g.table.Load()
+	rt := tbl.routes[t.key]
 	if rt == nil {
 		g.unrouted.Add(1)
 		http.Error(w, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", t.name, t.ns), http.StatusNotFound)
 		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
 		return
+	}
+	if t.revision == "" {
+		t.revision = r.Header.Get(RevisionHeader)
 	}
 
 	st := rt.stats
@@ -447,6 +465,20 @@ func (g *Gateway) serveRouted(w http.ResponseWriter, r *http.Request, t target, 
 		g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, f.status, d, "", nil)
 		return
 	}
+	// Admitted as the function's; served by the revision chosen.
+	if t.revision != "" {
+		revRt, msg := tbl.revision(rt, t.revision)
+		if revRt == nil {
+			g.unrouted.Add(1)
+			http.Error(w, msg, http.StatusNotFound)
+			g.logRequest(r.Context(), t.key, r.Method, r.URL.Path, http.StatusNotFound, time.Since(start), "", nil)
+			return
+		}
+		rt = revRt
+	} else {
+		rt = tbl.split(rt, r)
+	}
+	st = rt.stats
 	st.inflight.Add(1)
 	st.arrivals.Add(1)
 	c := &call{parent: r.Context(), target: t, rt: rt}

@@ -8,15 +8,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fnkit.dev/fn/controller/autoscaler"
 )
 
-// bucketBounds are the upper bounds of the request duration histogram's buckets.
-var bucketBounds = []time.Duration{
-	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
-	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
-	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
-	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
-}
+// bucketBounds are the upper bounds of the request duration histogram's buckets: those the
+// gateway reports to the autoscaler in, for canaries' analysis.
+var bucketBounds = autoscaler.DurationBounds
 
 // stats are one function's request metrics, updated with atomics on the request path.
 type stats struct {
@@ -24,6 +22,8 @@ type stats struct {
 	// the function to get a ready endpoint; arrivals every request routed to the function.
 	inflight, held atomic.Int64
 	arrivals       atomic.Uint64
+	// errors counts 5xx answers, the gateway's own included: a canary's analysis reads them.
+	errors atomic.Uint64
 	// accepted counts asynchronous calls accepted; duplicates the repeats of an
 	// Idempotency-Key among them, which accepted nothing new.
 	accepted, duplicates atomic.Uint64
@@ -108,6 +108,9 @@ func init() {
 // observe records a finished request.
 func (s *stats) observe(code int, d time.Duration) {
 	s.counter(code).Add(1)
+	if code >= 500 {
+		s.errors.Add(1)
+	}
 	s.duration.observe(d)
 }
 
@@ -150,7 +153,7 @@ func (g *Gateway) serveMetrics(w http.ResponseWriter) {
 func (g *Gateway) metrics() []byte {
 	t := g.table.Load()
 	rts := make([]*route, 0, len(t.routes))
-	for _, rt := range t.routes {
+	for _, rt := range t.all() {
 		rts = append(rts, rt)
 	}
 	slices.SortFunc(rts, func(a, b *route) int {

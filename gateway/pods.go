@@ -31,15 +31,32 @@ const (
 	probeFor     = 5 * time.Minute
 )
 
-// functionIndex indexes Pods by "NAMESPACE/FUNCTION".
+// functionIndex indexes Pods by "NAMESPACE/FUNCTION", or "NAMESPACE/REVISION" for a pod of a
+// revision under rollout: the key of the route it serves.
 const functionIndex = "function"
 
 func podFunction(obj any) ([]string, error) {
 	p, ok := obj.(*corev1.Pod)
-	if !ok || p.Labels[fn.FunctionLabelKey] == "" {
+	if !ok {
 		return nil, nil
 	}
-	return []string{p.Namespace + "/" + p.Labels[fn.FunctionLabelKey]}, nil
+	k, ok := podRoute(p)
+	if !ok {
+		return nil, nil
+	}
+	return []string{k.ns + "/" + k.name}, nil
+}
+
+// podRoute is the key of the route pod p serves: its revision's, when it runs a revision under
+// rollout (labelled with it), else its function's.
+func podRoute(p *corev1.Pod) (key, bool) {
+	if rev := p.Labels[fn.RevisionLabelKey]; rev != "" {
+		return key{p.Namespace, rev}, true
+	}
+	if name := p.Labels[fn.FunctionLabelKey]; name != "" {
+		return key{p.Namespace, name}, true
+	}
+	return key{}, false
 }
 
 // podKey is the key of the function a Pod event is about.
@@ -48,10 +65,10 @@ func podKey(obj any) (key, bool) {
 		obj = t.Obj
 	}
 	p, ok := obj.(*corev1.Pod)
-	if !ok || p.Labels[fn.FunctionLabelKey] == "" {
+	if !ok {
 		return key{}, false
 	}
-	return key{p.Namespace, p.Labels[fn.FunctionLabelKey]}, true
+	return podRoute(p)
 }
 
 // prober probes new pods and remembers those that answered ready.

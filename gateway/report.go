@@ -35,6 +35,17 @@ type accum struct {
 	sum      float64
 	n        int
 	arrivals uint64 // the counter at the period's start
+	// errors and durations are the answers' counters at the period's start.
+	errors    uint64
+	durations [len(histogram{}.buckets)]uint64
+}
+
+// start records the counters of st at a period's start.
+func (a *accum) start(st *stats) {
+	a.arrivals, a.errors = st.arrivals.Load(), st.errors.Load()
+	for i := range a.durations {
+		a.durations[i] = st.duration.buckets[i].Load()
+	}
 }
 
 func newReporter(g *Gateway, o Options) *reporter {
@@ -104,7 +115,7 @@ func (r *reporter) sendPokes() {
 	t := r.g.table.Load()
 	rep := autoscaler.Report{Gateway: r.id, Poke: true, Period: r.period}
 	for k := range keys {
-		if rt := t.routes[k]; rt != nil {
+		if rt := t.lookup(k); rt != nil {
 			if held := rt.stats.held.Load(); held > 0 {
 				rep.Functions = append(rep.Functions, autoscaler.Stat{Namespace: k.ns, Name: k.name, Held: held, InFlight: rt.stats.inflight.Load() - held})
 			}
@@ -118,10 +129,11 @@ func (r *reporter) sendPokes() {
 // sample adds every function's requests in flight now to its period's samples.
 func (r *reporter) sample() {
 	t := r.g.table.Load()
-	for k, rt := range t.routes {
+	for k, rt := range t.all() {
 		a := r.acc[k]
 		if a == nil {
-			a = &accum{arrivals: rt.stats.arrivals.Load()}
+			a = &accum{}
+			a.start(rt.stats)
 			r.acc[k] = a
 		}
 		a.sum += float64(rt.stats.inflight.Load())
@@ -134,21 +146,32 @@ func (r *reporter) report(period time.Duration) {
 	t := r.g.table.Load()
 	rep := autoscaler.Report{Gateway: r.id, Period: period}
 	for k, a := range r.acc {
-		rt := t.routes[k]
+		rt := t.lookup(k)
 		if rt == nil {
 			delete(r.acc, k)
 			continue
 		}
 		arrivals := rt.stats.arrivals.Load()
 		held, inflight := rt.stats.held.Load(), rt.stats.inflight.Load()
-		st := autoscaler.Stat{Namespace: k.ns, Name: k.name, Requests: arrivals - a.arrivals, Held: held, InFlight: inflight - held}
+		st := autoscaler.Stat{Namespace: k.ns, Name: k.name, Requests: arrivals - a.arrivals, Held: held, InFlight: inflight - held,
+			Errors: rt.stats.errors.Load() - a.errors}
+		var answered uint64
+		durations := make([]uint64, len(a.durations))
+		for i := range durations {
+			durations[i] = rt.stats.duration.buckets[i].Load() - a.durations[i]
+			answered += durations[i]
+		}
+		if answered > 0 {
+			st.Durations = durations
+		}
 		if a.n > 0 {
 			st.Concurrency = a.sum / float64(a.n)
 		}
-		if st.Concurrency > 0 || st.Requests > 0 || inflight > 0 {
+		if st.Concurrency > 0 || st.Requests > 0 || inflight > 0 || answered > 0 {
 			rep.Functions = append(rep.Functions, st)
 		}
-		a.sum, a.n, a.arrivals = 0, 0, arrivals
+		a.sum, a.n = 0, 0
+		a.start(rt.stats)
 	}
 	// Sent even when empty: the autoscaler learns the gateway is there and saw nothing.
 	r.sink(rep)

@@ -27,6 +27,32 @@ type key struct{ ns, name string }
 // it without locks.
 type table struct {
 	routes map[key]*route
+	// revs are the routes of canaries, by revision: a function's route names its canary's.
+	revs map[key]*route
+}
+
+// all yields every route, the functions' and their canaries'.
+func (t *table) all() iter.Seq2[key, *route] {
+	return func(yield func(key, *route) bool) {
+		for k, rt := range t.routes {
+			if !yield(k, rt) {
+				return
+			}
+		}
+		for k, rt := range t.revs {
+			if !yield(k, rt) {
+				return
+			}
+		}
+	}
+}
+
+// lookup is the route of key k: a function's, or a canary's.
+func (t *table) lookup(k key) *route {
+	if rt := t.routes[k]; rt != nil {
+		return rt
+	}
+	return t.revs[k]
 }
 
 // route is where one function's requests go.
@@ -55,6 +81,14 @@ type route struct {
 	// delivery is how its asynchronous calls are delivered; schedules its schedules.
 	delivery  events.Function
 	schedules []events.Schedule
+
+	// A function's route serves its stable revision (stable, its name); while a canary takes a
+	// share of traffic, canary is the key of the canary's own route and percent its share.
+	stable  string
+	canary  key
+	percent int32
+	// revisionOf is, on a canary's route, the function's name.
+	revisionOf string
 }
 
 // endpoint is one ready pod of a function. It outlives routes while the pod stays in the
@@ -255,29 +289,64 @@ func (g *Gateway) syncRoutes(done <-chan struct{}) {
 	}
 }
 
-// update replaces the table with one where the routes of keys are rebuilt from the caches. Only
-// one goroutine calls it at a time.
+// update replaces the table with one where the routes of keys are rebuilt from the caches, with
+// the canary routes of the functions among them. Only one goroutine calls it at a time.
 func (g *Gateway) update(keys map[key]struct{}) {
 	old := g.table.Load()
-	next := maps.Clone(old.routes)
-	if next == nil {
-		next = make(map[key]*route, len(keys))
+	next := &table{routes: maps.Clone(old.routes), revs: maps.Clone(old.revs)}
+	if next.routes == nil {
+		next.routes = make(map[key]*route, len(keys))
 	}
-	for k := range keys {
-		prev := old.routes[k]
-		rt := g.build(k, prev)
+	if next.revs == nil {
+		next.revs = map[key]*route{}
+	}
+	set := func(m, oldm map[key]*route, k key, rt *route) {
+		prev := oldm[k]
 		if rt == nil {
-			delete(next, k)
+			delete(m, k)
 		} else {
-			next[k] = rt
+			m[k] = rt
 		}
 		if prev != nil && prev.ready != nil && (rt == nil || rt.ready != prev.ready) {
 			close(prev.ready) // held requests look again
 		}
 	}
-	t := &table{routes: next}
-	g.table.Store(t)
-	g.syncDeliveries(t)
+	canaries := map[key]bool{}
+	for k := range keys {
+		if _, ok := g.revisions[k]; ok {
+			canaries[k] = true // a canary's pods or endpoints: built below, with its function known
+			continue
+		}
+		prev := old.routes[k]
+		rt := g.build(k, prev)
+		set(next.routes, old.routes, k, rt)
+		// A function's canary route comes and goes with its rollout.
+		if prev != nil && prev.canary.name != "" && (rt == nil || rt.canary != prev.canary) {
+			delete(g.revisions, prev.canary)
+			set(next.revs, old.revs, prev.canary, nil)
+		}
+		if rt != nil && rt.canary.name != "" {
+			g.revisions[rt.canary] = k
+			canaries[rt.canary] = true
+		}
+	}
+	for ck := range canaries {
+		if _, ok := g.revisions[ck]; ok {
+			set(next.revs, old.revs, ck, g.buildCanary(ck, old.revs[ck]))
+		}
+	}
+	g.table.Store(next)
+	g.syncDeliveries(next)
+}
+
+// canaryOf is the key of Function f's canary route while its rollout runs one: the revision
+// under rollout of a canary (its batched rollout shares by replicas, in the function's route).
+func canaryOf(f *v1alpha1.Function) key {
+	ro := f.Status.Rollout
+	if ro == nil || ro.Phase.Done() || ro.Revision == "" || ro.Strategy == v1alpha1.RolloutBatched {
+		return key{}
+	}
+	return key{f.Namespace, ro.Revision}
 }
 
 // build makes the route of function k from the caches, reusing prev's endpoints and stats; nil
@@ -287,7 +356,34 @@ func (g *Gateway) build(k key, prev *route) *route {
 	if err != nil {
 		return nil // not found: the lister reads only from its cache
 	}
-	rt := &route{key: k, fnTimeout: g.opts.DefaultTimeout}
+	return g.buildFrom(k, f, "", prev)
+}
+
+// buildCanary makes the route of canary k (a revision's key) from the caches; nil once its
+// function's rollout no longer runs it.
+func (g *Gateway) buildCanary(k key, prev *route) *route {
+	fk, ok := g.revisions[k]
+	if !ok {
+		return nil
+	}
+	f, err := g.fnLister.Functions(fk.ns).Get(fk.name)
+	if err != nil || canaryOf(f) != k {
+		delete(g.revisions, k)
+		return nil
+	}
+	return g.buildFrom(k, f, fk.name, prev)
+}
+
+// buildFrom makes route k of Function f: the function's own, or (revisionOf set) its canary's.
+func (g *Gateway) buildFrom(k key, f *v1alpha1.Function, revisionOf string, prev *route) *route {
+	rt := &route{key: k, fnTimeout: g.opts.DefaultTimeout, revisionOf: revisionOf}
+	if revisionOf == "" {
+		rt.stable = f.Status.StableRevision
+		if ck := canaryOf(f); ck.name != "" {
+			rt.canary = ck
+			rt.percent = f.Status.Rollout.Percent
+		}
+	}
 	if f.Spec.Timeout != nil && f.Spec.Timeout.Duration > 0 {
 		rt.fnTimeout = f.Spec.Timeout.Duration
 	}
@@ -295,8 +391,10 @@ func (g *Gateway) build(k key, prev *route) *route {
 	rt.desired = f.Status.DesiredReplicas
 	rt.private = f.Spec.Access == v1alpha1.AccessPrivate
 	rt.limit = limitOf(f.Spec.RateLimit)
-	rt.delivery = delivery(f)
-	rt.schedules = schedules(f)
+	if revisionOf == "" { // a function's calls and schedules, not its canary's
+		rt.delivery = delivery(f)
+		rt.schedules = schedules(f)
+	}
 	if prev != nil {
 		rt.stats = prev.stats
 	} else {
@@ -311,6 +409,12 @@ func (g *Gateway) build(k key, prev *route) *route {
 		}
 	}
 	seen := make(map[string]bool)
+	if rt.canary.name != "" {
+		// The function's Service selects its canary's pods too: they serve the canary's route.
+		for addr := range g.readyAddrs(rt.canary.ns + "/" + rt.canary.name) {
+			seen[addr] = true
+		}
+	}
 	add := func(addr string) {
 		if seen[addr] {
 			return

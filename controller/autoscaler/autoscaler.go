@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,12 +185,8 @@ func (a *Autoscaler) overloaded(k types.NamespacedName, st Stat) bool {
 	if load == 0 {
 		return false
 	}
-	f, err := a.fns.Functions(k.Namespace).Get(k.Name)
-	if err != nil {
-		return false
-	}
-	d, err := a.deploys.Deployments(k.Namespace).Get(k.Name)
-	if err != nil {
+	f, d, ok := a.target(k)
+	if !ok {
 		return false
 	}
 	s := a.Config().SpecOf(f) // its own defaults: no copy of the Function
@@ -263,9 +261,10 @@ func (a *Autoscaler) tick(ctx context.Context) {
 	}
 	live := make(map[types.NamespacedName]bool, len(all))
 	for _, f := range all {
-		k := types.NamespacedName{Namespace: f.Namespace, Name: f.Name}
-		live[k] = true
-		a.decide(ctx, k)
+		for _, k := range scaled(f) {
+			live[k] = true
+			a.decide(ctx, k)
+		}
 	}
 	a.reasonMu.Lock()
 	for k := range a.reasons {
@@ -309,27 +308,66 @@ func (a *Autoscaler) observe(k types.NamespacedName, s Spec, f *v1alpha1.Functio
 	return o
 }
 
-// decide makes and applies the decision of function k.
-func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
-	f, err := a.fns.Functions(k.Namespace).Get(k.Name)
+// scaled are the Deployments of Function f that the autoscaler scales, each on its own
+// traffic: the function's own, and a canary's while it takes a share. A batched rollout's
+// replicas are the rollout's to set, not the autoscaler's, until it ends.
+func scaled(f *v1alpha1.Function) []types.NamespacedName {
+	own := types.NamespacedName{Namespace: f.Namespace, Name: f.Name}
+	ro := f.Status.Rollout
+	if ro == nil || ro.Phase.Done() {
+		return []types.NamespacedName{own}
+	}
+	if ro.Strategy == v1alpha1.RolloutBatched {
+		return nil
+	}
+	return []types.NamespacedName{own, {Namespace: f.Namespace, Name: ro.Revision}}
+}
+
+// target is the Function and the Deployment that key k scales: a Function's own Deployment
+// is named after it; a canary's is named after its revision and controlled by the Function.
+func (a *Autoscaler) target(k types.NamespacedName) (*v1alpha1.Function, *appsv1.Deployment, bool) {
+	d, err := a.deploys.Deployments(k.Namespace).Get(k.Name)
 	if err != nil {
-		return // gone
+		return nil, nil, false
+	}
+	owner := metav1.GetControllerOf(d)
+	if owner == nil || owner.Kind != "Function" {
+		return nil, nil, false
+	}
+	f, err := a.fns.Functions(k.Namespace).Get(owner.Name)
+	if err != nil || !metav1.IsControlledBy(d, f) {
+		return nil, nil, false // gone, or not the Function's: the reconciler reports that
+	}
+	if k.Name != f.Name && !slices.Contains(scaled(f), k) {
+		return nil, nil, false // a revision that no longer takes traffic: the reconciler removes it
+	}
+	return f, d, true
+}
+
+// decide makes and applies the decision of Deployment k: a Function's, or its canary's.
+func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
+	f, d, ok := a.target(k)
+	if !ok {
+		return
 	}
 	f = f.DeepCopy()
 	f.SetDefaults(ctx)
 	if f.Spec.Scale.Metric == v1alpha1.MetricCPU {
 		return // a HorizontalPodAutoscaler's
 	}
-	d, err := a.deploys.Deployments(k.Namespace).Get(k.Name)
-	if err != nil || !metav1.IsControlledBy(d, f) {
-		return // not made yet, or not the Function's: the reconciler reports that
+	if len(scaled(f)) == 0 {
+		return // a batched rollout's
 	}
+	canary := k.Name != f.Name
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
 		replicas = *d.Spec.Replicas
 	}
 	now := a.now()
 	spec := a.Config().SpecOf(f)
+	if canary {
+		spec.Min = max(spec.Min, 1) // a canary under analysis keeps a replica to judge
+	}
 	obs := a.observe(k, spec, f, replicas, d.Status.ReadyReplicas, now)
 	a.mu.Lock()
 	prev := a.states[k]
@@ -354,6 +392,9 @@ func (a *Autoscaler) decide(ctx context.Context, k types.NamespacedName) {
 		a.applied[k] = applied{replicas: dec.Replicas, at: now}
 		a.mu.Unlock()
 		a.log.Infow("scaled", "function", k.String(), "from", obs.Replicas, "to", dec.Replicas, "reason", dec.Reason, "message", dec.Message)
+	}
+	if canary {
+		return // the Function's reason is its own Deployment's
 	}
 	a.reasonMu.Lock()
 	a.reasons[k] = dec.Reason

@@ -27,4 +27,17 @@ type Stat struct {
 	// InFlight and Held are the requests forwarded and held at the end of the period.
 	InFlight int64 `json:"inFlight"`
 	Held     int64 `json:"held"`
+	// Errors is how many of the period's answers were 5xx or not given (the gateway's 502 and
+	// 504); Durations counts the period's answers by duration, per bucket of DurationBounds
+	// (the last: longer than all). A canary's analysis reads them.
+	Errors    uint64   `json:"errors,omitempty"`
+	Durations []uint64 `json:"durations,omitempty"`
+}
+
+// DurationBounds are the upper bounds of the buckets of Stat.Durations.
+var DurationBounds = []time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute, 5 * time.Minute,
 }

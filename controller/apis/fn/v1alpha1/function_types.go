@@ -114,6 +114,17 @@ type FunctionSpec struct {
 	// +listMapKey=name
 	// +kubebuilder:validation:MaxItems=32
 	Schedules []Schedule `json:"schedules,omitempty"`
+
+	// Rollout is how a new revision replaces the running one (default: a rolling update).
+	// +optional
+	Rollout *Rollout `json:"rollout,omitempty"`
+
+	// RevisionHistory is how many revisions are kept, the newest, for fn rollback (default 5,
+	// at most 50).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=50
+	RevisionHistory *int32 `json:"revisionHistory,omitempty"`
 }
 
 // Schedule is a CloudEvent delivered at each tick of a cron expression.
@@ -319,6 +330,21 @@ type FunctionStatus struct {
 	// ReadyReplicas is the number of those replicas that are ready.
 	// +optional
 	ReadyReplicas int32 `json:"readyReplicas"`
+
+	// LatestRevision is the revision of the spec as it is; StableRevision the one that has the
+	// traffic a rollout has not given to another.
+	// +optional
+	LatestRevision string `json:"latestRevision,omitempty"`
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+
+	// Revisions are the revisions kept, newest first, with their share of traffic.
+	// +optional
+	Revisions []RevisionStatus `json:"revisions,omitempty"`
+
+	// Rollout is the rollout under way, or the last one.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // FunctionList is a list of Functions.

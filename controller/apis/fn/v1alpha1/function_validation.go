@@ -78,6 +78,12 @@ func (s *FunctionSpec) Validate(context.Context) *apis.FieldError {
 		}
 		names[sc.Name] = true
 	}
+	if s.Rollout != nil {
+		errs = errs.Also(s.Rollout.Validate().ViaField("rollout"))
+	}
+	if h := s.RevisionHistory; h != nil && (*h < 1 || *h > MaxRevisionHistory) {
+		errs = errs.Also(apis.ErrOutOfBoundsValue(*h, 1, MaxRevisionHistory, "revisionHistory"))
+	}
 	if s.Source != nil && s.Source.Git != nil && s.Source.Git.URL == "" {
 		errs = errs.Also(apis.ErrMissingField("url").ViaField("source", "git"))
 	}
