@@ -74,6 +74,18 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) 
 	c.GatewayURL = o.Config.GatewayURL
 
 	ctx = logging.WithLogger(ctx, o.Logger)
+	ao := o.Autoscaler
+	if ao.Logger == nil {
+		ao.Logger = o.Logger.Named("autoscaler")
+	}
+	if ao.Election.Identity == "" {
+		ao.Election.Identity = "fn-controller-" + string(uuid.NewUUID())
+	}
+	as, err := autoscaler.Start(ctx, cfg, ao)
+	if err != nil {
+		return nil, err
+	}
+	ctx = function.WithFigures(ctx, as) // canaries are judged on the gateways' reports
 	ctx, informers := injection.Default.SetupInformers(ctx, cfg)
 	impl := function.NewControllerWithConfig(ctx, configmap.NewStaticWatcher(), c)
 	triggers := trigger.NewController(ctx, configmap.NewStaticWatcher())
@@ -90,17 +102,6 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) (*Controller, error) 
 			o.Logger.Errorw("trigger controller stopped", zap.Error(err))
 		}
 	}()
-	ao := o.Autoscaler
-	if ao.Logger == nil {
-		ao.Logger = o.Logger.Named("autoscaler")
-	}
-	if ao.Election.Identity == "" {
-		ao.Election.Identity = "fn-controller-" + string(uuid.NewUUID())
-	}
-	as, err := autoscaler.Start(ctx, cfg, ao)
-	if err != nil {
-		return nil, err
-	}
 	return &Controller{Autoscaler: as}, nil
 }
 

@@ -40,18 +40,20 @@ func main() {
 		cfg.QPS, cfg.Burst = fncontroller.DefaultQPS, fncontroller.DefaultBurst
 	}
 	ctx := signals.NewContext()
-	if err := startAutoscaler(ctx, cfg, *addr); err != nil {
+	as, err := startAutoscaler(ctx, cfg, *addr)
+	if err != nil {
 		log.Fatalf("fn-controller: %v", err)
 	}
+	ctx = function.WithFigures(ctx, as) // canaries are judged on the gateways' reports
 	controller.DefaultThreadsPerController = fncontroller.DefaultWorkers
 	sharedmain.MainWithConfig(ctx, "fn-controller", cfg, function.NewController, trigger.NewController)
 }
 
 // startAutoscaler starts the autoscaler and its report endpoint on addr.
-func startAutoscaler(ctx context.Context, cfg *rest.Config, addr string) error {
+func startAutoscaler(ctx context.Context, cfg *rest.Config, addr string) (*autoscaler.Autoscaler, error) {
 	zl, err := zap.NewProduction()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ns := os.Getenv("SYSTEM_NAMESPACE")
 	if ns == "" {
@@ -66,11 +68,11 @@ func startAutoscaler(ctx context.Context, cfg *rest.Config, addr string) error {
 		Election: autoscaler.Election{Namespace: ns, Identity: id},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("autoscaler: listening on %s: %w", addr, err)
+		return nil, fmt.Errorf("autoscaler: listening on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: as, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -84,5 +86,5 @@ func startAutoscaler(ctx context.Context, cfg *rest.Config, addr string) error {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
-	return nil
+	return as, nil
 }

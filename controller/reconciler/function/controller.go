@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
+	revisioninformer "knative.dev/pkg/client/injection/kube/informers/apps/v1/controllerrevision"
 	deploymentinformer "knative.dev/pkg/client/injection/kube/informers/apps/v1/deployment"
 	hpainformer "knative.dev/pkg/client/injection/kube/informers/autoscaling/v2/horizontalpodautoscaler"
 	serviceinformer "knative.dev/pkg/client/injection/kube/informers/core/v1/service"
@@ -43,7 +44,11 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 	services := serviceinformer.Get(ctx)
 	hpas := hpainformer.Get(ctx)
 	builds := functionbuildinformer.Get(ctx)
+	revisions := revisioninformer.Get(ctx)
 	r := &Reconciler{
+		revisionLister:   revisions.Lister(),
+		figures:          FiguresFrom(ctx),
+		now:              time.Now,
 		fn:               fnclient.Get(ctx),
 		buildLister:      builds.Lister(),
 		kube:             kubeclient.Get(ctx),
@@ -62,7 +67,7 @@ func NewControllerWithConfig(ctx context.Context, _ configmap.Watcher, cfg resou
 		FilterFunc: controller.FilterController(&v1alpha1.Function{}),
 		Handler:    controller.HandleAll(enqueueControllerOfAfter(impl, childDelay)),
 	}
-	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer(), builds.Informer()} {
+	for _, inf := range []cache.SharedIndexInformer{deployments.Informer(), services.Informer(), hpas.Informer(), builds.Informer(), revisions.Informer()} {
 		if _, err := inf.AddEventHandler(owned); err != nil {
 			logger.Fatalw("watching the children of Functions", "error", err)
 		}
@@ -90,4 +95,18 @@ func enqueueControllerOfAfter(impl *controller.Impl, d time.Duration) func(any) 
 			impl.EnqueueKeyAfter(types.NamespacedName{Namespace: object.GetNamespace(), Name: owner.Name}, d)
 		}
 	}
+}
+
+type figuresKey struct{}
+
+// WithFigures gives the controllers made with ctx the source of revisions' figures for canaries'
+// analysis: the autoscaler, which takes the gateways' reports.
+func WithFigures(ctx context.Context, f Figures) context.Context {
+	return context.WithValue(ctx, figuresKey{}, f)
+}
+
+// FiguresFrom is ctx's source of figures, or nil.
+func FiguresFrom(ctx context.Context) Figures {
+	f, _ := ctx.Value(figuresKey{}).(Figures)
+	return f
 }

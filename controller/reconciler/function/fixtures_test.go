@@ -2,6 +2,7 @@ package function
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -43,6 +44,9 @@ const (
 )
 
 var testConfig = resources.Config{Port: 8080, Domain: "fn.test"}
+
+// testNow is the reconciler's clock in the table tests.
+var testNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
 // FunctionOption changes a test Function.
 type FunctionOption func(*v1alpha1.Function)
@@ -90,6 +94,73 @@ func WithStatus(f *v1alpha1.Function) {
 	f.Status.MarkServiceReady()
 	f.Status.PropagateScaleReason("Stable")
 	f.Status.DesiredReplicas = 1
+	WithRevisions(revisionStatus1(f))(f)
+}
+
+// revisionStatus1 is f's first revision, with all traffic.
+func revisionStatus1(f *v1alpha1.Function) v1alpha1.RevisionStatus {
+	return v1alpha1.RevisionStatus{Name: v1alpha1.RevisionName(f.Name, 1), Number: 1, Image: f.Spec.Image, Percent: 100}
+}
+
+// WithRevisions sets the status's revisions, newest first: the first is the latest, the one
+// with traffic the stable one.
+func WithRevisions(revs ...v1alpha1.RevisionStatus) FunctionOption {
+	return func(f *v1alpha1.Function) {
+		f.Status.Revisions = revs
+		f.Status.LatestRevision = revs[0].Name
+		for _, r := range revs {
+			if r.Percent == 100 {
+				f.Status.StableRevision = r.Name
+			}
+		}
+		f.Status.PropagateRollout()
+	}
+}
+
+// revisionOf is the revision n of what f's spec runs, as the reconciler records it.
+func revisionOf(f *v1alpha1.Function, n int64, released bool) *appsv1.ControllerRevision {
+	f = f.DeepCopy()
+	f.SetDefaults(context.Background())
+	t := f.Spec.TemplateOf()
+	data, _ := json.Marshal(t)
+	name := v1alpha1.RevisionName(f.Name, n)
+	cr := &appsv1.ControllerRevision{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: f.Namespace,
+			Labels:          map[string]string{fn.FunctionLabelKey: f.Name, fn.RevisionLabelKey: name},
+			Annotations:     map[string]string{fn.RevisionHashAnnotation: t.Hash()},
+			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(f)},
+		},
+		Data:     runtime.RawExtension{Raw: data},
+		Revision: n,
+	}
+	if released {
+		cr.Annotations[fn.ReleasedAnnotation] = "true"
+	}
+	return cr
+}
+
+// withRevision1 adds to objs, for each Function among them without a revision, its released
+// revision 1: what a Function reconciled before has.
+func withRevision1(objs []runtime.Object) []runtime.Object {
+	has := map[string]bool{}
+	for _, o := range objs {
+		if cr, ok := o.(*appsv1.ControllerRevision); ok {
+			has[cr.Namespace+"/"+cr.Labels[fn.FunctionLabelKey]] = true
+		}
+	}
+	out := append([]runtime.Object(nil), objs...)
+	for _, o := range objs {
+		if f, ok := o.(*v1alpha1.Function); ok && !has[f.Namespace+"/"+f.Name] {
+			// Revision 1 runs what the status says runs.
+			g := f.DeepCopy()
+			if f.Status.Image != "" {
+				g.Spec.Image = f.Status.Image
+			}
+			out = append(out, revisionOf(g, 1, true))
+		}
+	}
+	return out
 }
 
 // WithScaleReason reports the autoscaler's reason, as the Deployment's annotation carries it.
@@ -246,7 +317,11 @@ func (l listers) fnObjects() []runtime.Object {
 // makeFactory builds the generated reconciler around ours with fake clients holding the row's objects.
 func makeFactory() rtesting.Factory {
 	return func(t *testing.T, row *rtesting.TableRow) (controller.Reconciler, rtesting.ActionRecorderList, rtesting.EventList) {
-		ls := newListers(row.Objects)
+		objs := row.Objects
+		if row.OtherTestData["new"] == nil {
+			objs = withRevision1(objs)
+		}
+		ls := newListers(objs)
 		ctx := row.Ctx
 		if ctx == nil {
 			ctx = context.Background()
@@ -268,6 +343,8 @@ func makeFactory() rtesting.Factory {
 			fn:               fns,
 			buildLister:      fnlisters.NewFunctionBuildLister(ls.sorter.IndexerForObjectType(&v1alpha1.FunctionBuild{})),
 			cfg:              testConfig,
+			revisionLister:   appsv1listers.NewControllerRevisionLister(ls.sorter.IndexerForObjectType(&appsv1.ControllerRevision{})),
+			now:              func() time.Time { return testNow },
 		}
 		functions := fnlisters.NewFunctionLister(ls.sorter.IndexerForObjectType(&v1alpha1.Function{}))
 		c := functionreconciler.NewReconciler(ctx, logging.FromContext(ctx), fns, functions, recorder, r)

@@ -3,6 +3,7 @@ package function
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -36,6 +37,12 @@ type Reconciler struct {
 	fn          versioned.Interface
 	buildLister fnlisters.FunctionBuildLister
 	cfg         resources.Config
+	// revisionLister lists the Functions' revisions (ControllerRevisions).
+	revisionLister appsv1listers.ControllerRevisionLister
+	// figures are the gateways' figures of revisions, for canaries' analysis (nil: none, and
+	// a canary waits for traffic).
+	figures Figures
+	now     func() time.Time
 }
 
 var _ functionreconciler.Interface = (*Reconciler)(nil)
@@ -45,8 +52,22 @@ var _ functionreconciler.Interface = (*Reconciler)(nil)
 func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pkgreconciler.Event {
 	f.SetDefaults(ctx)
 	f.Status.InitializeConditions()
-	f.Status.Image = f.Spec.Image
-	if err := r.reconcileDeployment(ctx, f); err != nil {
+	latest, revs, err := r.reconcileRevisions(ctx, f)
+	if err != nil {
+		return err
+	}
+	f.Status.LatestRevision = latest.name()
+	p, err := r.reconcileRollout(ctx, f, latest, revs)
+	if err != nil {
+		return err
+	}
+	f.Status.Image = p.stable.Image
+	revisionStatus(f, revs)
+	f.Status.PropagateRollout()
+	if err := r.reconcileDeployment(ctx, f, p); err != nil {
+		return err
+	}
+	if err := r.reconcileCanary(ctx, f, p); err != nil {
 		return err
 	}
 	if err := r.reconcileService(ctx, f); err != nil {
@@ -59,6 +80,9 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pk
 		return err
 	}
 	f.Status.MarkReadyScaledToZero()
+	if p.requeue > 0 {
+		return controller.NewRequeueAfter(p.requeue)
+	}
 	return nil
 }
 
@@ -124,8 +148,23 @@ func (r *Reconciler) hpas(f *v1alpha1.Function) child[*autoscalingv2.HorizontalP
 	}
 }
 
-func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function) error {
-	have, err := r.deployments(f).reconcile(ctx, f, resources.MakeDeployment(f, r.cfg))
+// reconcileDeployment makes the function's own Deployment run the template p gives it: the
+// stable revision's, or the new one's as it is promoted.
+func (r *Reconciler) reconcileDeployment(ctx context.Context, f *v1alpha1.Function, p plan) error {
+	rf := f.DeepCopy()
+	p.stable.Apply(&rf.Spec)
+	dc := r.deployments(f)
+	if p.stableReplicas != nil {
+		sync, fixed := dc.sync, *p.stableReplicas
+		dc.sync = func(have, want *appsv1.Deployment) (*appsv1.Deployment, bool, error) {
+			updated, changed, err := sync(have, want)
+			if err == nil && (updated.Spec.Replicas == nil || *updated.Spec.Replicas != fixed) {
+				updated.Spec.Replicas, changed = &fixed, true
+			}
+			return updated, changed, err
+		}
+	}
+	have, err := dc.reconcile(ctx, f, resources.MakeDeployment(rf, r.cfg))
 	if err != nil {
 		return err
 	}

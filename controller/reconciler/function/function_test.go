@@ -8,6 +8,8 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
 	rtesting "knative.dev/pkg/reconciler/testing"
@@ -31,18 +33,22 @@ func TestReconcile(t *testing.T) {
 		Name: "gone",
 		Key:  "default/hello",
 	}, {
-		Name:    "create children",
-		Objects: []runtime.Object{hello(Scaled(""))},
-		Key:     "default/hello",
+		Name:          "create children",
+		Objects:       []runtime.Object{hello(Scaled(""))},
+		OtherTestData: map[string]any{"new": true},
+		Key:           "default/hello",
 		WantCreates: []runtime.Object{
+			revisionOf(hello(), 1, false),
 			created(hello()),
 			resources.MakeService(hello()),
 		},
+		WantPatches: []clientgotesting.PatchActionImpl{released("hello-00001")},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
 			// Not ready until the autoscaler has taken the function.
 			Object: hello(Scaled(""), WithStatus, WithDeploying, WithScaleReason("")),
 		}},
 		WantEvents: []string{
+			rtesting.Eventf(corev1.EventTypeNormal, "Revision", "Created revision hello-00001 (image %s)", image),
 			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Deployment "hello"`),
 			rtesting.Eventf(corev1.EventTypeNormal, "Created", `Created Service "hello"`),
 		},
@@ -72,14 +78,16 @@ func TestReconcile(t *testing.T) {
 			deployment(hello(), withDeploymentStatus(available()), withServerDefaults),
 			service(hello()),
 		},
-		Key: "default/hello",
+		Key:         "default/hello",
+		WantCreates: []runtime.Object{revisionOf(hello(WithImage(image2)), 2, false)},
+		WantPatches: []clientgotesting.PatchActionImpl{released("hello-00002")},
 		WantUpdates: []clientgotesting.UpdateActionImpl{{
 			Object: deployment(hello(), withDeploymentStatus(available()), withOutsideDefaults, withContainerImage(image2)),
 		}},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) { f.Status.Image = image2 })...),
+			Object: hello(with(ready, WithImage(image2), rolledOut2)...),
 		}},
-		WantEvents: []string{rtesting.Eventf(corev1.EventTypeNormal, "Updated", `Updated Deployment "hello"`)},
+		WantEvents: append(rolledOut2Events(), rtesting.Eventf(corev1.EventTypeNormal, "Updated", `Updated Deployment "hello"`)),
 	}, {
 		Name: "drift: someone changed the deployment's image, it is put back",
 		Objects: []runtime.Object{
@@ -156,6 +164,7 @@ func TestReconcile(t *testing.T) {
 				f.Status.Image = f.Spec.Image
 				f.Status.ObservedGeneration = f.Generation
 				f.Status.MarkDeploymentNotOwned("hello")
+				WithRevisions(revisionStatus1(f))(f)
 			}),
 		}},
 		WantEvents: []string{
@@ -174,6 +183,7 @@ func TestReconcile(t *testing.T) {
 				f.Status.Image = f.Spec.Image
 				f.Status.ObservedGeneration = f.Generation
 				f.Status.MarkDeploymentFailed("CreateFailed", errInduced("create", "deployments"))
+				WithRevisions(revisionStatus1(f))(f)
 			}),
 		}},
 		WantEvents: []string{
@@ -189,18 +199,19 @@ func TestReconcile(t *testing.T) {
 		Key:          "default/hello",
 		WithReactors: []clientgotesting.ReactionFunc{rtesting.InduceFailure("update", "deployments")},
 		WantErr:      true,
+		WantCreates:  []runtime.Object{revisionOf(hello(WithImage(image2)), 2, false)},
+		WantPatches:  []clientgotesting.PatchActionImpl{released("hello-00002")},
 		WantUpdates: []clientgotesting.UpdateActionImpl{{
 			Object: deployment(hello(), withDeploymentStatus(available()), withContainerImage(image2)),
 		}},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) {
-				f.Status.Image = image2
+			Object: hello(with(ready, WithImage(image2), rolledOut2, func(f *v1alpha1.Function) {
 				f.Status.MarkDeploymentFailed("UpdateFailed", errInduced("update", "deployments"))
 			})...),
 		}},
-		WantEvents: []string{
+		WantEvents: append(rolledOut2Events(),
 			rtesting.Eventf(corev1.EventTypeWarning, "InternalError", "updating Deployment hello: inducing failure for update deployments"),
-		},
+		),
 	}, {
 		// Another writer (the autoscaler) updated the Deployment after the lister's copy: tried
 		// again, and neither reported as a failure (fn deploy would stop on it) nor an event.
@@ -217,13 +228,16 @@ func TestReconcile(t *testing.T) {
 			}
 			return true, nil, apierrs.NewConflict(appsv1.Resource("deployments"), "hello", errors.New("the object has been modified"))
 		}},
-		WantErr: true,
+		WantErr:     true,
+		WantCreates: []runtime.Object{revisionOf(hello(WithImage(image2)), 2, false)},
+		WantPatches: []clientgotesting.PatchActionImpl{released("hello-00002")},
 		WantUpdates: []clientgotesting.UpdateActionImpl{{
 			Object: deployment(hello(), withDeploymentStatus(available()), withContainerImage(image2)),
 		}},
 		WantStatusUpdates: []clientgotesting.UpdateActionImpl{{
-			Object: hello(with(ready, WithImage(image2), func(f *v1alpha1.Function) { f.Status.Image = image2 })...),
+			Object: hello(with(ready, WithImage(image2), rolledOut2)...),
 		}},
+		WantEvents: rolledOut2Events(),
 	}, {
 		Name: "service create fails",
 		Objects: []runtime.Object{
@@ -359,4 +373,33 @@ func TestReconcile(t *testing.T) {
 		}},
 	}}
 	table.Test(t, makeFactory())
+}
+
+// rolledOut2 is the status of a Function whose image changed to image2 and rolled out at once.
+func rolledOut2(f *v1alpha1.Function) {
+	f.Status.Image = image2
+	f.Status.Rollout = &v1alpha1.RolloutStatus{Revision: "hello-00002", From: "hello-00001", Strategy: v1alpha1.RolloutRolling,
+		Phase: v1alpha1.RolloutSucceeded, Percent: 100, StepStarted: metav1.NewTime(testNow), Reason: "RolledOut",
+		Message: "Rolled out at once: the strategy is rolling"}
+	WithRevisions(
+		v1alpha1.RevisionStatus{Name: "hello-00002", Number: 2, Image: image2, Percent: 100},
+		v1alpha1.RevisionStatus{Name: "hello-00001", Number: 1, Image: image},
+	)(f)
+}
+
+func rolledOut2Events() []string {
+	return []string{
+		rtesting.Eventf(corev1.EventTypeNormal, "Revision", "Created revision hello-00002 (image %s)", image2),
+		rtesting.Eventf(corev1.EventTypeNormal, "RolledOut", "hello-00002 replaces hello-00001. Rolled out at once: the strategy is rolling"),
+	}
+}
+
+// released is the patch that marks revision name released.
+func released(name string) clientgotesting.PatchActionImpl {
+	return clientgotesting.PatchActionImpl{
+		ActionImpl: clientgotesting.ActionImpl{Namespace: "default", Verb: "patch", Resource: appsv1.SchemeGroupVersion.WithResource("controllerrevisions")},
+		Name:       name,
+		PatchType:  types.MergePatchType,
+		Patch:      []byte(`{"metadata":{"annotations":{"fnkit.dev/released":"true"}}}`),
+	}
 }

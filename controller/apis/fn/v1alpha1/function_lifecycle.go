@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -219,4 +221,25 @@ func (s *FunctionStatus) PropagateLatestBuild(b *FunctionBuild) {
 	default:
 		m.MarkFalse(FunctionConditionBuildSucceeded, c.Reason, "build %s of commit %s: %s", b.Name, commit, c.Message)
 	}
+}
+
+// FunctionConditionRolledOut is true when the latest revision has all traffic, unknown while a
+// rollout runs, false when a rollout went back (its reason and message say why). It does not
+// make the Function unready: the stable revision serves.
+const FunctionConditionRolledOut apis.ConditionType = "RolledOut"
+
+// PropagateRollout reports the rollout in the RolledOut condition.
+func (s *FunctionStatus) PropagateRollout() {
+	c := apis.Condition{Type: FunctionConditionRolledOut, Status: corev1.ConditionTrue, Severity: apis.ConditionSeverityInfo}
+	if ro := s.Rollout; ro != nil {
+		switch {
+		case ro.Phase == RolloutRolledBack || ro.Phase == RolloutAborted:
+			c.Status, c.Severity, c.Reason = corev1.ConditionFalse, apis.ConditionSeverityWarning, ro.Reason
+			c.Message = ro.Revision + " did not roll out: " + ro.Message
+		case !ro.Phase.Done():
+			c.Status, c.Reason = corev1.ConditionUnknown, string(ro.Phase)
+			c.Message = fmt.Sprintf("%s at %d%%: %s", ro.Revision, ro.Percent, ro.Message)
+		}
+	}
+	functionCondSet.Manage(s).SetCondition(c)
 }
