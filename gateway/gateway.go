@@ -109,7 +109,7 @@ type Gateway struct {
 	// revisions maps the key of a canary's route to its function's; only update's goroutine
 	// uses it.
 	revisions map[key]key
-	kick  chan struct{}
+	kick      chan struct{}
 
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport

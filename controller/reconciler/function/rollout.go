@@ -261,4 +261,3 @@ func (r *Reconciler) removeRevisionChildren(ctx context.Context, f *v1alpha1.Fun
 		}
 	}
 }
-
