@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"iter"
 	"net"
 	"net/http"
 	"strconv"
@@ -295,4 +296,20 @@ func podFailure(p *corev1.Pod) string {
 		}
 	}
 	return ""
+}
+
+// revisionIPs are the IPs of the pods of revision k that the gateway knows (none unless it
+// watches pods).
+func (g *Gateway) revisionIPs(k key) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if g.pods == nil {
+			return
+		}
+		objs, _ := g.pods.ByIndex(functionIndex, k.ns+"/"+k.name)
+		for _, obj := range objs {
+			if p := obj.(*corev1.Pod); p.Status.PodIP != "" && !yield(p.Status.PodIP) {
+				return
+			}
+		}
+	}
 }

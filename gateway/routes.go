@@ -409,10 +409,25 @@ func (g *Gateway) buildFrom(k key, f *v1alpha1.Function, revisionOf string, prev
 		}
 	}
 	seen := make(map[string]bool)
-	if rt.canary.name != "" {
-		// The function's Service selects its canary's pods too: they serve the canary's route.
-		for addr := range g.readyAddrs(rt.canary.ns + "/" + rt.canary.name) {
+	if ro := f.Status.Rollout; revisionOf == "" && ro != nil && ro.Revision != "" && (ro.Phase.Done() || ro.Strategy != v1alpha1.RolloutBatched) {
+		// The function's Service selects the pods of the revision under rollout too: they
+		// serve the canary's route, and none once it is over (they go away), except in a
+		// batched rollout, where they share the function's route by replicas.
+		for addr := range g.readyAddrs(k.ns + "/" + ro.Revision) {
 			seen[addr] = true
+		}
+		// Its pods, as the gateway watches them: the function's slices may list one before
+		// the revision's do, or after the revision is gone.
+		ips := map[string]bool{}
+		for ip := range g.revisionIPs(key{k.ns, ro.Revision}) {
+			ips[ip] = true
+		}
+		if len(ips) > 0 {
+			for addr := range g.readyAddrs(k.ns + "/" + k.name) {
+				if h, _, err := net.SplitHostPort(addr); err == nil && ips[h] {
+					seen[addr] = true
+				}
+			}
 		}
 	}
 	add := func(addr string) {

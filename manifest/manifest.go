@@ -60,6 +60,11 @@ type Manifest struct {
 	Delivery *v1alpha1.Delivery `json:"delivery,omitempty"`
 	// Schedules deliver a CloudEvent at each tick of a cron expression.
 	Schedules []v1alpha1.Schedule `json:"schedules,omitempty"`
+	// Rollout is how a new revision replaces the running one: rolling (default), canary or
+	// batched.
+	Rollout *v1alpha1.Rollout `json:"rollout,omitempty"`
+	// RevisionHistory is how many revisions are kept for fn rollback (default 5).
+	RevisionHistory *int32 `json:"revisionHistory,omitempty"`
 }
 
 // Error is what is wrong with a manifest: the file, the key path and what is accepted.
@@ -191,6 +196,9 @@ func (m *Manifest) Spec(image string) v1alpha1.FunctionSpec {
 		RateLimit:   m.RateLimit,
 		Delivery:    m.Delivery,
 		Schedules:   m.Schedules,
+		Rollout:     m.Rollout,
+
+		RevisionHistory: m.RevisionHistory,
 	}
 	if m.Resources != nil {
 		s.Resources = *m.Resources
@@ -229,6 +237,11 @@ func (m *Manifest) DeepCopy() *Manifest {
 	out.Source = m.Source.DeepCopy()
 	out.RateLimit = m.RateLimit.DeepCopy()
 	out.Delivery = m.Delivery.DeepCopy()
+	out.Rollout = m.Rollout.DeepCopy()
+	if m.RevisionHistory != nil {
+		h := *m.RevisionHistory
+		out.RevisionHistory = &h
+	}
 	if m.Schedules != nil {
 		out.Schedules = make([]v1alpha1.Schedule, len(m.Schedules))
 		for i := range m.Schedules {
@@ -465,5 +478,13 @@ name: ` + name + `
 #     cron: "0 3 * * *" # or six fields with seconds first, or "@every 30s"
 #     timeZone: Europe/Paris
 #     data: {report: daily}
+# rollout:            # how a new revision replaces the running one (default: rolling, at once)
+#   strategy: canary  # canary: a share of traffic per step, judged against the running one
+#   steps: [5, 25, 50] # percent; after the last, 100
+#   pause: 1m         # each step at least this long
+#   analysis: {maxErrorIncrease: 1, maxLatencyPercent: 150, minRequests: 20}
+#   # strategy: batched, batchSize: 1 (or 25%): replicas replaced a batch at a time,
+#   # each batch waiting for fn rollout resume (or pause, when given)
+# revisionHistory: 5  # revisions kept for fn rollback
 `)
 }

@@ -87,7 +87,7 @@ func TestParseFull(t *testing.T) {
 
 func TestParseErrors(t *testing.T) {
 	for _, c := range []struct{ name, in, want string }{
-		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: access, concurrency, delivery, env, envFrom, name, namespace, rateLimit, resources, scale, schedules, source, timeout`},
+		{"unknown top", "nmae: x\n", `fn.yaml: nmae: unknown key; accepted here: access, concurrency, delivery, env, envFrom, name, namespace, rateLimit, resources, revisionHistory, rollout, scale, schedules, source, timeout`},
 		{"unknown nested", "scale:\n  mni: 1\n", `fn.yaml: scale.mni: unknown key; accepted here: initial, max, metric, min, scaleDownDelay, target, window`},
 		{"unknown in list", "env:\n  - name: A\n    vaule: x\n", `fn.yaml: env[0].vaule: unknown key; accepted here:`},
 		{"image is built", "image: r.test/x:1\n", `fn.yaml: image: unknown key`},

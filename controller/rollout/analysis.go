@@ -30,8 +30,11 @@ type Thresholds struct {
 	// MaxErrorRateIncrease is how many points of error rate the new revision may add to the
 	// old one's (0.01: one point).
 	MaxErrorRateIncrease float64
-	// MaxP99Ratio is how many times the old revision's p99 the new one's may be.
-	MaxP99Ratio float64
+	// MaxP99Ratio is how many times the old revision's p99 the new one's may be, once it is
+	// also MinP99Increase slower: a fast function's p99 moves by a bucket of the gateway's
+	// histogram (1 to 2.5 ms) with no change of its own.
+	MaxP99Ratio    float64
+	MinP99Increase time.Duration
 	// MinRequests is how many requests the new revision must have answered in the window
 	// before its figures are judged at all.
 	MinRequests uint64
@@ -39,8 +42,9 @@ type Thresholds struct {
 	Pause time.Duration
 }
 
-// DefaultThresholds: one point of errors more, p99 half again, 20 requests, a minute a step.
-var DefaultThresholds = Thresholds{MaxErrorRateIncrease: 0.01, MaxP99Ratio: 1.5, MinRequests: 20, Pause: time.Minute}
+// DefaultThresholds: one point of errors more, p99 half again (and 5 ms), 20 requests, a
+// minute a step.
+var DefaultThresholds = Thresholds{MaxErrorRateIncrease: 0.01, MaxP99Ratio: 1.5, MinP99Increase: 5 * time.Millisecond, MinRequests: 20, Pause: time.Minute}
 
 // Verdict is what becomes of a step.
 type Verdict int
@@ -72,7 +76,7 @@ func Analyze(t Thresholds, old, new Figures, since, now time.Time) Decision {
 			return Decision{RollBack, fmt.Sprintf("the new revision's error rate is %.1f%% (%d of %d), the old one's %.1f%%: over the %.1f points allowed",
 				100*new.ErrorRate(), new.Errors, new.Requests, 100*old.ErrorRate(), 100*t.MaxErrorRateIncrease)}
 		}
-		if old.Requests > 0 && old.P99 > 0 && float64(new.P99) > t.MaxP99Ratio*float64(old.P99) {
+		if old.Requests > 0 && old.P99 > 0 && float64(new.P99) > t.MaxP99Ratio*float64(old.P99) && new.P99-old.P99 > t.MinP99Increase {
 			return Decision{RollBack, fmt.Sprintf("the new revision's p99 is %s, the old one's %s: over the %.2gx allowed",
 				new.P99.Round(time.Microsecond), old.P99.Round(time.Microsecond), t.MaxP99Ratio)}
 		}

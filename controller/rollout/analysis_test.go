@@ -8,7 +8,7 @@ import (
 
 func TestAnalyze(t *testing.T) {
 	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	th := Thresholds{MaxErrorRateIncrease: 0.01, MaxP99Ratio: 1.5, MinRequests: 20, Pause: time.Minute}
+	th := Thresholds{MaxErrorRateIncrease: 0.01, MaxP99Ratio: 1.5, MinP99Increase: 5 * time.Millisecond, MinRequests: 20, Pause: time.Minute}
 	good := Figures{Requests: 1000, Errors: 2, P99: 10 * time.Millisecond}
 	for _, c := range []struct {
 		name     string
@@ -23,6 +23,7 @@ func TestAnalyze(t *testing.T) {
 		{"errors just over it", good, Figures{Requests: 1000, Errors: 13, P99: 10 * time.Millisecond}, 2 * time.Minute, RollBack, "over the 1.0 points"},
 		{"an old revision failing as much", Figures{Requests: 100, Errors: 50, P99: time.Millisecond}, Figures{Requests: 100, Errors: 50, P99: time.Millisecond}, 2 * time.Minute, Promote, ""},
 		{"slower past the ratio", good, Figures{Requests: 100, P99: 16 * time.Millisecond}, 10 * time.Second, RollBack, "p99 is 16ms, the old one's 10ms"},
+		{"a fast function a bucket slower: not judged", Figures{Requests: 1000, P99: time.Millisecond}, Figures{Requests: 100, P99: 2500 * time.Microsecond}, 2 * time.Minute, Promote, ""},
 		{"slower within the ratio", good, Figures{Requests: 100, P99: 15 * time.Millisecond}, 2 * time.Minute, Promote, ""},
 		{"no old traffic: latency not judged", Figures{}, Figures{Requests: 100, P99: time.Second}, 2 * time.Minute, Promote, ""},
 		{"no old traffic, errors judged absolutely", Figures{}, Figures{Requests: 100, Errors: 5}, 2 * time.Minute, RollBack, "error rate is 5.0%"},

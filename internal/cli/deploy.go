@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrs "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/apis"
@@ -49,6 +50,10 @@ type deployOptions struct {
 	gitPath     string
 	gitSecret   string
 	detach      bool
+	canary      bool
+	steps       []int32
+	pause       time.Duration
+	batchSize   string
 	cluster     clusterFlags
 	connect     func(*clusterFlags) (*cluster, error)
 	out         outputFlag
@@ -127,6 +132,10 @@ refuses to replace it, unless --detach says to stop building it from git.`,
 	f.StringVar(&o.gitPath, "path", "", "with --git: the function's directory in the repository (default its root)")
 	f.StringVar(&o.gitSecret, "git-secret", "", "with --git: the Secret whose username and password clone the repository (and whose webhook-secret, if any, signs its webhooks)")
 	f.BoolVar(&o.detach, "detach", false, "deploy DIR over a function built from git, which stops building it from git")
+	f.BoolVar(&o.canary, "canary", false, "roll the new revision out as a canary: a share of traffic per step (--steps), judged against the running one, promoted or rolled back by itself")
+	f.Int32SliceVar(&o.steps, "steps", nil, "with --canary: the canary's shares of traffic in percent, increasing (default 5,25,50)")
+	f.DurationVar(&o.pause, "pause", 0, "with --canary: how long each step lasts at least (default 1m); with --batch-size: the wait after each batch (default: until fn rollout resume)")
+	f.StringVar(&o.batchSize, "batch-size", "", "roll the new revision out in batches of this many replicas (or a share, 25%), each waiting for fn rollout resume or --pause")
 	o.cluster.add(c)
 	o.cluster.complete(c, fa, false)
 	o.out.yaml = true
@@ -243,6 +252,9 @@ func (o *deployOptions) finish(ctx context.Context, s IOStreams, cl *cluster, f 
 			return err
 		}
 		fmt.Fprintf(s.ErrOut, "Function %s is ready (%s).\n", f.Name, time.Since(start).Round(time.Millisecond))
+		if ro := f.Status.Rollout; ro != nil && !ro.Phase.Done() {
+			fmt.Fprintf(s.ErrOut, "%s rollout of %s under way: %s runs, fn rollout status %s -w follows it.\n", ro.Strategy, ro.Revision, ro.From, f.Name)
+		}
 	}
 	if o.out.structured() {
 		return o.out.print(s.Out, forOutput(f))
@@ -348,7 +360,39 @@ func (o *deployOptions) validateFlags(c *cobra.Command) error {
 	if err := o.scale().Validate(); err != nil {
 		return &UsageError{fmt.Errorf("scale flags: %s", strings.ReplaceAll(err.Error(), "\n", "; "))}
 	}
+	if o.canary && o.batchSize != "" {
+		return &UsageError{errors.New("--canary and --batch-size are two strategies: give one")}
+	}
+	if set("steps") && !o.canary {
+		return &UsageError{errors.New("--steps: give it with --canary")}
+	}
+	if set("pause") && !o.canary && o.batchSize == "" {
+		return &UsageError{errors.New("--pause: give it with --canary or --batch-size")}
+	}
+	if r := o.rollout(); r != nil {
+		if err := r.Validate(); err != nil {
+			return &UsageError{fmt.Errorf("rollout flags: %s", strings.ReplaceAll(err.Error(), "\n", "; "))}
+		}
+	}
 	return nil
+}
+
+// rollout is what the rollout flags set, or nil.
+func (o *deployOptions) rollout() *v1alpha1.Rollout {
+	var r *v1alpha1.Rollout
+	switch {
+	case o.canary:
+		r = &v1alpha1.Rollout{Strategy: v1alpha1.RolloutCanary, Steps: o.steps}
+	case o.batchSize != "":
+		b := intstr.Parse(o.batchSize)
+		r = &v1alpha1.Rollout{Strategy: v1alpha1.RolloutBatched, BatchSize: &b}
+	default:
+		return nil
+	}
+	if o.pause > 0 {
+		r.Pause = &metav1.Duration{Duration: o.pause}
+	}
+	return r
 }
 
 // spec is the Function spec this deploy asks for: fn.yaml's, with the flags over it, running
@@ -367,6 +411,12 @@ func (o *deployOptions) spec(m *manifest.Manifest, image string) (v1alpha1.Funct
 	}
 	if o.access != "" {
 		spec.Access = v1alpha1.Access(o.access)
+	}
+	if r := o.rollout(); r != nil {
+		if have := spec.Rollout; have != nil && have.Analysis != nil && r.Strategy == v1alpha1.RolloutCanary {
+			r.Analysis = have.Analysis // fn.yaml's thresholds stay
+		}
+		spec.Rollout = r
 	}
 	if o.rateLimit > 0 {
 		spec.RateLimit = &v1alpha1.RateLimit{RPS: o.rateLimit}

@@ -363,6 +363,7 @@ func newDescribeCommand(fa *Factory) *cobra.Command {
 				g := f.Spec.Source.Git
 				fmt.Fprintf(w, "Source:\tgit %s, branch %s, path /%s (fn builds %s lists its builds)\n", g.URL, cmp.Or(g.Ref, "main"), strings.Trim(g.Path, "/"), f.Name)
 			}
+			writeRollout(w, f)
 			fmt.Fprintln(w, "\nConditions:\nTYPE\tSTATUS\tREASON\tMESSAGE")
 			for _, c := range f.Status.Conditions {
 				// A compiler's message has lines of its own: one row per condition.

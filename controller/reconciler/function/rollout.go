@@ -186,6 +186,7 @@ func thresholds(ro *v1alpha1.Rollout) rollout.Thresholds {
 	t := rollout.Thresholds{
 		MaxErrorRateIncrease: float64(v1alpha1.DefaultMaxErrorIncrease) / 100,
 		MaxP99Ratio:          float64(v1alpha1.DefaultMaxLatencyPct) / 100,
+		MinP99Increase:       rollout.DefaultThresholds.MinP99Increase,
 		MinRequests:          uint64(v1alpha1.DefaultMinRequests),
 		Pause:                ro.PauseOf(v1alpha1.DefaultCanaryPause * time.Second),
 	}
