@@ -35,7 +35,7 @@ func (g *Gateway) await(c *call) *endpoint {
 		return nil
 	}
 	defer st.held.Add(-1)
-	g.reports.poke(c.key)
+	g.reports.poke(c.rt.key) // the function's, or its canary's
 	rt := c.rt
 	for {
 		if rt.failure != "" {
@@ -56,7 +56,7 @@ func (g *Gateway) await(c *call) *endpoint {
 			http.Error(&c.rw, fmt.Sprintf("function %q in namespace %q got no ready replica within its timeout (%s); fn describe %s -n %s shows why", c.name, c.ns, rt.fnTimeout, c.name, c.ns), http.StatusGatewayTimeout)
 			return nil
 		}
-		rt = g.table.Load().routes[c.key]
+		rt = g.table.Load().lookup(c.rt.key)
 		if rt == nil {
 			c.err = errors.New("function deleted")
 			http.Error(&c.rw, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", c.name, c.ns), http.StatusNotFound)

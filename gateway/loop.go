@@ -22,15 +22,28 @@ func (g loopRouter) Route(r *http.Request, f *h1.Forward) bool {
 	if !ok || internalPath(t.functionPath(r)) || preferAsync(r.Header) {
 		return false // Gateway.ServeHTTP answers, or accepts an asynchronous call
 	}
-	rt := g.table.Load().routes[t.key]
-	if rt == nil {
+	tbl := g.table.Load()
+	fnRt := tbl.routes[t.key]
+	if fnRt == nil {
 		return false
+	}
+	// Served by the revision chosen; admitted as the function's.
+	if t.revision == "" {
+		t.revision = r.Header.Get(RevisionHeader)
+	}
+	rt := fnRt
+	if t.revision != "" {
+		if rt, _ = tbl.revision(fnRt, t.revision); rt == nil {
+			return false // Gateway.ServeHTTP says why
+		}
+	} else {
+		rt = tbl.split(fnRt, r)
 	}
 	ep := rt.pick()
 	if ep == nil {
 		return false
 	}
-	if g.admitted(rt, r, f.Start).status != 0 {
+	if g.admitted(fnRt, r, f.Start).status != 0 {
 		return false // Gateway.ServeHTTP answers (and admits again: a token may be there now)
 	}
 	rt.stats.inflight.Add(1)

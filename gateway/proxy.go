@@ -87,7 +87,7 @@ func unreachableText(k key) string {
 // none); from is passed over for a while.
 func (g *Gateway) moveToOther(k key, from *endpoint) *endpoint {
 	from.passOver(time.Now())
-	rt := g.table.Load().routes[k]
+	rt := g.table.Load().lookup(k)
 	if rt == nil {
 		return nil
 	}

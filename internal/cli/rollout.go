@@ -353,7 +353,11 @@ when the new revision took all traffic, 1 when it was rolled back or aborted.`,
 				}
 				if !watch || ro == nil || ro.Phase.Done() {
 					if ro != nil && (ro.Phase == v1alpha1.RolloutRolledBack || ro.Phase == v1alpha1.RolloutAborted) && watch {
-						return fmt.Errorf("%s: %s %s: %s", f.Name, ro.Revision, strings.ToLower(string(ro.Phase)), ro.Message)
+						how := "was rolled back"
+						if ro.Phase == v1alpha1.RolloutAborted {
+							how = "was aborted"
+						}
+						return fmt.Errorf("%s: the rollout of %s %s: %s", f.Name, ro.Revision, how, ro.Message)
 					}
 					return nil
 				}

@@ -56,8 +56,10 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, f *v1alpha1.Function) pk
 	if err != nil {
 		return err
 	}
+	// A spec that changed to a revision rolled back before asks for it again.
+	again := f.Status.LatestRevision != "" && f.Status.LatestRevision != latest.name()
 	f.Status.LatestRevision = latest.name()
-	p, err := r.reconcileRollout(ctx, f, latest, revs)
+	p, err := r.reconcileRollout(ctx, f, latest, revs, again)
 	if err != nil {
 		return err
 	}

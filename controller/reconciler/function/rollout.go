@@ -42,7 +42,9 @@ type plan struct {
 // reconcileRollout decides which revision the function's Deployment runs and which runs beside
 // it, from the latest revision, the stable one and the rollout under way, and records it in
 // the status.
-func (r *Reconciler) reconcileRollout(ctx context.Context, f *v1alpha1.Function, latest revision, revs []revision) (plan, error) {
+// again is set when the spec changed to latest since the last reconcile: a rollout of it that
+// ended before starts anew.
+func (r *Reconciler) reconcileRollout(ctx context.Context, f *v1alpha1.Function, latest revision, revs []revision, again bool) (plan, error) {
 	rec := controller.GetEventRecorder(ctx)
 	stable, ok := find(revs, f.Status.StableRevision)
 	if !ok {
@@ -69,7 +71,7 @@ func (r *Reconciler) reconcileRollout(ctx context.Context, f *v1alpha1.Function,
 			r.restoreBatched(f, ro, &p)
 		}
 		return p, nil
-	case ro != nil && ro.Revision == latest.name() && ro.Phase.Done():
+	case ro != nil && ro.Revision == latest.name() && ro.Phase.Done() && !again:
 		return p, nil // rolled back or aborted: the stable revision keeps all until the spec changes
 	case strategy == v1alpha1.RolloutRolling || latest.released():
 		how := "Rolled out at once: the strategy is rolling"
@@ -85,7 +87,7 @@ func (r *Reconciler) reconcileRollout(ctx context.Context, f *v1alpha1.Function,
 	}
 
 	own, _ := r.deploymentLister.Deployments(f.Namespace).Get(resources.DeploymentName(f))
-	if ro == nil || ro.Revision != latest.name() || ro.Phase.Done() {
+	if ro == nil || ro.Revision != latest.name() || ro.Phase.Done() || again {
 		if ro != nil && !ro.Phase.Done() && ro.Revision != latest.name() {
 			rec.Eventf(f, corev1.EventTypeNormal, "RolloutSuperseded", "%s replaces %s's rollout", latest.name(), ro.Revision)
 		}
