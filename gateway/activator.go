@@ -56,7 +56,10 @@ func (g *Gateway) await(c *call) *endpoint {
 			http.Error(&c.rw, fmt.Sprintf("function %q in namespace %q got no ready replica within its timeout (%s); fn describe %s -n %s shows why", c.name, c.ns, rt.fnTimeout, c.name, c.ns), http.StatusGatewayTimeout)
 			return nil
 		}
-		rt = g.table.Load().lookup(c.rt.key)
+		t := g.table.Load()
+		if rt = t.lookup(c.rt.key); rt == nil && c.rt.revisionOf != "" {
+			rt = t.routes[c.key] // a canary gone (promoted or rolled back): its function serves
+		}
 		if rt == nil {
 			c.err = errors.New("function deleted")
 			http.Error(&c.rw, fmt.Sprintf("no function %q in namespace %q: fn list shows the deployed ones", c.name, c.ns), http.StatusNotFound)

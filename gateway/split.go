@@ -29,8 +29,8 @@ func (t *table) split(rt *route, r *http.Request) *route {
 		return rt
 	}
 	c := t.revs[rt.canary]
-	if c == nil {
-		return rt
+	if c == nil || (len(c.eps) == 0 && len(rt.eps) > 0) {
+		return rt // no canary yet, or none ready: not held while the stable revision serves
 	}
 	if sessionBucket(r) < int(rt.percent) {
 		return c

@@ -8,8 +8,8 @@ import (
 )
 
 func splitTable(percent int32) (*table, *route, *route) {
-	canary := &route{key: key{"default", "hello-00002"}, revisionOf: "hello"}
-	fn := &route{key: key{"default", "hello"}, stable: "hello-00001", canary: canary.key, percent: percent}
+	canary := &route{key: key{"default", "hello-00002"}, revisionOf: "hello", eps: []*endpoint{{addr: "10.0.0.2:8080"}}}
+	fn := &route{key: key{"default", "hello"}, stable: "hello-00001", canary: canary.key, percent: percent, eps: []*endpoint{{addr: "10.0.0.1:8080"}}}
 	return &table{routes: map[key]*route{fn.key: fn}, revs: map[key]*route{canary.key: canary}}, fn, canary
 }
 
@@ -28,8 +28,15 @@ func TestSplitShare(t *testing.T) {
 			t.Errorf("at %d%%: the canary took %.1f%% of %d requests", pct, share, n)
 		}
 	}
-	// A canary whose route is not built yet takes none.
-	tbl, fn, _ := splitTable(50)
+	// A canary whose route is not built yet takes none; nor one with no ready endpoint while
+	// the stable revision has one (held, its requests would wait for nothing).
+	tbl, fn, canary := splitTable(50)
+	canary.eps = nil
+	for range 100 {
+		if tbl.split(fn, httptest.NewRequest("GET", "/", nil)) != fn {
+			t.Fatal("a request went to a canary with no endpoint")
+		}
+	}
 	delete(tbl.revs, fn.canary)
 	for range 100 {
 		if tbl.split(fn, httptest.NewRequest("GET", "/", nil)) != fn {
