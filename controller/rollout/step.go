@@ -110,8 +110,12 @@ func nextCanary(s v1alpha1.RolloutStatus, o Observed, now metav1.Time) (v1alpha1
 		return s, time.Second
 	}
 	s.Reason = "Analyzing"
-	return s, time.Second
+	return s, AnalysisInterval
 }
+
+// AnalysisInterval is how often a canary's figures are judged: a bad canary goes back within
+// one of the gateways' report periods (a second) and this.
+const AnalysisInterval = 250 * time.Millisecond
 
 func nextBatch(s v1alpha1.RolloutStatus, o Observed, now metav1.Time) (v1alpha1.RolloutStatus, time.Duration) {
 	batch := o.Rollout.Batch(s.Total)

@@ -29,14 +29,18 @@ type revision struct {
 func (r revision) name() string   { return r.cr.Name }
 func (r revision) released() bool { return r.cr.Annotations[fn.ReleasedAnnotation] == "true" }
 
-// revisions lists Function f's revisions, newest first.
-func (r *Reconciler) revisions(f *v1alpha1.Function) ([]revision, error) {
+// revisions lists Function f's revisions, newest first, and the highest number of any revision
+// of a Function of its name: one deleted before and made again numbers on from the old one's,
+// whose revisions (and their Deployments) the garbage collector may not have removed yet.
+func (r *Reconciler) revisions(f *v1alpha1.Function) ([]revision, int64, error) {
 	crs, err := r.revisionLister.ControllerRevisions(f.Namespace).List(labels.SelectorFromSet(labels.Set{fn.FunctionLabelKey: f.Name}))
 	if err != nil {
-		return nil, fmt.Errorf("listing revisions: %w", err)
+		return nil, 0, fmt.Errorf("listing revisions: %w", err)
 	}
 	out := make([]revision, 0, len(crs))
+	var highest int64
 	for _, cr := range crs {
+		highest = max(highest, cr.Revision)
 		if !metav1.IsControlledBy(cr, f) {
 			continue
 		}
@@ -47,14 +51,14 @@ func (r *Reconciler) revisions(f *v1alpha1.Function) ([]revision, error) {
 		out = append(out, revision{cr: cr, template: t})
 	}
 	slices.SortFunc(out, func(a, b revision) int { return int(b.cr.Revision - a.cr.Revision) })
-	return out, nil
+	return out, highest, nil
 }
 
 // reconcileRevisions finds the revision of what f's spec runs, making it when it is new, and
 // removes the oldest beyond the history kept (never the stable one or one under rollout). It
 // returns the latest revision and all those kept, newest first.
 func (r *Reconciler) reconcileRevisions(ctx context.Context, f *v1alpha1.Function) (revision, []revision, error) {
-	revs, err := r.revisions(f)
+	revs, highest, err := r.revisions(f)
 	if err != nil {
 		return revision{}, nil, err
 	}
@@ -68,10 +72,7 @@ func (r *Reconciler) reconcileRevisions(ctx context.Context, f *v1alpha1.Functio
 		}
 	}
 	if latest.cr == nil {
-		n := int64(1)
-		if len(revs) > 0 {
-			n = revs[0].cr.Revision + 1
-		}
+		n := highest + 1
 		data, err := json.Marshal(t)
 		if err != nil {
 			return revision{}, nil, err
