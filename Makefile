@@ -69,6 +69,7 @@ bench: build
 	$(GO) run ./bench/platform
 	$(GO) run ./bench/autoscale
 	$(GO) run ./bench/events
+	$(GO) run ./bench/rollout
 	$(GO) run ./bench/gitpush
 	$(GO) run ./bench/install
 
